@@ -1,0 +1,34 @@
+# The two commands a newcomer needs: `make run` and `make test`.
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+PIP    := $(PY) -m pip
+TORCH  ?= torch==2.13.0
+MODEL  ?=
+ARGS   ?=
+
+.PHONY: install run test lint clean
+
+$(VENV)/.installed: pyproject.toml
+	python3 -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	$(PIP) install -q "$(TORCH)"          # first, so nothing pulls a multi-GB CUDA build
+	$(PIP) install -q -e ".[test]"
+	touch $@
+
+install: $(VENV)/.installed
+
+## Serve (the bundled tiny demo model is built into the HF cache offline the first time).
+run: install
+	$(VENV)/bin/hfserve demo
+	$(VENV)/bin/hfserve serve $(MODEL) $(ARGS)
+
+## The whole suite: lint, architecture contracts, unit and end-to-end tests.
+test: install
+	$(PY) -m pytest -q
+
+lint: install
+	$(VENV)/bin/ruff check app tests
+	$(VENV)/bin/lint-imports
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache

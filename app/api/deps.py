@@ -1,0 +1,21 @@
+"""Dependency providers: services live in ``app.state``, built once by ``create_app``."""
+
+from __future__ import annotations
+
+from litestar.datastructures import State
+
+from app.serving.chat import ChatService
+from app.serving.health import HealthService
+from app.serving.models import ModelsService
+
+
+def provide_chat_service(state: State) -> ChatService:
+    return state.chat_service
+
+
+def provide_models_service(state: State) -> ModelsService:
+    return state.models_service
+
+
+def provide_health_service(state: State) -> HealthService:
+    return state.health_service

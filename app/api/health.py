@@ -1,0 +1,24 @@
+"""GET /health (liveness), GET /ready (readiness), GET /metrics (Prometheus)."""
+
+from __future__ import annotations
+
+from litestar import Controller, Response, get
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
+
+from app.serving.health import HealthService
+
+
+class HealthController(Controller):
+    @get("/health", cache=False)
+    async def health(self, health_service: HealthService) -> Response[dict[str, object]]:
+        ok, body = health_service.liveness()
+        return Response(body, status_code=200 if ok else 503)
+
+    @get("/ready", cache=False)
+    async def ready(self, health_service: HealthService) -> Response[dict[str, object]]:
+        ok, body = health_service.readiness()
+        return Response(body, status_code=200 if ok else 503, headers={} if ok else {"Retry-After": "5"})
+
+    @get("/metrics", cache=False)
+    async def metrics(self) -> Response[bytes]:
+        return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)

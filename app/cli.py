@@ -1,0 +1,133 @@
+"""The ``hfserve`` command: serve, download, models, demo."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from functools import partial
+from typing import Any
+
+from pydantic import ValidationError
+
+from app.settings import Settings
+
+_LOOPBACK_NAMES = {"localhost": "127.0.0.1"}
+
+
+def _serve_parser(sub: Any) -> None:
+    p = sub.add_parser("serve", help="Start the OpenAI-compatible server.", argument_default=argparse.SUPPRESS)
+    p.add_argument("model", nargs="?", help="Pin the server to this model: org/name[@revision] or a local directory.")
+    p.add_argument("--host", help="Address to bind (default localhost).")
+    p.add_argument("--port", type=int, help="Port (default 8000).")
+    p.add_argument("--continuous-batching", action="store_true", help="Accepted for compatibility.")
+    p.add_argument("--dtype", choices=["auto", "bfloat16", "float16", "float32"], help="Weights dtype (default auto).")
+    p.add_argument("--device", help="auto, cpu, cuda or cuda:N (default auto).")
+    p.add_argument("--attn-implementation", help="e.g. sdpa, eager, flash_attention_2.")
+    p.add_argument("--quantization", choices=["bnb-4bit", "bnb-8bit"], help="bitsandbytes quantization.")
+    p.add_argument("--trust-remote-code", action="store_true", help="Allow models that ship their own code.")
+    p.add_argument("--model-timeout", type=int, help="Idle seconds before a model unloads (default 300, -1 never).")
+    p.add_argument("--enable-cors", action="store_true", help="Answer CORS preflights (all origins by default).")
+    p.add_argument("--cors-origins", help="Comma-separated allowed origins (with --enable-cors).")
+    p.add_argument("--reasoning", choices=["auto", "on", "off"], help="Force enable_thinking on/off (default auto).")
+    p.add_argument("--chat-template-kwargs", help="JSON object passed to every chat template.")
+    p.add_argument("--default-seed", type=int, help="Seed for requests that send none.")
+    p.add_argument("--log-level", choices=["debug", "info", "warning", "error", "critical"])
+    p.add_argument("--api-key", action="append", help="Require this Bearer key on /v1/* and /load_model (repeatable).")
+    p.add_argument("--max-queue", type=int, help="Waiting requests per model before 429 (default 256).")
+    p.add_argument("--max-batch-size", type=int, help="Most sequences decoded together (default 32).")
+    p.add_argument("--max-model-len", type=int, help="Cap on prompt + completion tokens.")
+    p.add_argument("--max-body-size", type=int, help="Largest request body in bytes (default 32 MiB).")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="hfserve", description="OpenAI-compatible server for transformers models.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    _serve_parser(sub)
+    d = sub.add_parser("download", help="Download a model into the Hugging Face cache.")
+    d.add_argument("model", help="org/name[@revision]")
+    sub.add_parser("models", help="List the generative models in the Hugging Face cache.")
+    demo = sub.add_parser("demo", help="Build the bundled tiny demo model into the cache (offline).")
+    demo.add_argument("--force", action="store_true", help="Rebuild even if present.")
+    return parser
+
+
+def _load_app(settings_json: str) -> Any:
+    """Runs in the Granian worker: rebuilds the settings and the app."""
+    from app.main import create_app
+    from app.observability.logging import configure_logging
+
+    settings = Settings.model_validate_json(settings_json)
+    configure_logging(settings.log_level)
+    return create_app(settings)
+
+
+def serve(settings: Settings) -> None:
+    from granian.constants import Interfaces
+    from granian.log import LogLevels
+    from granian.server import Server
+
+    from app.observability.logging import configure_logging
+
+    configure_logging(settings.log_level)
+    server = Server(
+        target="app.main:create_app",
+        address=_LOOPBACK_NAMES.get(settings.host, settings.host),
+        port=settings.port,
+        interface=Interfaces.ASGI,
+        workers=1,
+        log_level=LogLevels(settings.log_level),
+        log_dictconfig={"version": 1, "disable_existing_loggers": False},
+    )
+    server.serve(target_loader=partial(_load_app, settings.model_dump_json()), wrap_loader=False)
+
+
+def download(model: str) -> None:
+    from huggingface_hub import snapshot_download
+
+    from app.engine.loader import DOWNLOAD_PATTERNS
+    from app.models.ids import parse_model_ref
+
+    ref = parse_model_ref(model)
+    if ref.revision is None:
+        raise SystemExit(f"{model} is a local directory; nothing to download.")
+    path = snapshot_download(ref.source, revision=ref.revision, allow_patterns=DOWNLOAD_PATTERNS)
+    print(path)
+
+
+def list_models() -> None:
+    from app.models.cache import scan_cache
+
+    for cached in scan_cache():
+        print(f"{cached.model_id}\t{cached.task or 'not generative'}")
+
+
+def demo(force: bool) -> None:
+    from app.testing.tiny_models import ensure_demo_models
+
+    for repo_id in ensure_demo_models(force=force):
+        print(repo_id)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = vars(build_parser().parse_args(argv))
+    command = args.pop("command")
+    if command == "serve":
+        if "api_key" in args and not args["api_key"]:
+            args.pop("api_key")
+        try:
+            settings = Settings(**args)
+        except ValidationError as exc:
+            print(f"hfserve: invalid option: {exc}", file=sys.stderr)
+            raise SystemExit(2) from exc
+        serve(settings)
+    elif command == "download":
+        download(args["model"])
+    elif command == "models":
+        list_models()
+    elif command == "demo":
+        demo(args["force"])
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,44 @@
+"""Chat templating and tokenization with the model's own tokenizer (blocking; run off the loop)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from jinja2 import TemplateError
+
+from app.errors import InvalidRequest
+
+# apply_chat_template's own parameters: template kwargs must not collide with them.
+_RESERVED = frozenset({"conversation", "messages", "tools", "documents", "chat_template", "tokenize", "padding",
+                       "truncation", "max_length", "return_tensors", "return_dict", "tokenizer_kwargs"})
+
+
+class ChatRenderer:
+    def __init__(self, tokenizer: Any) -> None:
+        self._tokenizer = tokenizer
+
+    def encode_chat(
+        self,
+        messages: list[dict[str, Any]],
+        *,
+        tools: list[dict[str, Any]] | None = None,
+        template_kwargs: Mapping[str, Any] | None = None,
+    ) -> list[int]:
+        if not getattr(self._tokenizer, "chat_template", None):
+            raise InvalidRequest(
+                "This model has no chat template; use /v1/completions with a plain prompt.", param="messages"
+            )
+        kwargs = dict(template_kwargs or {})
+        clashing = sorted(_RESERVED.intersection(kwargs))
+        if clashing:
+            raise InvalidRequest(f"chat_template_kwargs may not set {', '.join(clashing)}", param="chat_template_kwargs")
+        kwargs.setdefault("add_generation_prompt", True)
+        try:
+            text = self._tokenizer.apply_chat_template(messages, tools=tools or None, tokenize=False, **kwargs)
+        except TemplateError as exc:  # templates raise for conversations they reject
+            raise InvalidRequest(f"The chat template rejected the messages: {exc}", param="messages") from exc
+        return self.encode_text(text)
+
+    def encode_text(self, text: str) -> list[int]:
+        return list(self._tokenizer(text, add_special_tokens=False)["input_ids"])

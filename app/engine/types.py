@@ -1,0 +1,125 @@
+"""The engine's contract, free of torch: what serving code builds, sends and receives.
+
+Serving code depends only on these types, so tests can drive it with a scripted engine and the real
+engine can change underneath (our own scheduler, transformers' continuous batching, a remote engine).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol, runtime_checkable
+
+FinishReason = Literal["stop", "length", "abort", "error"]
+
+
+@dataclass(frozen=True, slots=True)
+class SamplingParams:
+    """Per-request decoding parameters, already merged from model defaults and the request."""
+
+    max_tokens: int
+    temperature: float = 1.0  # 0 means greedy
+    top_p: float = 1.0
+    top_k: int = 0  # 0 disables
+    min_p: float = 0.0
+    repetition_penalty: float = 1.0  # multiplicative, over prompt and output (transformers' meaning)
+    presence_penalty: float = 0.0  # additive, over output tokens (OpenAI's meaning)
+    frequency_penalty: float = 0.0
+    logit_bias: Mapping[int, float] = field(default_factory=dict)
+    seed: int | None = None
+    stop: tuple[str, ...] = ()
+    stop_token_ids: tuple[int, ...] = ()
+
+    @property
+    def greedy(self) -> bool:
+        return self.temperature == 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class GenerationRequest:
+    """A validated, tokenized request: the only thing that reaches the engine."""
+
+    request_id: str
+    prompt_ids: Sequence[int]
+    params: SamplingParams
+
+
+@dataclass(frozen=True, slots=True)
+class TokenEvent:
+    """One generated token and the text it completes (may be empty while text is held back)."""
+
+    request_id: str
+    token_id: int
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class FinishEvent:
+    """The last event of a request. ``text`` is any held-back text released at the end."""
+
+    request_id: str
+    reason: FinishReason
+    prompt_tokens: int
+    completion_tokens: int
+    text: str = ""
+    error: str | None = None
+
+
+EngineEvent = TokenEvent | FinishEvent
+
+
+@dataclass(frozen=True, slots=True)
+class EngineHealth:
+    alive: bool
+    running: int
+    waiting: int
+    detail: str | None = None
+
+
+@runtime_checkable
+class EngineClient(Protocol):
+    """What serving code needs from an engine."""
+
+    def generate(self, request: GenerationRequest) -> AsyncIterator[EngineEvent]:
+        """Stream the request's events; the last one is a ``FinishEvent``."""
+        ...
+
+    def abort(self, request_id: str) -> None:
+        """Stop a request (client gone); safe to call for finished or unknown ids."""
+        ...
+
+    def health(self) -> EngineHealth: ...
+
+
+class PromptRenderer(Protocol):
+    """Turns chat messages into prompt token ids (blocking: call it off the event loop)."""
+
+    def encode_chat(
+        self,
+        messages: list[dict[str, Any]],
+        *,
+        tools: list[dict[str, Any]] | None = None,
+        template_kwargs: Mapping[str, Any] | None = None,
+    ) -> list[int]: ...
+
+    def encode_text(self, text: str) -> list[int]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class ModelInfo:
+    """What serving code knows about a loaded model, besides its renderer and engine."""
+
+    name: str  # canonical ``id@revision`` (or the local directory)
+    max_context: int
+    eos_token_ids: tuple[int, ...]
+    generation_defaults: Mapping[str, Any]  # the model's generation_config, as plain values
+    modalities: frozenset[str] = frozenset({"text"})
+
+
+@dataclass(frozen=True, slots=True)
+class ServingModel:
+    """A loaded model as serving code sees it."""
+
+    info: ModelInfo
+    renderer: PromptRenderer
+    engine: EngineClient

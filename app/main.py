@@ -1,0 +1,90 @@
+"""The application factory: wires routes, services, errors, middleware and lifespan."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from litestar import Litestar
+from litestar.config.cors import CORSConfig
+from litestar.datastructures import State
+from litestar.di import Provide
+from litestar.exceptions import HTTPException
+
+from app.api.chat import ChatController
+from app.api.deps import provide_chat_service, provide_health_service, provide_models_service
+from app.api.errors import handle_app_error, handle_http_error, handle_unexpected
+from app.api.health import HealthController
+from app.api.middleware import api_key_middleware, request_id_middleware
+from app.api.models import ModelsController
+from app.engine.loader import LoadOptions, load_model
+from app.errors import HfServeError
+from app.models.registry import Loader, ModelRegistry
+from app.serving.chat import ChatDefaults, ChatService
+from app.serving.health import HealthService
+from app.serving.models import ModelsService
+from app.settings import Settings
+
+
+def create_app(settings: Settings, *, loader: Loader = load_model) -> Litestar:
+    options = LoadOptions(
+        dtype=settings.dtype,
+        device=settings.device,
+        attn_implementation=settings.attn_implementation,
+        quantization=settings.quantization,
+        trust_remote_code=settings.trust_remote_code,
+        max_model_len=settings.max_model_len,
+        max_queue=settings.max_queue,
+    )
+    registry = ModelRegistry(options, idle_timeout=settings.model_timeout, pinned=settings.model, loader=loader)
+    defaults = ChatDefaults(
+        chat_template_kwargs=dict(settings.chat_template_kwargs),
+        reasoning=settings.reasoning,
+        default_seed=settings.default_seed,
+    )
+    state = State(
+        {
+            "chat_service": ChatService(registry, defaults),
+            "models_service": ModelsService(registry),
+            "health_service": HealthService(registry),
+        }
+    )
+
+    @asynccontextmanager
+    async def run_registry(_: Litestar) -> AsyncIterator[None]:
+        await registry.start()
+        try:
+            yield
+        finally:
+            await registry.close()
+
+    middleware = [request_id_middleware]
+    if settings.api_key:
+        middleware.append(api_key_middleware(settings.api_key))
+    cors = None
+    if settings.enable_cors:
+        cors = CORSConfig(
+            allow_origins=list(settings.cors_origins),
+            allow_methods=["*"],
+            allow_headers=["*"],
+            expose_headers=["X-Request-ID"],
+        )
+    return Litestar(
+        route_handlers=[ChatController, ModelsController, HealthController],
+        dependencies={
+            "chat_service": Provide(provide_chat_service, sync_to_thread=False),
+            "models_service": Provide(provide_models_service, sync_to_thread=False),
+            "health_service": Provide(provide_health_service, sync_to_thread=False),
+        },
+        exception_handlers={
+            HfServeError: handle_app_error,
+            HTTPException: handle_http_error,
+            Exception: handle_unexpected,
+        },
+        middleware=middleware,
+        cors_config=cors,
+        lifespan=[run_registry],
+        state=state,
+        request_max_body_size=settings.max_body_size,
+        openapi_config=None,
+    )

@@ -1,0 +1,259 @@
+"""The model registry: the load state machine, shared loads, leases and idle unloading.
+
+States per ``id@revision``: absent → loading(processor → config → download → weights) → ready →
+unloading → absent, or loading → failed. Everything here runs on the event loop; the blocking load
+runs in a worker thread and reports progress back with ``call_soon_threadsafe``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager, suppress
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+import structlog
+
+from app.engine.loader import LoadedModel, LoadOptions, load_model
+from app.engine.types import ServingModel
+from app.errors import HfServeError, ModelLoadFailed, ModelNotAllowed
+from app.models.ids import ModelRef, parse_model_ref
+
+log = structlog.get_logger(__name__)
+Loader = Callable[..., LoadedModel]
+_PROGRESS_INTERVAL = 0.2  # seconds between progress events of one stage
+
+
+class ModelState(StrEnum):
+    ABSENT = "absent"
+    LOADING = "loading"
+    READY = "ready"
+    UNLOADING = "unloading"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True, slots=True)
+class LoadUpdate:
+    status: str  # loading | ready | error
+    model: str
+    stage: str | None = None
+    current: int | None = None
+    total: int | None = None
+    has_progress: bool = False
+    cached: bool | None = None
+    message: str | None = None
+
+
+@dataclass(eq=False)
+class _Entry:
+    ref: ModelRef
+    pinned: bool
+    state: ModelState = ModelState.ABSENT
+    last: LoadUpdate | None = None
+    last_emit: float = 0.0
+    error: HfServeError | None = None
+    task: asyncio.Task[None] | None = None
+    loaded: LoadedModel | None = None
+    subscribers: set[asyncio.Queue[LoadUpdate]] = field(default_factory=set)
+    active: int = 0
+    last_used: float = 0.0
+    unloaded: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+class ModelRegistry:
+    def __init__(
+        self,
+        options: LoadOptions,
+        *,
+        idle_timeout: float = 300,
+        pinned: str | None = None,
+        loader: Loader = load_model,
+    ) -> None:
+        self._options = options
+        self._idle_timeout = idle_timeout
+        self._loader = loader
+        self._pinned = parse_model_ref(pinned) if pinned else None
+        self._entries: dict[str, _Entry] = {}
+        self._reaper: asyncio.Task[None] | None = None
+        self.draining = False
+
+    # -- lifecycle -----------------------------------------------------------------------------
+    async def start(self) -> None:
+        if self._pinned is not None:
+            self._ensure_loading(self._pinned)
+        if self._idle_timeout >= 0:
+            self._reaper = asyncio.create_task(self._reap_idle())
+
+    async def close(self) -> None:
+        self.draining = True
+        if self._reaper:
+            self._reaper.cancel()
+        for entry in list(self._entries.values()):
+            if entry.task and not entry.task.done():
+                with suppress(BaseException):
+                    await asyncio.wait_for(asyncio.shield(entry.task), timeout=5)
+            if entry.loaded is not None:
+                await asyncio.to_thread(entry.loaded.close)
+        self._entries.clear()
+
+    # -- lookups -------------------------------------------------------------------------------
+    @property
+    def pinned(self) -> ModelRef | None:
+        return self._pinned
+
+    def resolve(self, requested: str | None) -> ModelRef:
+        """The model a request addresses (the pinned one when it names none)."""
+        if self._pinned is None:
+            if not requested:
+                raise ModelNotAllowed("`model` is required: this server is not pinned to a model.", param="model")
+            return parse_model_ref(requested)
+        if requested:
+            ref = parse_model_ref(requested)
+            if ref != self._pinned:
+                raise ModelNotAllowed(
+                    f"This server serves only `{self._pinned.name}`; it cannot serve `{ref.name}`.", param="model"
+                )
+        return self._pinned
+
+    def state(self, ref: ModelRef) -> ModelState:
+        entry = self._entries.get(ref.name)
+        return entry.state if entry else ModelState.ABSENT
+
+    def loaded_names(self) -> list[str]:
+        return [name for name, e in self._entries.items() if e.state == ModelState.READY]
+
+    def engines_alive(self) -> bool:
+        return all(e.loaded.engine.health().alive for e in self._entries.values() if e.loaded and e.state == "ready")
+
+    def readiness(self) -> tuple[bool, dict[str, Any]]:
+        if self.draining:
+            return False, {"status": "draining"}
+        if self._pinned is None:
+            return True, {"status": "ready", "loaded": self.loaded_names()}
+        entry = self._entries.get(self._pinned.name)
+        state = entry.state if entry else ModelState.ABSENT
+        body: dict[str, Any] = {"status": str(state), "model": self._pinned.name}
+        if entry and entry.last and state == ModelState.LOADING:
+            body.update(stage=entry.last.stage, progress={"current": entry.last.current, "total": entry.last.total})
+        if entry and entry.error and state == ModelState.FAILED:
+            body["error"] = entry.error.message
+        return state == ModelState.READY, body
+
+    # -- loading -------------------------------------------------------------------------------
+    async def load_updates(self, ref: ModelRef) -> AsyncIterator[LoadUpdate]:
+        """``/load_model``: the progress of this model's (shared) load, ending ready or error."""
+        entry = self._entries.get(ref.name)
+        if entry and entry.state == ModelState.READY:
+            yield LoadUpdate("ready", ref.name, cached=True)
+            return
+        entry = self._ensure_loading(ref)
+        updates: asyncio.Queue[LoadUpdate] = asyncio.Queue()
+        entry.subscribers.add(updates)
+        try:
+            if entry.last is not None:  # joined a load already under way
+                yield entry.last
+            while True:
+                update = await updates.get()
+                yield update
+                if update.status != "loading":
+                    return
+        finally:
+            entry.subscribers.discard(updates)
+
+    @asynccontextmanager
+    async def lease(self, ref: ModelRef) -> AsyncIterator[ServingModel]:
+        """Hold a ready model for one request: waits for its load; it never unloads meanwhile."""
+        while True:
+            entry = self._entries.get(ref.name)
+            if entry is None or entry.state in (ModelState.ABSENT, ModelState.FAILED):
+                entry = self._ensure_loading(ref)
+            if entry.state == ModelState.LOADING and entry.task is not None:
+                await asyncio.shield(entry.task)
+                if entry.state == ModelState.FAILED and entry.error is not None:
+                    raise entry.error
+            elif entry.state == ModelState.UNLOADING:
+                await entry.unloaded.wait()
+            elif entry.state == ModelState.READY and entry.loaded is not None:
+                break
+        entry.active += 1
+        try:
+            yield entry.loaded.serving
+        finally:
+            entry.active -= 1
+            entry.last_used = time.monotonic()
+
+    def _ensure_loading(self, ref: ModelRef) -> _Entry:
+        entry = self._entries.get(ref.name)
+        if entry is not None and entry.state in (ModelState.LOADING, ModelState.READY, ModelState.UNLOADING):
+            return entry
+        entry = _Entry(ref, pinned=ref == self._pinned, state=ModelState.LOADING)
+        self._entries[ref.name] = entry
+        entry.task = asyncio.create_task(self._load(entry), name=f"load[{ref.name}]")
+        return entry
+
+    async def _load(self, entry: _Entry) -> None:
+        loop = asyncio.get_running_loop()
+        name = entry.ref.name
+
+        def progress(stage: str, current: int | None, total: int | None) -> None:  # loader thread
+            loop.call_soon_threadsafe(self._on_progress, entry, stage, current, total)
+
+        started = time.monotonic()
+        log.info("model_load_started", model=name)
+        try:
+            entry.loaded = await asyncio.to_thread(
+                self._loader, name, entry.ref.source, entry.ref.revision, self._options, progress
+            )
+        except Exception as exc:
+            error = exc if isinstance(exc, HfServeError) else ModelLoadFailed(f"Could not load `{name}`: {exc}")
+            entry.state, entry.error = ModelState.FAILED, error
+            log.warning("model_load_failed", model=name, error=error.message)
+            self._publish(entry, LoadUpdate("error", name, message=error.message))
+            return
+        entry.state, entry.last_used = ModelState.READY, time.monotonic()
+        log.info("model_load_finished", model=name, seconds=round(time.monotonic() - started, 3))
+        self._publish(entry, LoadUpdate("ready", name, cached=False))
+
+    def _on_progress(self, entry: _Entry, stage: str, current: int | None, total: int | None) -> None:
+        now = time.monotonic()
+        same_stage = entry.last is not None and entry.last.stage == stage
+        finished = current is not None and current == total
+        if same_stage and not finished and now - entry.last_emit < _PROGRESS_INTERVAL:
+            return
+        if same_stage and entry.last is not None and (entry.last.current, entry.last.total) == (current, total):
+            return
+        entry.last_emit = now
+        has_progress = stage in ("download", "weights")
+        self._publish(entry, LoadUpdate("loading", entry.ref.name, stage, current, total, has_progress))
+
+    def _publish(self, entry: _Entry, update: LoadUpdate) -> None:
+        entry.last = update if update.status == "loading" else None
+        for queue in entry.subscribers:
+            queue.put_nowait(update)
+
+    # -- idle unloading --------------------------------------------------------------------------
+    async def _reap_idle(self) -> None:
+        interval = min(max(self._idle_timeout / 4, 0.25), 10.0)
+        while True:
+            await asyncio.sleep(interval)
+            now = time.monotonic()
+            for entry in list(self._entries.values()):
+                idle = now - entry.last_used
+                if entry.state == ModelState.READY and not entry.pinned and entry.active == 0 and idle >= self._idle_timeout:
+                    await self._unload(entry)
+
+    async def _unload(self, entry: _Entry) -> None:
+        entry.state = ModelState.UNLOADING
+        log.info("model_unloading", model=entry.ref.name)
+        loaded, entry.loaded = entry.loaded, None
+        try:
+            if loaded is not None:
+                await asyncio.to_thread(loaded.close)
+        finally:
+            entry.state = ModelState.ABSENT
+            self._entries.pop(entry.ref.name, None)
+            entry.unloaded.set()
+            log.info("model_unloaded", model=entry.ref.name)

@@ -1,0 +1,41 @@
+"""``/v1/models`` and ``/load_model`` wire schemas."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from app.protocol.common import WireModel, WireRequest
+
+
+class ModelCard(WireModel):
+    id: str
+    object: Literal["model"] = "model"
+    created: int
+    owned_by: str
+
+
+class ModelList(WireModel):
+    object: Literal["list"] = "list"
+    data: list[ModelCard]
+
+
+class LoadModelRequest(WireRequest):
+    model: str = Field(min_length=1)
+
+
+class LoadProgress(WireModel):
+    current: int | None
+    total: int | None
+
+
+class LoadModelEvent(WireModel):
+    """One SSE frame of ``/load_model``, exactly the fields transformers serve documents."""
+
+    status: Literal["loading", "ready", "error"]
+    model: str
+    stage: Literal["processor", "config", "download", "weights"] | None = None
+    progress: LoadProgress | None = None
+    cached: bool | None = None
+    message: str | None = None

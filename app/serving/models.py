@@ -1,0 +1,52 @@
+"""``/v1/models`` and ``/load_model``: the cache listing and load progress as wire objects."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+
+from app.models.cache import generative_models
+from app.models.registry import LoadUpdate, ModelRegistry
+from app.protocol.models import LoadModelEvent, LoadProgress, ModelCard, ModelList
+
+
+def _card(model_id: str, created: int) -> ModelCard:
+    owner = model_id.split("/", 1)[0] if "/" in model_id and not model_id.startswith("/") else "local"
+    return ModelCard(id=model_id, created=created, owned_by=owner)
+
+
+def _event(update: LoadUpdate) -> LoadModelEvent:
+    progress = LoadProgress(current=update.current, total=update.total) if update.has_progress else None
+    return LoadModelEvent(
+        status=update.status,  # type: ignore[arg-type]
+        model=update.model,
+        stage=update.stage,  # type: ignore[arg-type]
+        progress=progress,
+        cached=update.cached,
+        message=update.message,
+    )
+
+
+class ModelsService:
+    def __init__(self, registry: ModelRegistry) -> None:
+        self._registry = registry
+
+    async def list_models(self) -> ModelList:
+        """Generative models in the HF cache (read fresh), plus loaded ones; only the pinned one when pinned."""
+        pinned = self._registry.pinned
+        now = int(time.time())
+        if pinned is not None:
+            shown = pinned.source if pinned.revision in (None, "main") else pinned.name
+            return ModelList(data=[_card(shown, now)])
+        cached = await asyncio.to_thread(generative_models)
+        cards = {m.model_id: _card(m.model_id, m.created) for m in cached}
+        for name in self._registry.loaded_names():
+            shown = name.removesuffix("@main")
+            cards.setdefault(shown, _card(shown, now))
+        return ModelList(data=sorted(cards.values(), key=lambda card: card.id))
+
+    def load_events(self, model: str) -> AsyncIterator[LoadModelEvent]:
+        """Resolves ``model`` now (so a bad name fails before the stream starts), then streams progress."""
+        updates = self._registry.load_updates(self._registry.resolve(model))
+        return (_event(update) async for update in updates)

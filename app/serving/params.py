@@ -1,0 +1,128 @@
+"""The one place that maps request fields to ``SamplingParams``.
+
+Precedence, lowest first: the model's ``generation_config`` defaults, the request's
+``generation_config`` (a JSON string or an object, as transformers serve documents), then the
+request's own fields (``temperature``, ``max_tokens``...).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from app.engine.types import ModelInfo, SamplingParams
+from app.errors import InvalidRequest, PromptTooLong
+
+# generation_config fields we honour, and the request field each one maps to.
+_GENERATION_FIELDS = {
+    "max_new_tokens": "max_tokens",
+    "temperature": "temperature",
+    "top_p": "top_p",
+    "top_k": "top_k",
+    "min_p": "min_p",
+    "repetition_penalty": "repetition_penalty",
+    "do_sample": "do_sample",
+    "seed": "seed",
+    "stop_strings": "stop",
+}
+
+
+def parse_generation_config(value: str | Mapping[str, Any] | None) -> dict[str, Any]:
+    """The request's ``generation_config`` as request-field names."""
+    if value is None:
+        return {}
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError as exc:
+            raise InvalidRequest(f"generation_config is not valid JSON: {exc}", param="generation_config") from exc
+    if not isinstance(value, Mapping):
+        raise InvalidRequest("generation_config must be a JSON object.", param="generation_config")
+    unknown = sorted(set(value) - set(_GENERATION_FIELDS))
+    if unknown:
+        raise InvalidRequest(
+            f"generation_config fields not supported: {', '.join(unknown)}; supported: {', '.join(_GENERATION_FIELDS)}",
+            param="generation_config",
+        )
+    return {_GENERATION_FIELDS[key]: val for key, val in value.items() if val is not None}
+
+
+def _stop_list(stop: Any) -> tuple[str, ...]:
+    if stop is None:
+        return ()
+    stops = [stop] if isinstance(stop, str) else list(stop)
+    if not all(isinstance(s, str) for s in stops):
+        raise InvalidRequest("stop must be a string or a list of strings.", param="stop")
+    return tuple(s for s in stops if s)
+
+
+def _logit_bias(bias: Mapping[str, float] | None, vocab_limit: int | None) -> dict[int, float]:
+    result: dict[int, float] = {}
+    for key, value in (bias or {}).items():
+        try:
+            token = int(key)
+        except ValueError as exc:
+            raise InvalidRequest(f"logit_bias keys must be token ids, got {key!r}.", param="logit_bias") from exc
+        if token < 0 or (vocab_limit is not None and token >= vocab_limit) or not -100 <= value <= 100:
+            raise InvalidRequest(f"logit_bias entry {key}: {value} is out of range.", param="logit_bias")
+        result[token] = float(value)
+    return result
+
+
+def _max_tokens(requested: int | None, prompt_tokens: int, info: ModelInfo) -> int:
+    room = info.max_context - prompt_tokens
+    if room <= 0:
+        raise PromptTooLong(
+            f"This model's maximum context length is {info.max_context} tokens, but the prompt has "
+            f"{prompt_tokens} tokens. Shorten the messages.",
+            param="messages",
+        )
+    if requested is None:
+        return room
+    if requested > room:
+        raise PromptTooLong(
+            f"This model's maximum context length is {info.max_context} tokens. However, you requested "
+            f"{prompt_tokens + requested} tokens ({prompt_tokens} in the prompt, {requested} for the completion). "
+            "Reduce the prompt or max_tokens.",
+            param="max_tokens",
+        )
+    return requested
+
+
+def to_sampling_params(
+    fields: Mapping[str, Any],
+    *,
+    info: ModelInfo,
+    prompt_tokens: int,
+    default_seed: int | None = None,
+    vocab_limit: int | None = None,
+) -> SamplingParams:
+    """``fields``: the request fields that were set, under their OpenAI names (plus ``generation_config``)."""
+    merged: dict[str, Any] = {_GENERATION_FIELDS[k]: v for k, v in info.generation_defaults.items() if k in _GENERATION_FIELDS}
+    merged.update(parse_generation_config(fields.get("generation_config")))
+    merged.update({k: v for k, v in fields.items() if v is not None and k != "generation_config"})
+    temperature = float(merged.get("temperature", 1.0))
+    if merged.get("do_sample") is False and "temperature" not in fields:
+        temperature = 0.0
+    top_k = int(merged.get("top_k") or 0)
+    seed = merged.get("seed", default_seed)
+    if fields.get("max_tokens") is not None:  # asked for explicitly: must fit
+        max_tokens = _max_tokens(fields["max_tokens"], prompt_tokens, info)
+    else:  # a generation_config default is capped to what fits
+        room = _max_tokens(None, prompt_tokens, info)
+        max_tokens = min(int(merged["max_tokens"]), room) if merged.get("max_tokens") else room
+    return SamplingParams(
+        max_tokens=max_tokens,
+        temperature=temperature,
+        top_p=float(merged.get("top_p", 1.0)),
+        top_k=max(top_k, 0),
+        min_p=float(merged.get("min_p") or 0.0),
+        repetition_penalty=float(merged.get("repetition_penalty", 1.0)),
+        presence_penalty=float(merged.get("presence_penalty", 0.0)),
+        frequency_penalty=float(merged.get("frequency_penalty", 0.0)),
+        logit_bias=_logit_bias(merged.get("logit_bias"), vocab_limit),
+        seed=None if seed is None else int(seed),
+        stop=_stop_list(merged.get("stop")),
+        stop_token_ids=info.eos_token_ids,
+    )

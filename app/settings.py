@@ -1,0 +1,71 @@
+"""Server settings: one frozen object built from flags and ``HFSERVE_*`` environment variables.
+
+There is no module-level instance: the CLI builds one and hands it to ``create_app(settings)``;
+tests do the same with ``Settings(...)``.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any, Literal
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+
+def _split_list(value: Any) -> Any:
+    """Env vars carry lists as comma-separated text (``HFSERVE_API_KEY=a,b``) or a JSON array."""
+    if isinstance(value, str):
+        text = value.strip()
+        if text.startswith("["):
+            return json.loads(text)
+        return [part.strip() for part in text.split(",") if part.strip()]
+    return value
+
+
+class Settings(BaseSettings):
+    """Every option of ``hfserve serve``; each also reads ``HFSERVE_<NAME>`` from the environment."""
+
+    model_config = SettingsConfigDict(env_prefix="HFSERVE_", frozen=True, extra="forbid")
+
+    model: str | None = Field(None, description="Pin the server to this model (org/name[@rev] or a local dir).")
+    host: str = "localhost"
+    port: int = Field(8000, ge=0, le=65535)
+    continuous_batching: bool = Field(False, description="Accepted for compatibility with transformers serve.")
+    dtype: Literal["auto", "bfloat16", "float16", "float32"] = "auto"
+    device: str = Field("auto", pattern=r"^(auto|cpu|cuda|cuda:\d+|mps)$")
+    attn_implementation: str | None = None
+    quantization: Literal["bnb-4bit", "bnb-8bit"] | None = None
+    trust_remote_code: bool = False
+    model_timeout: int = Field(300, ge=-1, description="Idle seconds before a model unloads; -1 never.")
+    enable_cors: bool = False
+    cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=lambda: ["*"])
+    reasoning: Literal["auto", "on", "off"] = "auto"
+    chat_template_kwargs: dict[str, Any] = Field(default_factory=dict)
+    default_seed: int | None = None
+    log_level: Literal["debug", "info", "warning", "error", "critical"] = "info"
+    api_key: Annotated[list[str], NoDecode] = Field(default_factory=list, repr=False)
+    max_queue: int = Field(256, ge=1)
+    max_batch_size: int = Field(32, ge=1)
+    max_model_len: int | None = Field(None, ge=1)
+    max_body_size: int = Field(32 * 1024 * 1024, ge=1024, description="Largest request body in bytes.")
+
+    @field_validator("cors_origins", "api_key", mode="before")
+    @classmethod
+    def _lists_from_text(cls, value: Any) -> Any:
+        return _split_list(value)
+
+    @field_validator("chat_template_kwargs", mode="before")
+    @classmethod
+    def _kwargs_from_json(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            parsed = json.loads(value) if value.strip() else {}
+            if not isinstance(parsed, dict):
+                raise ValueError("chat_template_kwargs must be a JSON object")
+            return parsed
+        return value
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _lower(cls, value: Any) -> Any:
+        return value.lower() if isinstance(value, str) else value
