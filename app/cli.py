@@ -47,8 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
     d = sub.add_parser("download", help="Download a model into the Hugging Face cache.")
     d.add_argument("model", help="org/name[@revision]")
     sub.add_parser("models", help="List the generative models in the Hugging Face cache.")
-    demo = sub.add_parser("demo", help="Build the bundled tiny demo model into the cache (offline).")
-    demo.add_argument("--force", action="store_true", help="Rebuild even if present.")
+    sub.add_parser("demo", help="Build the bundled tiny demo model into the HF cache (offline, idempotent).")
     return parser
 
 
@@ -58,8 +57,10 @@ def _load_app(settings_json: str) -> Any:
     from app.observability.logging import configure_logging
 
     settings = Settings.model_validate_json(settings_json)
-    configure_logging(settings.log_level)
-    return create_app(settings)
+    app = create_app(settings)
+    # Granian configures logging in the worker after loading the app; ours goes on top at startup.
+    app.on_startup.insert(0, lambda: configure_logging(settings.log_level))
+    return app
 
 
 def serve(settings: Settings) -> None:
@@ -102,10 +103,10 @@ def list_models() -> None:
         print(f"{cached.model_id}\t{cached.task or 'not generative'}")
 
 
-def demo(force: bool) -> None:
+def demo() -> None:
     from app.testing.tiny_models import ensure_demo_models
 
-    for repo_id in ensure_demo_models(force=force):
+    for repo_id in ensure_demo_models():
         print(repo_id)
 
 
@@ -126,7 +127,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     elif command == "models":
         list_models()
     elif command == "demo":
-        demo(args["force"])
+        demo()
 
 
 if __name__ == "__main__":

@@ -11,8 +11,13 @@ from app.errors import HfServeError
 
 log = structlog.get_logger(__name__)
 
-_HTTP_TYPES = {401: "invalid_request_error", 404: "invalid_request_error", 405: "invalid_request_error",
-               413: "invalid_request_error", 429: "rate_limit_error"}
+_HTTP_TYPES = {
+    401: "invalid_request_error",
+    404: "invalid_request_error",
+    405: "invalid_request_error",
+    413: "invalid_request_error",
+    429: "rate_limit_error",
+}
 
 
 def error_response(error: HfServeError) -> Response[dict[str, object]]:

@@ -37,7 +37,7 @@ def request_id_middleware(app: ASGIApp) -> ASGIApp:
     return middleware
 
 
-def api_key_middleware(keys: Sequence[str]):  # noqa: ANN201 - returns a middleware factory
+def api_key_middleware(keys: Sequence[str]):
     """Guards /v1/* and /load_model with ``Authorization: Bearer <key>`` (constant-time compare)."""
     encoded = [key.encode() for key in keys]
 
@@ -51,13 +51,23 @@ def api_key_middleware(keys: Sequence[str]):  # noqa: ANN201 - returns a middlew
 
     def factory(app: ASGIApp) -> ASGIApp:
         async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
-            guarded = scope["type"] == "http" and scope["method"] != "OPTIONS" and scope["path"].startswith(_GUARDED_PREFIXES)
+            guarded = (
+                scope["type"] == "http" and scope["method"] != "OPTIONS" and scope["path"].startswith(_GUARDED_PREFIXES)
+            )
             if guarded and not accepted(dict(scope["headers"]).get(b"authorization", b"")):
                 error = AuthenticationFailed("Missing or incorrect API key. Send `Authorization: Bearer <key>`.")
                 body = json.dumps(error.body()).encode()
-                await send({"type": "http.response.start", "status": error.status, "headers": [
-                    (b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
-                    (b"www-authenticate", b"Bearer")]})
+                await send(
+                    {
+                        "type": "http.response.start",
+                        "status": error.status,
+                        "headers": [
+                            (b"content-type", b"application/json"),
+                            (b"content-length", str(len(body)).encode()),
+                            (b"www-authenticate", b"Bearer"),
+                        ],
+                    }
+                )
                 await send({"type": "http.response.body", "body": body})
                 return
             await app(scope, receive, send)

@@ -15,7 +15,12 @@ from typing import Any
 import structlog
 import torch
 from huggingface_hub import HfApi, constants, snapshot_download
-from huggingface_hub.errors import GatedRepoError, LocalEntryNotFoundError, RepositoryNotFoundError, RevisionNotFoundError
+from huggingface_hub.errors import (
+    GatedRepoError,
+    LocalEntryNotFoundError,
+    RepositoryNotFoundError,
+    RevisionNotFoundError,
+)
 from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, BitsAndBytesConfig
 
 from app.engine.architectures import TEXT, generative_task
@@ -146,7 +151,9 @@ def load_model(name: str, source: str, revision: str | None, opts: LoadOptions, 
         if folder is None:
             progress("download", 0, None)
             download_bar = bar_class("download", progress)
-            folder = snapshot_download(source, revision=revision, allow_patterns=DOWNLOAD_PATTERNS, tqdm_class=download_bar)
+            folder = snapshot_download(
+                source, revision=revision, allow_patterns=DOWNLOAD_PATTERNS, tqdm_class=download_bar
+            )
         device = _resolve_device(opts.device)
         with weights_progress(progress):
             model = AutoModelForCausalLM.from_pretrained(folder, **_weights_kwargs(opts, device))

@@ -10,8 +10,22 @@ from jinja2 import TemplateError
 from app.errors import InvalidRequest
 
 # apply_chat_template's own parameters: template kwargs must not collide with them.
-_RESERVED = frozenset({"conversation", "messages", "tools", "documents", "chat_template", "tokenize", "padding",
-                       "truncation", "max_length", "return_tensors", "return_dict", "tokenizer_kwargs"})
+_RESERVED = frozenset(
+    {
+        "conversation",
+        "messages",
+        "tools",
+        "documents",
+        "chat_template",
+        "tokenize",
+        "padding",
+        "truncation",
+        "max_length",
+        "return_tensors",
+        "return_dict",
+        "tokenizer_kwargs",
+    }
+)
 
 
 class ChatRenderer:
@@ -32,7 +46,9 @@ class ChatRenderer:
         kwargs = dict(template_kwargs or {})
         clashing = sorted(_RESERVED.intersection(kwargs))
         if clashing:
-            raise InvalidRequest(f"chat_template_kwargs may not set {', '.join(clashing)}", param="chat_template_kwargs")
+            raise InvalidRequest(
+                f"chat_template_kwargs may not set {', '.join(clashing)}", param="chat_template_kwargs"
+            )
         kwargs.setdefault("add_generation_prompt", True)
         try:
             text = self._tokenizer.apply_chat_template(messages, tools=tools or None, tokenize=False, **kwargs)

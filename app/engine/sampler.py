@@ -17,7 +17,9 @@ from app.engine.types import SamplingParams
 class RequestSampler:
     """Chooses the next token for one sequence from its last-position logits."""
 
-    def __init__(self, params: SamplingParams, prompt_ids: Sequence[int], vocab_size: int, device: torch.device) -> None:
+    def __init__(
+        self, params: SamplingParams, prompt_ids: Sequence[int], vocab_size: int, device: torch.device
+    ) -> None:
         self.params = params
         self.vocab_size = vocab_size
         seed = params.seed if params.seed is not None else secrets.randbits(63)

@@ -211,6 +211,8 @@ class ModelRegistry:
             error = exc if isinstance(exc, HfServeError) else ModelLoadFailed(f"Could not load `{name}`: {exc}")
             entry.state, entry.error = ModelState.FAILED, error
             log.warning("model_load_failed", model=name, error=error.message)
+            if not entry.pinned and self._entries.get(name) is entry:
+                del self._entries[name]  # any name can fail: only the pinned model's failure is kept (/ready)
             self._publish(entry, LoadUpdate("error", name, message=error.message))
             return
         entry.state, entry.last_used = ModelState.READY, time.monotonic()
@@ -242,7 +244,12 @@ class ModelRegistry:
             now = time.monotonic()
             for entry in list(self._entries.values()):
                 idle = now - entry.last_used
-                if entry.state == ModelState.READY and not entry.pinned and entry.active == 0 and idle >= self._idle_timeout:
+                if (
+                    entry.state == ModelState.READY
+                    and not entry.pinned
+                    and entry.active == 0
+                    and idle >= self._idle_timeout
+                ):
                     await self._unload(entry)
 
     async def _unload(self, entry: _Entry) -> None:

@@ -7,7 +7,7 @@ import json
 import time
 import uuid
 from collections.abc import AsyncIterator
-from contextlib import AsyncExitStack
+from contextlib import AsyncExitStack, suppress
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,8 +30,19 @@ from app.protocol.common import Usage
 from app.serving.params import to_sampling_params
 
 log = structlog.get_logger(__name__)
-_SAMPLING_FIELDS = ("temperature", "top_p", "top_k", "min_p", "presence_penalty", "frequency_penalty",
-                    "repetition_penalty", "logit_bias", "stop", "seed", "generation_config")
+_SAMPLING_FIELDS = (
+    "temperature",
+    "top_p",
+    "top_k",
+    "min_p",
+    "presence_penalty",
+    "frequency_penalty",
+    "repetition_penalty",
+    "logit_bias",
+    "stop",
+    "seed",
+    "generation_config",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,7 +63,9 @@ def reject_unsupported(req: ChatCompletionRequest) -> None:
     if req.response_format and req.response_format.get("type", "text") != "text":
         raise UnsupportedParameter("Only response_format type `text` is supported yet.", param="response_format")
     if req.tool_choice not in (None, "auto", "none"):
-        raise UnsupportedParameter("tool_choice `required` or a named function is not supported yet.", param="tool_choice")
+        raise UnsupportedParameter(
+            "tool_choice `required` or a named function is not supported yet.", param="tool_choice"
+        )
 
 
 def _text_content(message: ChatMessage, index: int) -> str | None:
@@ -76,10 +89,8 @@ def _tool_calls_for_template(calls: list[dict[str, Any]]) -> list[dict[str, Any]
         function = dict(call.get("function") or {})
         arguments = function.get("arguments")
         if isinstance(arguments, str):
-            try:
+            with suppress(ValueError):  # not JSON: hand the template the string as sent
                 function["arguments"] = json.loads(arguments)
-            except ValueError:
-                pass
         converted.append({**call, "function": function})
     return converted
 
@@ -142,8 +153,13 @@ class ChatService:
         request_id = f"chatcmpl-{uuid.uuid4().hex}"
         include_usage = bool(req.stream_options and req.stream_options.include_usage)
         return _Prepared(
-            request_id, int(time.time()), model, GenerationRequest(request_id, prompt, params),
-            include_usage, resources, time.monotonic(),
+            request_id,
+            int(time.time()),
+            model,
+            GenerationRequest(request_id, prompt, params),
+            include_usage,
+            resources,
+            time.monotonic(),
         )
 
     async def complete(self, p: _Prepared) -> ChatCompletion:
@@ -188,8 +204,12 @@ class ChatService:
 
     def _finished(self, p: _Prepared, finish: FinishEvent) -> None:
         log.info(
-            "request_finished", request_id=p.id, model=p.model.info.name, finish_reason=finish.reason,
-            prompt_tokens=finish.prompt_tokens, completion_tokens=finish.completion_tokens,
+            "request_finished",
+            request_id=p.id,
+            model=p.model.info.name,
+            finish_reason=finish.reason,
+            prompt_tokens=finish.prompt_tokens,
+            completion_tokens=finish.completion_tokens,
             duration_ms=round((time.monotonic() - p.started) * 1000, 1),
         )
         if finish.reason == "error":

@@ -99,7 +99,9 @@ def to_sampling_params(
     vocab_limit: int | None = None,
 ) -> SamplingParams:
     """``fields``: the request fields that were set, under their OpenAI names (plus ``generation_config``)."""
-    merged: dict[str, Any] = {_GENERATION_FIELDS[k]: v for k, v in info.generation_defaults.items() if k in _GENERATION_FIELDS}
+    merged: dict[str, Any] = {
+        _GENERATION_FIELDS[k]: v for k, v in info.generation_defaults.items() if k in _GENERATION_FIELDS
+    }
     merged.update(parse_generation_config(fields.get("generation_config")))
     merged.update({k: v for k, v in fields.items() if v is not None and k != "generation_config"})
     temperature = float(merged.get("temperature", 1.0))

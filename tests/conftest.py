@@ -1,0 +1,48 @@
+"""Shared fixtures: tiny offline models in a temporary HF cache, and real server processes."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.support.server import ROOT, ServerProcess, run_server
+
+# The Hub cannot be reached here: everything runs offline against tiny models built locally.
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+# Built once per recipe and reused across runs (gitignored); each session copies it.
+MODEL_BUILD_CACHE = ROOT / ".cache" / "tiny-models"
+
+
+@pytest.fixture(scope="session")
+def tiny_models() -> Path:
+    """An HF_HOME holding the tiny chat, never-EOS and encoder models (built offline if needed)."""
+    from app.testing.tiny_models import CHAT_MODEL_ID, ENCODER_MODEL_ID, NEVER_EOS_MODEL_ID, ensure_demo_models
+
+    ensure_demo_models(MODEL_BUILD_CACHE, which=(CHAT_MODEL_ID, NEVER_EOS_MODEL_ID, ENCODER_MODEL_ID))
+    return MODEL_BUILD_CACHE
+
+
+@pytest.fixture(scope="session")
+def hf_home(tiny_models: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A private copy of the tiny-model cache for this session (tests may add models to it)."""
+    home = tmp_path_factory.mktemp("hf_home")
+    shutil.copytree(tiny_models / "hub", home / "hub", symlinks=True)
+    return home
+
+
+@pytest.fixture(scope="module")
+def logs_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("logs")
+
+
+@pytest.fixture(scope="module")
+def server(hf_home: Path, logs_dir: Path) -> Iterator[ServerProcess]:
+    """An unpinned server over the tiny-model cache."""
+    with run_server(hf_home, logs_dir, "--model-timeout", "-1") as proc:
+        yield proc

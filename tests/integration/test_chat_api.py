@@ -1,0 +1,239 @@
+"""/v1/chat/completions end to end: a real server process, the official clients, raw SSE."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from pathlib import Path
+
+import httpx
+import httpx_sse
+import pytest
+from huggingface_hub import InferenceClient
+from openai import AsyncOpenAI, OpenAI
+
+from app.testing.canned_chats import CANNED_CHATS, CAPITAL_ANSWER, GREETING
+from app.testing.tiny_models import CHAT_MODEL_ID, NEVER_EOS_MODEL_ID
+from tests.support.server import ServerProcess
+
+CAPITAL = [{"role": "user", "content": "What is the capital of France?"}]
+NO_THINKING = {"chat_template_kwargs": {"enable_thinking": False}}
+
+
+@pytest.fixture(scope="module")
+def client(server: ServerProcess) -> OpenAI:
+    return OpenAI(base_url=server.base_url, api_key="unused", max_retries=0)
+
+
+def _canned(name: str) -> dict:
+    return next(chat for chat in CANNED_CHATS if chat["name"] == name)
+
+
+def test_non_stream_completion_wire_format(client: OpenAI) -> None:
+    before = int(time.time())
+    completion = client.chat.completions.create(
+        model=CHAT_MODEL_ID, messages=CAPITAL, temperature=0, extra_body=NO_THINKING
+    )
+    assert completion.object == "chat.completion"
+    assert completion.id.startswith("chatcmpl-")
+    assert completion.model == f"{CHAT_MODEL_ID}@main"
+    assert before <= completion.created <= int(time.time())
+    choice = completion.choices[0]
+    assert choice.message.role == "assistant"
+    assert choice.message.content == CAPITAL_ANSWER
+    assert choice.finish_reason == "stop"
+    usage = completion.usage
+    assert usage.prompt_tokens > 0 and usage.completion_tokens > 0
+    assert usage.total_tokens == usage.prompt_tokens + usage.completion_tokens
+
+
+def test_stream_matches_non_stream(client: OpenAI) -> None:
+    kwargs = {"model": CHAT_MODEL_ID, "messages": CAPITAL, "temperature": 0}
+    whole = client.chat.completions.create(**kwargs)
+    chunks = list(client.chat.completions.create(**kwargs, stream=True, stream_options={"include_usage": True}))
+    assert chunks[0].choices[0].delta.role == "assistant"
+    assert len({chunk.id for chunk in chunks}) == 1 and chunks[0].id.startswith("chatcmpl-")
+    assert all(chunk.model == f"{CHAT_MODEL_ID}@main" for chunk in chunks)
+    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert text == whole.choices[0].message.content
+    finish_chunks = [c for c in chunks if c.choices and c.choices[0].finish_reason]
+    assert [c.choices[0].finish_reason for c in finish_chunks] == ["stop"]
+    assert chunks[-1].choices == [] and chunks[-1].usage is not None
+    assert chunks[-1].usage.completion_tokens == whole.usage.completion_tokens
+    assert all(c.usage is None for c in chunks[:-1])
+
+
+def test_stream_without_usage_option_has_no_usage_chunk(client: OpenAI) -> None:
+    chunks = list(client.chat.completions.create(model=NEVER_EOS_MODEL_ID, messages=CAPITAL, max_tokens=3, stream=True))
+    assert chunks[-1].choices[0].finish_reason == "length"
+    assert all(c.usage is None for c in chunks)
+
+
+def test_raw_sse_frames(server: ServerProcess) -> None:
+    body = {"model": CHAT_MODEL_ID, "messages": CAPITAL, "stream": True, "temperature": 0, **NO_THINKING}
+    with (
+        httpx.Client(timeout=30) as http,
+        http.stream("POST", f"{server.base_url}/chat/completions", json=body) as resp,
+    ):
+        assert resp.status_code == 200
+        assert resp.headers["content-type"].startswith("text/event-stream")
+        raw = b"".join(resp.iter_bytes()).decode()
+    frames = [frame for frame in raw.split("\n\n") if frame]
+    assert all(frame.startswith("data: ") for frame in frames)
+    assert frames[-1] == "data: [DONE]"
+    payloads = [json.loads(frame.removeprefix("data: ")) for frame in frames[:-1]]
+    assert payloads[0]["choices"][0]["delta"]["role"] == "assistant"
+    assert "".join(p["choices"][0]["delta"].get("content", "") for p in payloads) == CAPITAL_ANSWER
+
+
+def test_sse_parser_library_reads_the_stream(server: ServerProcess) -> None:
+    body = {
+        "model": CHAT_MODEL_ID,
+        "messages": [{"role": "user", "content": "Hello"}],
+        "stream": True,
+        "temperature": 0,
+        **NO_THINKING,
+    }
+    with (
+        httpx.Client(timeout=30) as http,
+        httpx_sse.connect_sse(http, "POST", f"{server.base_url}/chat/completions", json=body) as source,
+    ):
+        data = [event.data for event in source.iter_sse()]
+    assert data[-1] == "[DONE]"
+    text = "".join(json.loads(d)["choices"][0]["delta"].get("content", "") for d in data[:-1])
+    assert text == GREETING
+
+
+def test_inference_client(server: ServerProcess, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The test process keeps the Hub offline, which InferenceClient applies to every URL, even loopback.
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_OFFLINE", False)
+    hf = InferenceClient(server.url)
+    messages = [{"role": "user", "content": "Hello"}]
+    result = hf.chat_completion(messages, model=CHAT_MODEL_ID, max_tokens=64, temperature=0, extra_body=NO_THINKING)
+    assert result.choices[0].message.content == GREETING
+    stream = hf.chat_completion(
+        messages, model=CHAT_MODEL_ID, max_tokens=64, temperature=0, stream=True, extra_body=NO_THINKING
+    )
+    assert "".join(chunk.choices[0].delta.content or "" for chunk in stream) == GREETING
+
+
+def test_multi_turn_conversation(client: OpenAI) -> None:
+    chat = (
+        _canned("name-alice")
+        if any(c["name"] == "name-alice" for c in CANNED_CHATS)
+        else next(c for c in CANNED_CHATS if len(c["messages"]) > 1 and not c["tools"])
+    )
+    completion = client.chat.completions.create(
+        model=CHAT_MODEL_ID,
+        messages=chat["messages"],
+        temperature=0,
+        extra_body={"chat_template_kwargs": chat["chat_template_kwargs"]},
+    )
+    assert completion.choices[0].message.content == chat["completion"]
+
+
+def test_chat_template_kwargs_toggle_thinking(client: OpenAI) -> None:
+    thinking = client.chat.completions.create(
+        model=CHAT_MODEL_ID,
+        messages=CAPITAL,
+        temperature=0,
+        extra_body={"chat_template_kwargs": {"enable_thinking": True}},
+    )
+    plain = client.chat.completions.create(model=CHAT_MODEL_ID, messages=CAPITAL, temperature=0, extra_body=NO_THINKING)
+    assert thinking.choices[0].message.content == _canned("capital-thinking")["completion"]
+    assert plain.choices[0].message.content == CAPITAL_ANSWER
+
+
+def test_stop_string_is_trimmed(client: OpenAI) -> None:
+    completion = client.chat.completions.create(
+        model=CHAT_MODEL_ID, messages=CAPITAL, temperature=0, stop=["Paris"], extra_body=NO_THINKING
+    )
+    assert completion.choices[0].message.content == "The capital of France is "
+    assert completion.choices[0].finish_reason == "stop"
+    chunks = list(
+        client.chat.completions.create(
+            model=CHAT_MODEL_ID, messages=CAPITAL, temperature=0, stop="of Fr", stream=True, extra_body=NO_THINKING
+        )
+    )
+    assert "".join(c.choices[0].delta.content or "" for c in chunks) == "The capital "
+
+
+@pytest.mark.parametrize("field", ["max_tokens", "max_completion_tokens"])
+def test_token_limits(client: OpenAI, field: str) -> None:
+    completion = client.chat.completions.create(model=NEVER_EOS_MODEL_ID, messages=CAPITAL, **{field: 7})
+    assert completion.usage.completion_tokens == 7
+    assert completion.choices[0].finish_reason == "length"
+
+
+@pytest.mark.parametrize("config", ['{"max_new_tokens": 4}', {"max_new_tokens": 4}])
+def test_generation_config_in_body(client: OpenAI, config: object) -> None:
+    completion = client.chat.completions.create(
+        model=NEVER_EOS_MODEL_ID, messages=CAPITAL, extra_body={"generation_config": config}
+    )
+    assert completion.usage.completion_tokens == 4
+
+
+def test_generation_config_do_sample_false_is_greedy(client: OpenAI) -> None:
+    body = {"generation_config": {"do_sample": False, "max_new_tokens": 12}}
+    first = client.chat.completions.create(model=NEVER_EOS_MODEL_ID, messages=CAPITAL, extra_body=body)
+    second = client.chat.completions.create(model=NEVER_EOS_MODEL_ID, messages=CAPITAL, extra_body=body)
+    greedy = client.chat.completions.create(model=NEVER_EOS_MODEL_ID, messages=CAPITAL, temperature=0, max_tokens=12)
+    assert first.choices[0].message.content == second.choices[0].message.content == greedy.choices[0].message.content
+
+
+def test_seed_makes_sampling_reproducible(client: OpenAI) -> None:
+    def sample(seed: int) -> str:
+        completion = client.chat.completions.create(
+            model=NEVER_EOS_MODEL_ID, messages=CAPITAL, temperature=1.0, max_tokens=24, seed=seed
+        )
+        return completion.choices[0].message.content
+
+    assert sample(1234) == sample(1234)
+    assert sample(1234) != sample(4321)
+
+
+def test_greedy_output_equals_model_generate(client: OpenAI, hf_home: Path) -> None:
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from tests.support.models import snapshot_path
+
+    for repo_id, max_new in ((CHAT_MODEL_ID, 64), (NEVER_EOS_MODEL_ID, 24)):
+        path = snapshot_path(hf_home, repo_id)
+        tokenizer = AutoTokenizer.from_pretrained(path)
+        model = AutoModelForCausalLM.from_pretrained(path)
+        for messages in (
+            CAPITAL,
+            [{"role": "user", "content": "Tell me a long story about a " + "very " * 40 + "old cat."}],
+        ):
+            ids = tokenizer.apply_chat_template(
+                messages, add_generation_prompt=True, return_tensors="pt", return_dict=True
+            )
+            out = model.generate(**ids, do_sample=False, max_new_tokens=max_new)
+            expected = tokenizer.decode(out[0, ids["input_ids"].shape[1] :], skip_special_tokens=True)
+            served = client.chat.completions.create(model=repo_id, messages=messages, temperature=0, max_tokens=max_new)
+            assert served.choices[0].message.content == expected
+            assert served.usage.prompt_tokens == ids["input_ids"].shape[1]
+
+
+def test_concurrent_requests_all_complete(server: ServerProcess) -> None:
+    async def run() -> list[int]:
+        async with AsyncOpenAI(base_url=server.base_url, api_key="unused", max_retries=0) as aclient:
+
+            async def one(i: int) -> int:
+                messages = [{"role": "user", "content": f"request {i} " + "word " * i}]
+                if i % 2:
+                    stream = await aclient.chat.completions.create(
+                        model=NEVER_EOS_MODEL_ID,
+                        messages=messages,
+                        max_tokens=12,
+                        stream=True,
+                        stream_options={"include_usage": True},
+                    )
+                    return [c async for c in stream][-1].usage.completion_tokens
+                done = await aclient.chat.completions.create(model=NEVER_EOS_MODEL_ID, messages=messages, max_tokens=12)
+                return done.usage.completion_tokens
+
+            return await asyncio.gather(*(one(i) for i in range(10)))
+
+    assert asyncio.run(run()) == [12] * 10

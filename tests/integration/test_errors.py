@@ -1,0 +1,125 @@
+"""Bad input gets OpenAI-shaped errors with fitting statuses, never a 500 or a traceback."""
+
+from __future__ import annotations
+
+import httpx
+import openai
+import pytest
+from openai import OpenAI
+
+from app.testing.tiny_models import CHAT_MODEL_ID, ENCODER_MODEL_ID, NEVER_EOS_MODEL_ID
+from tests.support.server import ServerProcess
+
+USER = [{"role": "user", "content": "Hello"}]
+
+
+def _post(
+    server: ServerProcess,
+    body: object | None = None,
+    *,
+    content: bytes | None = None,
+    path: str = "/v1/chat/completions",
+) -> httpx.Response:
+    if content is None:
+        return httpx.post(f"{server.url}{path}", json=body, timeout=60)
+    return httpx.post(f"{server.url}{path}", content=content, headers={"content-type": "application/json"}, timeout=60)
+
+
+def _error(resp: httpx.Response, status: int) -> dict:
+    assert resp.status_code == status, resp.text
+    assert resp.headers["content-type"].startswith("application/json")
+    error = resp.json()["error"]
+    assert set(error) == {"message", "type", "param", "code"}
+    assert "Traceback" not in error["message"]
+    return error
+
+
+@pytest.mark.parametrize(
+    ("body", "param"),
+    [
+        ({"model": CHAT_MODEL_ID}, "messages"),
+        ({"model": CHAT_MODEL_ID, "messages": []}, "messages"),
+        ({"model": CHAT_MODEL_ID, "messages": "hi"}, "messages"),
+        ({"model": CHAT_MODEL_ID, "messages": [{"role": "wizard", "content": "hi"}]}, "messages[0].role"),
+        ({"model": CHAT_MODEL_ID, "messages": USER, "max_tokens": -5}, "max_tokens"),
+        ({"model": CHAT_MODEL_ID, "messages": USER, "max_tokens": 0}, "max_tokens"),
+        ({"model": CHAT_MODEL_ID, "messages": USER, "temperature": 3}, "temperature"),
+        ({"model": CHAT_MODEL_ID, "messages": USER, "top_p": 0}, "top_p"),
+        ({"model": CHAT_MODEL_ID, "messages": USER, "n": 2}, "n"),
+        ({"model": CHAT_MODEL_ID, "messages": USER, "logprobs": True}, "logprobs"),
+        ({"model": CHAT_MODEL_ID, "messages": USER, "response_format": {"type": "json_object"}}, "response_format"),
+        ({"model": CHAT_MODEL_ID, "messages": USER, "generation_config": "{nope"}, "generation_config"),
+        ({"model": CHAT_MODEL_ID, "messages": USER, "generation_config": {"num_beams": 4}}, "generation_config"),
+        ({"model": CHAT_MODEL_ID, "messages": USER, "logit_bias": {"abc": 1}}, "logit_bias"),
+        (
+            {"model": CHAT_MODEL_ID, "messages": USER, "chat_template_kwargs": {"tokenize": True}},
+            "chat_template_kwargs",
+        ),
+        (
+            {
+                "model": CHAT_MODEL_ID,
+                "messages": [
+                    {
+                        "role": "user",
+                        "content": [{"type": "image_url", "image_url": {"url": "data:image/png;base64,AAAA"}}],
+                    }
+                ],
+            },
+            "messages[0].content",
+        ),
+        ({"model": ENCODER_MODEL_ID, "messages": USER}, "model"),
+        ({"messages": USER}, "model"),
+    ],
+)
+def test_invalid_requests_are_400(server: ServerProcess, body: dict, param: str) -> None:
+    error = _error(_post(server, body), 400)
+    assert error["type"] == "invalid_request_error"
+    assert error["param"] == param
+
+
+@pytest.mark.parametrize("content", [b"{not json", b"", b"[1, 2]", b"\xff\xfe"])
+def test_malformed_bodies_are_400(server: ServerProcess, content: bytes) -> None:
+    _error(_post(server, content=content), 400)
+
+
+def test_unknown_model_is_404(server: ServerProcess) -> None:
+    error = _error(_post(server, {"model": "nobody/no-such-model", "messages": USER}), 404)
+    assert error["code"] == "model_not_found" and error["param"] == "model"
+
+
+def test_unknown_model_through_openai_client(server: ServerProcess) -> None:
+    client = OpenAI(base_url=server.base_url, api_key="unused", max_retries=0)
+    with pytest.raises(openai.NotFoundError) as raised:
+        client.chat.completions.create(model="nobody/no-such-model", messages=USER)
+    assert raised.value.body["code"] == "model_not_found"
+
+
+def test_prompt_longer_than_context_is_400(server: ServerProcess) -> None:
+    long_text = "word " * 5000  # the tiny models allow 2048 positions
+    error = _error(
+        _post(server, {"model": NEVER_EOS_MODEL_ID, "messages": [{"role": "user", "content": long_text}]}), 400
+    )
+    assert error["code"] == "context_length_exceeded" and error["param"] == "messages"
+    error = _error(_post(server, {"model": NEVER_EOS_MODEL_ID, "messages": USER, "max_tokens": 4000}), 400)
+    assert error["code"] == "context_length_exceeded" and error["param"] == "max_tokens"
+
+
+def test_unknown_route_and_wrong_method(server: ServerProcess) -> None:
+    _error(httpx.get(f"{server.url}/v1/nothing-here"), 404)
+    _error(httpx.get(f"{server.url}/v1/chat/completions"), 405)
+
+
+def test_unknown_fields_are_accepted(server: ServerProcess) -> None:
+    resp = _post(
+        server, {"model": NEVER_EOS_MODEL_ID, "messages": USER, "max_tokens": 2, "some_future_field": {"x": 1}}
+    )
+    assert resp.status_code == 200, resp.text
+    assert resp.json()["usage"]["completion_tokens"] == 2
+
+
+def test_server_still_serves_after_bad_input(server: ServerProcess) -> None:
+    for content in (b"{", b"null", b'{"messages": 5}'):
+        _post(server, content=content)
+    resp = _post(server, {"model": NEVER_EOS_MODEL_ID, "messages": USER, "max_tokens": 3})
+    assert resp.status_code == 200
+    assert "Traceback" not in server.log()

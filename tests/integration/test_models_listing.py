@@ -1,0 +1,48 @@
+"""/v1/models lists generative models in the cache, read fresh, and idle models unload."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from pathlib import Path
+
+import httpx
+
+from app.testing.tiny_models import CHAT_MODEL_ID, ENCODER_MODEL_ID, NEVER_EOS_MODEL_ID, install_in_hf_cache
+from tests.support.models import snapshot_path
+from tests.support.server import ServerProcess, run_server
+
+
+def model_ids(server: ServerProcess) -> list[str]:
+    listing = httpx.get(f"{server.base_url}/models").json()
+    assert listing["object"] == "list"
+    assert all(card["object"] == "model" and isinstance(card["created"], int) for card in listing["data"])
+    return [card["id"] for card in listing["data"]]
+
+
+def test_lists_generative_models_only(server: ServerProcess) -> None:
+    ids = model_ids(server)
+    assert CHAT_MODEL_ID in ids and NEVER_EOS_MODEL_ID in ids
+    assert ENCODER_MODEL_ID not in ids
+
+
+def test_sees_models_downloaded_after_start(server: ServerProcess, hf_home: Path, tmp_path: Path) -> None:
+    assert "later/arrival" not in model_ids(server)
+    files = shutil.copytree(snapshot_path(hf_home, NEVER_EOS_MODEL_ID), tmp_path / "files")  # follows the cache's links
+    install_in_hf_cache(files, hf_home, "later/arrival")
+    assert "later/arrival" in model_ids(server)
+
+
+def test_idle_model_unloads_and_reloads(hf_home: Path, logs_dir: Path) -> None:
+    body = {"model": NEVER_EOS_MODEL_ID, "messages": [{"role": "user", "content": "hi"}], "max_tokens": 2}
+    with run_server(hf_home, logs_dir, "--model-timeout", "1") as proc:
+        assert httpx.post(f"{proc.base_url}/chat/completions", json=body, timeout=60).status_code == 200
+        assert httpx.get(f"{proc.url}/ready").json()["loaded"] == [f"{NEVER_EOS_MODEL_ID}@main"]
+        deadline = time.monotonic() + 15
+        while httpx.get(f"{proc.url}/ready").json()["loaded"] and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert httpx.get(f"{proc.url}/ready").json()["loaded"] == []
+        events = [json.loads(line)["event"] for line in proc.log().splitlines() if line.startswith("{")]
+        assert "model_unloaded" in events
+        assert httpx.post(f"{proc.base_url}/chat/completions", json=body, timeout=60).status_code == 200

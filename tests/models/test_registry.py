@@ -1,0 +1,112 @@
+"""The load state machine with the real loader on tiny local models."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from app.engine.loader import LoadedModel, LoadOptions, load_model
+from app.engine.types import FinishEvent, GenerationRequest, SamplingParams
+from app.errors import ModelNotFound
+from app.models.ids import parse_model_ref
+from app.models.registry import ModelRegistry, ModelState
+from app.testing.tiny_models import NEVER_EOS_MODEL_ID
+from tests.support.models import snapshot_path
+
+
+class GatedLoader:
+    """The real loader, counted, and held at its start until the test opens the gate."""
+
+    def __init__(self, *, open_gate: bool = True) -> None:
+        self.calls = 0
+        self.gate = threading.Event()
+        if open_gate:
+            self.gate.set()
+
+    def __call__(self, *args: object) -> LoadedModel:
+        self.calls += 1
+        assert self.gate.wait(30)
+        return load_model(*args)  # type: ignore[arg-type]
+
+
+async def until(condition, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "condition not reached"
+        await asyncio.sleep(0.01)
+
+
+@pytest.fixture
+def model_dir(hf_home: Path) -> str:
+    return str(snapshot_path(hf_home, NEVER_EOS_MODEL_ID))
+
+
+async def test_concurrent_loads_share_one_load(model_dir: str) -> None:
+    loader = GatedLoader(open_gate=False)
+    registry = ModelRegistry(LoadOptions(), idle_timeout=-1, loader=loader)
+    await registry.start()
+    ref = parse_model_ref(model_dir)
+
+    async def collect() -> list:
+        return [update async for update in registry.load_updates(ref)]
+
+    first, second = asyncio.create_task(collect()), asyncio.create_task(collect())
+    await until(lambda: loader.calls == 1)
+    assert registry.state(ref) == ModelState.LOADING
+    waiting_request = asyncio.create_task(registry.lease(ref).__aenter__())
+    loader.gate.set()
+    a, b = await asyncio.gather(first, second)
+    model = await waiting_request
+    assert loader.calls == 1
+    assert a[-1].status == b[-1].status == "ready" and a[-1].cached is False
+    assert [u.stage for u in a if u.status == "loading"][:2] == ["processor", "config"]
+    assert model.info.name == ref.name
+    assert [u.cached for u in [x async for x in registry.load_updates(ref)]] == [True]
+    await registry.close()
+
+
+async def test_idle_unload_never_happens_mid_request(model_dir: str) -> None:
+    registry = ModelRegistry(LoadOptions(), idle_timeout=0.2)
+    await registry.start()
+    ref = parse_model_ref(model_dir)
+    async with registry.lease(ref) as model:
+        await asyncio.sleep(1.0)  # five idle timeouts pass while the request holds the model
+        assert registry.state(ref) == ModelState.READY
+        request = GenerationRequest("held", [1, 2, 3], SamplingParams(max_tokens=2))
+        events = [event async for event in model.engine.generate(request)]
+        assert isinstance(events[-1], FinishEvent) and events[-1].completion_tokens == 2
+    await until(lambda: registry.state(ref) == ModelState.ABSENT)
+    assert registry.loaded_names() == []
+    await registry.close()
+
+
+async def test_failed_load_is_forgotten_unless_pinned(tmp_path: Path) -> None:
+    registry = ModelRegistry(LoadOptions(), idle_timeout=-1, pinned="nobody/missing")
+    await registry.start()
+    await until(lambda: registry.state(registry.pinned) == ModelState.FAILED)
+    ready, body = registry.readiness()
+    assert not ready and body["status"] == "failed" and "does not exist" in body["error"]
+
+    other = parse_model_ref("nobody/other")
+    with pytest.raises(Exception):  # noqa: B017 - pinned registries refuse other models first
+        registry.resolve("nobody/other")
+    unpinned = ModelRegistry(LoadOptions(), idle_timeout=-1)
+    await unpinned.start()
+    with pytest.raises(ModelNotFound):
+        async with unpinned.lease(other):
+            pass
+    assert unpinned.state(other) == ModelState.ABSENT
+    await registry.close()
+    await unpinned.close()
+
+
+async def test_draining_registry_is_not_ready(model_dir: str) -> None:
+    registry = ModelRegistry(LoadOptions(), idle_timeout=-1)
+    await registry.start()
+    assert registry.readiness() == (True, {"status": "ready", "loaded": []})
+    await registry.close()
+    assert registry.readiness() == (False, {"status": "draining"})
