@@ -46,6 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
     _serve_parser(sub)
     d = sub.add_parser("download", help="Download a model into the Hugging Face cache.")
     d.add_argument("model", help="org/name[@revision]")
+    d.add_argument("--quiet", action="store_true", help="No progress bar.")
     sub.add_parser("models", help="List the generative models in the Hugging Face cache.")
     sub.add_parser("demo", help="Build the bundled tiny demo model into the HF cache (offline, idempotent).")
     return parser
@@ -83,16 +84,29 @@ def serve(settings: Settings) -> None:
     server.serve(target_loader=partial(_load_app, settings.model_dump_json()), wrap_loader=False)
 
 
-def download(model: str) -> None:
+def download(model: str, quiet: bool) -> None:
     from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError, RepositoryNotFoundError
+    from tqdm import tqdm
 
     from app.engine.loader import DOWNLOAD_PATTERNS
+    from app.errors import HfServeError
     from app.models.ids import parse_model_ref
 
-    ref = parse_model_ref(model)
+    try:
+        ref = parse_model_ref(model)
+    except HfServeError as exc:
+        raise SystemExit(f"hfserve: {exc.message}") from exc
     if ref.revision is None:
-        raise SystemExit(f"{model} is a local directory; nothing to download.")
-    path = snapshot_download(ref.source, revision=ref.revision, allow_patterns=DOWNLOAD_PATTERNS)
+        raise SystemExit(f"hfserve: {model} is a local directory; nothing to download.")
+    try:  # a plain tqdm class draws the byte progress bar on stderr even when it is not a terminal
+        path = snapshot_download(
+            ref.source, revision=ref.revision, allow_patterns=DOWNLOAD_PATTERNS, tqdm_class=None if quiet else tqdm
+        )
+    except RepositoryNotFoundError as exc:
+        raise SystemExit(f"hfserve: no model `{ref.name}` on the Hub.") from exc
+    except (HfHubHTTPError, LocalEntryNotFoundError, OSError) as exc:
+        raise SystemExit(f"hfserve: could not download `{ref.name}`: {exc}") from exc
     print(path)
 
 
@@ -123,7 +137,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             raise SystemExit(2) from exc
         serve(settings)
     elif command == "download":
-        download(args["model"])
+        download(args["model"], args["quiet"])
     elif command == "models":
         list_models()
     elif command == "demo":
