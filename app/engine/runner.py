@@ -162,4 +162,6 @@ class ThreadedEngine:
             if produced < params.max_tokens:
                 logits = self._forward([token], cache)
         tail = text.finish()  # held-back text that did not turn into a stop string
+        if reason == "abort":
+            log.info("engine_request_aborted", request_id=req.request_id, completion_tokens=produced)
         work.emit(FinishEvent(req.request_id, reason, len(req.prompt_ids), produced, text=tail))

@@ -163,18 +163,18 @@ class ChatService:
         )
 
     async def complete(self, p: _Prepared) -> ChatCompletion:
+        text: list[str] = []
+        finish: FinishEvent | None = None
         async with p.resources:
-            text: list[str] = []
-            finish: FinishEvent | None = None
             try:
                 async for event in p.model.engine.generate(p.request):
+                    text.append(event.text)
                     if isinstance(event, FinishEvent):
                         finish = event
-                    text.append(event.text)
+                        self._finished(p, event)
             finally:
-                p.model.engine.abort(p.request.request_id)
+                self._release(p, finish, len(text))
         assert finish is not None
-        self._finished(p, finish)
         message = ChatCompletionMessage(content="".join(text))
         choice = ChatChoice(index=0, message=message, finish_reason=finish.reason)
         return ChatCompletion(
@@ -186,13 +186,17 @@ class ChatService:
             choice = ChatChunkChoice(index=0, delta=delta, finish_reason=finish_reason)
             return ChatCompletionChunk(id=p.id, created=p.created, model=p.model.info.name, choices=[choice])
 
+        finish: FinishEvent | None = None
+        tokens = 0
         async with p.resources:
             try:
                 yield chunk(ChatDelta(role="assistant", content=""))
                 async for event in p.model.engine.generate(p.request):
+                    tokens += 1
                     if event.text:
                         yield chunk(ChatDelta(content=event.text))
                     if isinstance(event, FinishEvent):
+                        finish = event
                         self._finished(p, event)
                         yield chunk(ChatDelta(), finish_reason=event.reason)
                         if p.include_usage:
@@ -200,7 +204,19 @@ class ChatService:
                                 id=p.id, created=p.created, model=p.model.info.name, choices=[], usage=_usage(event)
                             )
             finally:
-                p.model.engine.abort(p.request.request_id)
+                self._release(p, finish, tokens)
+
+    def _release(self, p: _Prepared, finish: FinishEvent | None, events: int) -> None:
+        """Always runs: a request that did not finish (client gone, cancelled) is aborted in the engine."""
+        p.model.engine.abort(p.request.request_id)
+        if finish is None:
+            log.info(
+                "request_aborted",
+                request_id=p.id,
+                model=p.model.info.name,
+                tokens_sent=events,
+                duration_ms=round((time.monotonic() - p.started) * 1000, 1),
+            )
 
     def _finished(self, p: _Prepared, finish: FinishEvent) -> None:
         log.info(

@@ -237,3 +237,26 @@ def test_concurrent_requests_all_complete(server: ServerProcess) -> None:
             return await asyncio.gather(*(one(i) for i in range(10)))
 
     assert asyncio.run(run()) == [12] * 10
+
+
+def test_client_disconnect_mid_stream_aborts_generation(server: ServerProcess) -> None:
+    body = {"model": NEVER_EOS_MODEL_ID, "messages": CAPITAL, "max_tokens": 1900, "stream": True}
+    with httpx.Client(timeout=30) as http, http.stream("POST", f"{server.base_url}/chat/completions", json=body) as r:
+        lines = r.iter_lines()
+        request_id = json.loads(next(line for line in lines if line.startswith("data: "))[6:])["id"]
+        for _ in range(5):
+            next(lines)
+    # the connection is closed here, long before 1900 tokens
+    deadline = time.monotonic() + 20
+    aborted: list[dict] = []
+    while not aborted and time.monotonic() < deadline:
+        records = [json.loads(line) for line in server.log().splitlines() if line.startswith("{")]
+        aborted = [r for r in records if r["event"] == "engine_request_aborted" and r["request_id"] == request_id]
+        time.sleep(0.05)
+    assert aborted and aborted[0]["completion_tokens"] < 1900
+    assert any(r["event"] == "request_aborted" and r["request_id"] == request_id for r in records)
+    # the engine is free again right away
+    reply = httpx.post(
+        f"{server.base_url}/chat/completions", json={**body, "stream": False, "max_tokens": 2}, timeout=30
+    )
+    assert reply.json()["usage"]["completion_tokens"] == 2
