@@ -7,7 +7,7 @@ import json
 import time
 import uuid
 from collections.abc import AsyncIterator
-from contextlib import AsyncExitStack, suppress
+from contextlib import suppress
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,6 +15,7 @@ import structlog
 
 from app.engine.types import FinishEvent, GenerationRequest, ServingModel
 from app.errors import EngineFailure, InvalidRequest, UnsupportedParameter
+from app.models.ids import ModelRef
 from app.models.registry import ModelRegistry
 from app.protocol.chat import (
     ChatChoice,
@@ -109,12 +110,15 @@ def to_template_messages(messages: list[ChatMessage]) -> list[dict[str, Any]]:
 
 @dataclass(slots=True)
 class _Prepared:
+    """A validated, tokenized request. Holds no lease: generation takes its own (a stream that is never
+    iterated must not pin the model)."""
+
     id: str
     created: int
-    model: ServingModel
+    ref: ModelRef
+    model: str  # canonical name echoed in responses
     request: GenerationRequest
     include_usage: bool
-    resources: AsyncExitStack
     started: float
 
 
@@ -131,12 +135,10 @@ class ChatService:
         return kwargs
 
     async def prepare(self, req: ChatCompletionRequest) -> _Prepared:
-        """Validate, lease the model, template and tokenize; raises before any response is sent."""
+        """Validate, template and tokenize; raises before any response is sent."""
         reject_unsupported(req)
         ref = self._registry.resolve(req.model)
-        resources = AsyncExitStack()
-        try:
-            model = await resources.enter_async_context(self._registry.lease(ref))
+        async with self._registry.lease(ref) as model:
             messages = to_template_messages(req.messages)
             tools = req.tools if req.tool_choice != "none" else None
             prompt = await asyncio.to_thread(
@@ -147,51 +149,46 @@ class ChatService:
             params = to_sampling_params(
                 fields, info=model.info, prompt_tokens=len(prompt), default_seed=self._defaults.default_seed
             )
-        except BaseException:
-            await resources.aclose()
-            raise
         request_id = f"chatcmpl-{uuid.uuid4().hex}"
         include_usage = bool(req.stream_options and req.stream_options.include_usage)
         return _Prepared(
             request_id,
             int(time.time()),
-            model,
+            ref,
+            model.info.name,
             GenerationRequest(request_id, prompt, params),
             include_usage,
-            resources,
             time.monotonic(),
         )
 
     async def complete(self, p: _Prepared) -> ChatCompletion:
         text: list[str] = []
         finish: FinishEvent | None = None
-        async with p.resources:
+        async with self._registry.lease(p.ref) as model:
             try:
-                async for event in p.model.engine.generate(p.request):
+                async for event in model.engine.generate(p.request):
                     text.append(event.text)
                     if isinstance(event, FinishEvent):
                         finish = event
                         self._finished(p, event)
             finally:
-                self._release(p, finish, len(text))
+                self._release(p, model, finish, len(text))
         assert finish is not None
         message = ChatCompletionMessage(content="".join(text))
         choice = ChatChoice(index=0, message=message, finish_reason=finish.reason)
-        return ChatCompletion(
-            id=p.id, created=p.created, model=p.model.info.name, choices=[choice], usage=_usage(finish)
-        )
+        return ChatCompletion(id=p.id, created=p.created, model=p.model, choices=[choice], usage=_usage(finish))
 
     async def stream(self, p: _Prepared) -> AsyncIterator[ChatCompletionChunk]:
         def chunk(delta: ChatDelta, finish_reason: str | None = None) -> ChatCompletionChunk:
             choice = ChatChunkChoice(index=0, delta=delta, finish_reason=finish_reason)
-            return ChatCompletionChunk(id=p.id, created=p.created, model=p.model.info.name, choices=[choice])
+            return ChatCompletionChunk(id=p.id, created=p.created, model=p.model, choices=[choice])
 
         finish: FinishEvent | None = None
         tokens = 0
-        async with p.resources:
+        async with self._registry.lease(p.ref) as model:
             try:
                 yield chunk(ChatDelta(role="assistant", content=""))
-                async for event in p.model.engine.generate(p.request):
+                async for event in model.engine.generate(p.request):
                     tokens += 1
                     if event.text:
                         yield chunk(ChatDelta(content=event.text))
@@ -201,19 +198,19 @@ class ChatService:
                         yield chunk(ChatDelta(), finish_reason=event.reason)
                         if p.include_usage:
                             yield ChatCompletionChunk(
-                                id=p.id, created=p.created, model=p.model.info.name, choices=[], usage=_usage(event)
+                                id=p.id, created=p.created, model=p.model, choices=[], usage=_usage(event)
                             )
             finally:
-                self._release(p, finish, tokens)
+                self._release(p, model, finish, tokens)
 
-    def _release(self, p: _Prepared, finish: FinishEvent | None, events: int) -> None:
+    def _release(self, p: _Prepared, model: ServingModel, finish: FinishEvent | None, events: int) -> None:
         """Always runs: a request that did not finish (client gone, cancelled) is aborted in the engine."""
-        p.model.engine.abort(p.request.request_id)
+        model.engine.abort(p.request.request_id)
         if finish is None:
             log.info(
                 "request_aborted",
                 request_id=p.id,
-                model=p.model.info.name,
+                model=p.model,
                 tokens_sent=events,
                 duration_ms=round((time.monotonic() - p.started) * 1000, 1),
             )
@@ -222,7 +219,7 @@ class ChatService:
         log.info(
             "request_finished",
             request_id=p.id,
-            model=p.model.info.name,
+            model=p.model,
             finish_reason=finish.reason,
             prompt_tokens=finish.prompt_tokens,
             completion_tokens=finish.completion_tokens,
