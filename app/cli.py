@@ -9,6 +9,7 @@ from functools import partial
 from typing import Any
 
 from pydantic import ValidationError
+from pydantic_settings import SettingsError
 
 from app.settings import Settings
 
@@ -132,7 +133,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             args.pop("api_key")
         try:
             settings = Settings(**args)
-        except ValidationError as exc:
+        except (ValidationError, SettingsError, ValueError) as exc:
             print(f"hfserve: invalid option: {exc}", file=sys.stderr)
             raise SystemExit(2) from exc
         serve(settings)

@@ -41,7 +41,9 @@ class Settings(BaseSettings):
     enable_cors: bool = False
     cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=lambda: ["*"])
     reasoning: Literal["auto", "on", "off"] = "auto"
-    chat_template_kwargs: dict[str, Any] = Field(default_factory=dict)
+    # NoDecode: the env value reaches the validator as text, so an explicit dict replaces it instead of
+    # being deep-merged with it.
+    chat_template_kwargs: Annotated[dict[str, Any], NoDecode] = Field(default_factory=dict)
     default_seed: int | None = None
     log_level: Literal["debug", "info", "warning", "error", "critical"] = "info"
     api_key: Annotated[list[str], NoDecode] = Field(default_factory=list, repr=False)

@@ -169,6 +169,7 @@ def load_model(name: str, source: str, revision: str | None, opts: LoadOptions, 
         max_context=_max_context(config, tokenizer, opts.max_model_len),
         eos_token_ids=_eos_ids(model, tokenizer),
         generation_defaults=_generation_defaults(model),
+        vocab_size=int(model.get_output_embeddings().weight.shape[0]),
     )
     engine = ThreadedEngine(model, tokenizer, name=name, max_queue=opts.max_queue)
     log.info("model_loaded", model=name, device=str(model.device), dtype=str(model.dtype), max_context=info.max_context)

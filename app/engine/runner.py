@@ -47,12 +47,13 @@ class ThreadedEngine:
         self._aborted: set[str] = set()
         self._running = 0
         self._failure: str | None = None
+        self._stopping = False
         self._thread = threading.Thread(target=self._loop, name=f"engine[{name}]", daemon=True)
         self._thread.start()
 
     # -- EngineClient ------------------------------------------------------------------------
     async def generate(self, request: GenerationRequest) -> AsyncIterator[EngineEvent]:
-        if not self._thread.is_alive():
+        if self._stopping or not self._thread.is_alive():
             raise EngineFailure(f"The inference loop has stopped: {self._failure or 'shut down'}")
         if self._inbox.qsize() >= self._max_queue:
             raise Overloaded("Too many requests are waiting for this model; retry shortly.")
@@ -81,7 +82,10 @@ class ThreadedEngine:
         return EngineHealth(alive=alive, running=self._running, waiting=self._inbox.qsize(), detail=self._failure)
 
     def shutdown(self, timeout: float = 10.0) -> None:
-        """Stop after the current request; queued requests are finished as aborted."""
+        """Stop the loop: the running request and every queued one finish as aborted."""
+        with self._lock:
+            self._stopping = True
+            self._aborted.update(self._live)
         self._inbox.put(None)
         self._thread.join(timeout)
 

@@ -113,6 +113,7 @@ class ModelInfo:
     max_context: int
     eos_token_ids: tuple[int, ...]
     generation_defaults: Mapping[str, Any]  # the model's generation_config, as plain values
+    vocab_size: int | None = None  # rows of the output embedding: the valid token ids
     modalities: frozenset[str] = frozenset({"text"})
 
 

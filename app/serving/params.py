@@ -7,12 +7,14 @@ request's own fields (``temperature``, ``max_tokens``...).
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from typing import Any
 
+from pydantic import ValidationError
+
 from app.engine.types import ModelInfo, SamplingParams
 from app.errors import InvalidRequest, PromptTooLong
+from app.protocol.generation import GenerationConfigOverrides
 
 # generation_config fields we honour, and the request field each one maps to.
 _GENERATION_FIELDS = {
@@ -29,23 +31,26 @@ _GENERATION_FIELDS = {
 
 
 def parse_generation_config(value: str | Mapping[str, Any] | None) -> dict[str, Any]:
-    """The request's ``generation_config`` as request-field names."""
+    """The request's ``generation_config``, validated, under request-field names."""
     if value is None:
         return {}
-    if isinstance(value, str):
-        try:
-            value = json.loads(value)
-        except ValueError as exc:
-            raise InvalidRequest(f"generation_config is not valid JSON: {exc}", param="generation_config") from exc
-    if not isinstance(value, Mapping):
-        raise InvalidRequest("generation_config must be a JSON object.", param="generation_config")
-    unknown = sorted(set(value) - set(_GENERATION_FIELDS))
-    if unknown:
-        raise InvalidRequest(
-            f"generation_config fields not supported: {', '.join(unknown)}; supported: {', '.join(_GENERATION_FIELDS)}",
-            param="generation_config",
-        )
-    return {_GENERATION_FIELDS[key]: val for key, val in value.items() if val is not None}
+    try:
+        if isinstance(value, str):
+            overrides = GenerationConfigOverrides.model_validate_json(value)
+        else:
+            overrides = GenerationConfigOverrides.model_validate(value)
+    except ValidationError as exc:
+        first = exc.errors(include_url=False)[0]
+        if first["type"] == "json_invalid":
+            message = f"generation_config is not valid JSON: {first['msg']}"
+        elif not first["loc"]:
+            message = "generation_config must be a JSON object."
+        else:
+            field = ".".join(str(part) for part in first["loc"])
+            supported = ", ".join(GenerationConfigOverrides.model_fields)
+            message = f"generation_config.{field}: {first['msg']}. Supported fields: {supported}."
+        raise InvalidRequest(message, param="generation_config") from exc
+    return {_GENERATION_FIELDS[key]: val for key, val in overrides.model_dump(exclude_none=True).items()}
 
 
 def _stop_list(stop: Any) -> tuple[str, ...]:
@@ -96,7 +101,6 @@ def to_sampling_params(
     info: ModelInfo,
     prompt_tokens: int,
     default_seed: int | None = None,
-    vocab_limit: int | None = None,
 ) -> SamplingParams:
     """``fields``: the request fields that were set, under their OpenAI names (plus ``generation_config``)."""
     merged: dict[str, Any] = {
@@ -123,7 +127,7 @@ def to_sampling_params(
         repetition_penalty=float(merged.get("repetition_penalty", 1.0)),
         presence_penalty=float(merged.get("presence_penalty", 0.0)),
         frequency_penalty=float(merged.get("frequency_penalty", 0.0)),
-        logit_bias=_logit_bias(merged.get("logit_bias"), vocab_limit),
+        logit_bias=_logit_bias(merged.get("logit_bias"), info.vocab_size),
         seed=None if seed is None else int(seed),
         stop=_stop_list(merged.get("stop")),
         stop_token_ids=info.eos_token_ids,

@@ -1,0 +1,405 @@
+"""ThreadedEngine and the loader over the real tiny models (CPU)."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import threading
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+
+from app.engine.loader import LoadOptions, load_model
+from app.engine.renderer import ChatRenderer
+from app.engine.runner import ThreadedEngine
+from app.engine.types import EngineEvent, FinishEvent, GenerationRequest, SamplingParams, TokenEvent
+from app.errors import EngineFailure, InvalidRequest, ModelNotFound, Overloaded
+from app.testing.canned_chats import CANNED_CHATS
+from tests.support.models import (
+    CHAT_MODEL_ID,
+    ENCODER_MODEL_ID,
+    NEVER_EOS_MODEL_ID,
+    load_model_and_tokenizer,
+    snapshot_path,
+)
+
+_ids = itertools.count()
+
+
+@dataclass
+class Result:
+    tokens: list[int] = field(default_factory=list)
+    text: str = ""
+    finish: FinishEvent | None = None
+
+
+def request(prompt_ids: list[int], max_tokens: int, **params: Any) -> GenerationRequest:
+    params.setdefault("temperature", 0.0)
+    return GenerationRequest(f"req-{next(_ids)}", list(prompt_ids), SamplingParams(max_tokens=max_tokens, **params))
+
+
+async def collect(events: AsyncIterator[EngineEvent]) -> Result:
+    result = Result()
+    async for event in events:
+        if isinstance(event, TokenEvent):
+            result.tokens.append(event.token_id)
+            result.text += event.text
+        else:
+            result.finish = event
+            result.text += event.text
+    assert result.finish is not None, "the stream ended without a FinishEvent"
+    return result
+
+
+def wait_until(condition: Callable[[], bool], timeout: float = 10.0) -> None:
+    """Waits for a state the engine thread reaches on its own (e.g. ``running`` back to 0)."""
+    done = threading.Event()
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not reached in time")
+        done.wait(0.005)
+
+
+def reference(model: Any, prompt_ids: list[int], max_new_tokens: int) -> list[int]:
+    """What transformers' own greedy decoding produces for this prompt alone."""
+    with torch.inference_mode():
+        out = model.generate(torch.tensor([prompt_ids]), do_sample=False, max_new_tokens=max_new_tokens)
+    return out[0, len(prompt_ids) :].tolist()
+
+
+@pytest.fixture(scope="module")
+def never_eos(hf_home: Path) -> tuple[Any, Any]:
+    return load_model_and_tokenizer(hf_home, NEVER_EOS_MODEL_ID)
+
+
+@pytest.fixture(scope="module")
+def chat(hf_home: Path) -> tuple[Any, Any]:
+    return load_model_and_tokenizer(hf_home, CHAT_MODEL_ID)
+
+
+@pytest.fixture(scope="module")
+def engine(never_eos: tuple[Any, Any]) -> Iterator[ThreadedEngine]:
+    model, tokenizer = never_eos
+    eng = ThreadedEngine(model, tokenizer, name="never-eos", max_queue=64)
+    yield eng
+    eng.shutdown()
+
+
+@pytest.fixture(scope="module")
+def chat_engine(chat: tuple[Any, Any]) -> Iterator[ThreadedEngine]:
+    model, tokenizer = chat
+    eng = ThreadedEngine(model, tokenizer, name="chat", max_queue=64)
+    yield eng
+    eng.shutdown()
+
+
+def encode(tokenizer: Any, text: str) -> list[int]:
+    return list(tokenizer(text, add_special_tokens=False)["input_ids"])
+
+
+def chat_prompt(tokenizer: Any, canned: dict[str, Any]) -> list[int]:
+    return ChatRenderer(tokenizer).encode_chat(
+        canned["messages"], tools=canned["tools"], template_kwargs=canned["chat_template_kwargs"]
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Greedy equivalence with model.generate
+# ---------------------------------------------------------------------------------------------
+
+
+async def test_concurrent_greedy_requests_match_generate(never_eos: tuple[Any, Any], engine: ThreadedEngine) -> None:
+    model, tokenizer = never_eos
+    n = 12
+    prompts = [
+        [5],
+        encode(tokenizer, "Nice to meet you, Bob."),
+        encode(tokenizer, "The quick brown fox jumps over the lazy dog. Paris is the capital of France."),
+        encode(tokenizer, 'def hello(name: str) -> str:\n    return f"Hello, {name}!"\n' * 3),
+    ]
+    assert len({len(p) for p in prompts}) == len(prompts)
+    eos = (tokenizer.eos_token_id,)
+    reqs = [request(p, n, stop_token_ids=eos) for p in prompts]
+    results = await asyncio.gather(*(collect(engine.generate(r)) for r in reqs))
+    for prompt, req, result in zip(prompts, reqs, results, strict=True):
+        assert result.finish is not None
+        assert result.finish.request_id == req.request_id
+        assert result.finish.reason == "length"
+        assert result.finish.prompt_tokens == len(prompt)
+        assert result.finish.completion_tokens == n == len(result.tokens)
+        assert result.tokens == reference(model, prompt, n)
+        assert result.text == tokenizer.decode(result.tokens, skip_special_tokens=True)
+
+
+async def test_chat_model_stops_at_eos_like_generate(chat: tuple[Any, Any], chat_engine: ThreadedEngine) -> None:
+    model, tokenizer = chat
+    eos = tokenizer.convert_tokens_to_ids("<|im_end|>")
+    canned = [c for c in CANNED_CHATS if c["name"] in ("greeting", "capital-no-thinking", "weather-tool-call")]
+    prompts = [chat_prompt(tokenizer, c) for c in canned]
+    assert len({len(p) for p in prompts}) == len(prompts)
+    reqs = [request(p, 96, stop_token_ids=(eos,)) for p in prompts]
+    results = await asyncio.gather(*(collect(chat_engine.generate(r)) for r in reqs))
+    for chat_case, prompt, result in zip(canned, prompts, results, strict=True):
+        expected = reference(model, prompt, 96)
+        assert expected[-1] == eos
+        assert result.tokens == expected[:-1]  # <|im_end|> ends the request without a TokenEvent
+        assert eos not in result.tokens
+        assert result.finish is not None
+        assert result.finish.reason == "stop"
+        assert result.finish.completion_tokens == len(expected)  # the EOS token is counted
+        assert result.text == chat_case["completion"]
+
+
+async def test_seeded_sampling_is_reproducible_through_the_engine(engine: ThreadedEngine) -> None:
+    prompt = [5, 6, 7]
+    first = await collect(engine.generate(request(prompt, 20, temperature=1.0, seed=42)))
+    second = await collect(engine.generate(request(prompt, 20, temperature=1.0, seed=42)))
+    other = await collect(engine.generate(request(prompt, 20, temperature=1.0, seed=43)))
+    assert first.tokens == second.tokens
+    assert first.tokens != other.tokens
+
+
+# ---------------------------------------------------------------------------------------------
+# Abort, errors, stop strings
+# ---------------------------------------------------------------------------------------------
+
+
+async def test_abort_mid_generation(engine: ThreadedEngine) -> None:
+    req = request([5], 1500)
+    events = engine.generate(req)
+    seen = 0
+    finish = None
+    async for event in events:
+        if isinstance(event, TokenEvent):
+            seen += 1
+            if seen == 3:
+                assert engine.health().running == 1
+                engine.abort(req.request_id)
+        else:
+            finish = event
+    assert finish is not None
+    assert finish.reason == "abort"
+    assert 3 <= finish.completion_tokens < 1500 // 2
+    wait_until(lambda: engine.health().running == 0)
+    after = await collect(engine.generate(request([5], 4)))
+    assert after.finish is not None and after.finish.reason == "length"
+
+
+async def test_client_going_away_aborts_the_request(engine: ThreadedEngine) -> None:
+    """Closing the event stream early (client disconnect) frees the engine for the next request."""
+    events = engine.generate(request([9], 100_000))
+    for _ in range(3):
+        assert isinstance(await anext(events), TokenEvent)
+    await events.aclose()
+    # Without the abort the next request would wait behind 100k tokens.
+    nxt = await asyncio.wait_for(collect(engine.generate(request([9], 4))), timeout=60)
+    assert nxt.finish is not None and nxt.finish.reason == "length"
+
+
+async def test_abort_while_waiting_in_the_queue(engine: ThreadedEngine) -> None:
+    running = request([5], 1500)
+    queued = request([6], 1500)
+    running_events = engine.generate(running)
+    assert isinstance(await anext(running_events), TokenEvent)
+    queued_task = asyncio.ensure_future(collect(engine.generate(queued)))
+    while engine.health().waiting < 1:  # let the task enqueue its request
+        await asyncio.sleep(0)
+    engine.abort(queued.request_id)
+    engine.abort(running.request_id)
+    rest = await collect(running_events)
+    assert rest.finish is not None and rest.finish.reason == "abort"
+    result = await queued_task
+    assert result.finish is not None
+    assert result.finish.reason == "abort"
+    assert result.finish.completion_tokens == 0
+    assert result.tokens == []
+
+
+async def test_abort_of_unknown_or_finished_request_is_harmless(engine: ThreadedEngine) -> None:
+    engine.abort("no-such-request")
+    req = request([5], 3)
+    done = await collect(engine.generate(req))
+    engine.abort(req.request_id)
+    assert done.finish is not None and done.finish.reason == "length"
+    again = await collect(engine.generate(request([5], 3)))
+    assert again.finish is not None and again.finish.reason == "length"
+
+
+@pytest.mark.parametrize("bad_id", [10**6, -5])
+async def test_out_of_range_prompt_token_fails_only_that_request(engine: ThreadedEngine, bad_id: int) -> None:
+    bad = await collect(engine.generate(request([5, bad_id, 6], 8)))
+    assert bad.finish is not None
+    assert bad.finish.reason == "error"
+    assert bad.finish.error
+    assert bad.tokens == []
+    assert bad.finish.prompt_tokens == 3
+    good = await collect(engine.generate(request([5, 6], 8)))
+    assert good.finish is not None and good.finish.reason == "length"
+    assert len(good.tokens) == 8
+    assert engine.health().alive
+
+
+async def test_stop_string_trims_the_output(chat: tuple[Any, Any], chat_engine: ThreadedEngine) -> None:
+    _, tokenizer = chat
+    greeting = next(c for c in CANNED_CHATS if c["name"] == "greeting-no-thinking")
+    assert greeting["completion"] == "Hello! I am a tiny demo model served by hfserve."
+    prompt = chat_prompt(tokenizer, greeting)
+    eos = (tokenizer.eos_token_id,)
+    result = await collect(chat_engine.generate(request(prompt, 96, stop=("demo model",), stop_token_ids=eos)))
+    assert result.finish is not None
+    assert result.finish.reason == "stop"
+    assert result.text == "Hello! I am a tiny "
+    full = await collect(chat_engine.generate(request(prompt, 96, stop_token_ids=eos)))
+    assert len(result.tokens) < len(full.tokens)
+
+
+async def test_unmatched_stop_prefix_is_released_at_the_end(chat: tuple[Any, Any], chat_engine: ThreadedEngine) -> None:
+    _, tokenizer = chat
+    greeting = next(c for c in CANNED_CHATS if c["name"] == "greeting-no-thinking")
+    prompt = chat_prompt(tokenizer, greeting)
+    # The completion ends with "hfserve." which is a prefix of this stop string: held, then released.
+    stops = ("hfserve.!!", "never appears")
+    result = await collect(
+        chat_engine.generate(request(prompt, 96, stop=stops, stop_token_ids=(tokenizer.eos_token_id,)))
+    )
+    assert result.finish is not None
+    assert result.finish.reason == "stop"  # by EOS
+    assert result.finish.text.endswith("hfserve.")
+    assert result.text == greeting["completion"]
+
+
+async def test_max_tokens_limits_the_chat_model(chat: tuple[Any, Any], chat_engine: ThreadedEngine) -> None:
+    _, tokenizer = chat
+    greeting = next(c for c in CANNED_CHATS if c["name"] == "greeting")
+    prompt = chat_prompt(tokenizer, greeting)
+    result = await collect(chat_engine.generate(request(prompt, 3, stop_token_ids=(tokenizer.eos_token_id,))))
+    assert result.finish is not None
+    assert result.finish.reason == "length"
+    assert result.finish.completion_tokens == len(result.tokens) == 3
+
+
+# ---------------------------------------------------------------------------------------------
+# Queue limit and shutdown (own engines)
+# ---------------------------------------------------------------------------------------------
+
+
+async def test_full_queue_is_overloaded(never_eos: tuple[Any, Any]) -> None:
+    model, tokenizer = never_eos
+    eng = ThreadedEngine(model, tokenizer, name="small-queue", max_queue=1)
+    try:
+        running = request([5], 1500)
+        running_events = eng.generate(running)
+        assert isinstance(await anext(running_events), TokenEvent)  # it left the queue
+        waiting = request([6], 2)
+        waiting_task = asyncio.ensure_future(collect(eng.generate(waiting)))
+        while eng.health().waiting < 1:
+            await asyncio.sleep(0)
+        assert eng.health().running == 1
+        with pytest.raises(Overloaded):
+            await anext(eng.generate(request([7], 2)))
+        eng.abort(running.request_id)
+        assert (await collect(running_events)).finish.reason == "abort"  # type: ignore[union-attr]
+        assert (await waiting_task).finish.reason == "length"  # type: ignore[union-attr]
+    finally:
+        eng.shutdown()
+
+
+async def test_shutdown_stops_the_engine(never_eos: tuple[Any, Any]) -> None:
+    model, tokenizer = never_eos
+    eng = ThreadedEngine(model, tokenizer, name="to-stop", max_queue=4)
+    ok = await collect(eng.generate(request([5], 2)))
+    assert ok.finish is not None and ok.finish.reason == "length"
+    assert eng.health().alive
+    eng.shutdown()
+    health = eng.health()
+    assert health.alive is False
+    assert health.running == 0
+    with pytest.raises(EngineFailure):
+        await anext(eng.generate(request([5], 2)))
+
+
+async def test_shutdown_aborts_queued_requests(never_eos: tuple[Any, Any]) -> None:
+    model, tokenizer = never_eos
+    eng = ThreadedEngine(model, tokenizer, name="shutdown-queue", max_queue=4)
+    try:
+        current = request([5], 30)
+        current_events = eng.generate(current)
+        assert isinstance(await anext(current_events), TokenEvent)
+        queued = request([6], 30)
+        queued_task = asyncio.ensure_future(collect(eng.generate(queued)))
+        while eng.health().waiting < 1:
+            await asyncio.sleep(0)
+        stopping = asyncio.ensure_future(asyncio.to_thread(eng.shutdown))
+        rest = await collect(current_events)
+        result = await queued_task
+        await stopping
+        assert rest.finish is not None and rest.finish.reason in ("abort", "length")  # it may finish first
+        assert result.finish is not None
+        assert result.finish.reason == "abort"
+        assert result.tokens == []
+    finally:
+        eng.shutdown()
+
+
+# ---------------------------------------------------------------------------------------------
+# Loader
+# ---------------------------------------------------------------------------------------------
+
+
+def test_loader_reports_stages_in_order_for_a_local_directory(hf_home: Path) -> None:
+    events: list[tuple[str, int | None, int | None]] = []
+    folder = snapshot_path(hf_home, CHAT_MODEL_ID)
+    loaded = load_model("tiny-chat-local", str(folder), None, LoadOptions(device="cpu"), lambda *e: events.append(e))
+    try:
+        stages = [stage for stage, _, _ in events]
+        assert stages[:2] == ["processor", "config"]
+        assert set(stages[2:]) == {"weights"}  # no download for a local directory
+        weights = [(cur, total) for stage, cur, total in events if stage == "weights"]
+        assert weights, "no weights progress was reported"
+        currents = [cur for cur, _ in weights]
+        assert currents == sorted(currents)
+        last_current, last_total = weights[-1]
+        assert last_total is not None and last_total > 0
+        assert last_current == last_total
+        assert loaded.info.name == "tiny-chat-local"
+        assert loaded.info.max_context == 2048
+        assert loaded.info.eos_token_ids == (loaded.tokenizer.convert_tokens_to_ids("<|im_end|>"),)
+        assert loaded.serving.engine is loaded.engine
+        assert loaded.engine.health().alive
+    finally:
+        loaded.close()
+    assert loaded.engine.health().alive is False
+
+
+def test_loader_caps_the_context_with_max_model_len(hf_home: Path) -> None:
+    folder = snapshot_path(hf_home, NEVER_EOS_MODEL_ID)
+    loaded = load_model("n", str(folder), None, LoadOptions(device="cpu", max_model_len=100), lambda *e: None)
+    try:
+        assert loaded.info.max_context == 100
+    finally:
+        loaded.close()
+
+
+def test_loading_an_encoder_is_an_invalid_request(hf_home: Path) -> None:
+    events: list[tuple[str, int | None, int | None]] = []
+    folder = snapshot_path(hf_home, ENCODER_MODEL_ID)
+    with pytest.raises(InvalidRequest) as info:
+        load_model("tiny-encoder", str(folder), None, LoadOptions(device="cpu"), lambda *e: events.append(e))
+    assert info.value.param == "model"
+    assert "not a generative model" in info.value.message
+    assert "weights" not in [stage for stage, _, _ in events]
+
+
+def test_loading_a_missing_directory_is_model_not_found(tmp_path: Path) -> None:
+    events: list[Any] = []
+    with pytest.raises(ModelNotFound) as info:
+        load_model("gone", str(tmp_path / "missing"), None, LoadOptions(device="cpu"), lambda *e: events.append(e))
+    assert info.value.status == 404
+    assert info.value.param == "model"
+    assert events == []
