@@ -46,3 +46,4 @@ def test_idle_model_unloads_and_reloads(hf_home: Path, logs_dir: Path) -> None:
         events = [json.loads(line)["event"] for line in proc.log().splitlines() if line.startswith("{")]
         assert "model_unloaded" in events
         assert httpx.post(f"{proc.base_url}/chat/completions", json=body, timeout=60).status_code == 200
+        assert proc.stop() == 0  # SIGTERM shuts down cleanly

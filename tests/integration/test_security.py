@@ -18,7 +18,17 @@ GOOD_ORIGIN = "http://app.example"  # only ever sent as a header value
 
 @pytest.fixture(scope="module")
 def guarded(hf_home: Path, logs_dir: Path) -> Iterator[ServerProcess]:
-    args = ("--api-key", "key-one", "--api-key", "key-two", "--enable-cors", "--cors-origins", GOOD_ORIGIN)
+    args = (
+        "--api-key",
+        "key-one",
+        "--api-key",
+        "key-two",
+        "--enable-cors",
+        "--cors-origins",
+        GOOD_ORIGIN,
+        "--max-body-size",
+        "4096",
+    )
     with run_server(hf_home, logs_dir, *args, env={"HFSERVE_API_KEY": "ignored-when-flag-given"}) as proc:
         yield proc
 
@@ -97,3 +107,10 @@ def test_env_api_key_is_used_without_the_flag(hf_home: Path, logs_dir: Path) -> 
     with run_server(hf_home, logs_dir, env={"HFSERVE_API_KEY": "env-a,env-b"}) as proc:
         assert httpx.get(f"{proc.base_url}/models").status_code == 401
         assert httpx.get(f"{proc.base_url}/models", headers={"Authorization": "Bearer env-b"}).status_code == 200
+
+
+def test_oversized_body_is_413(guarded: ServerProcess) -> None:
+    body = {"model": NEVER_EOS_MODEL_ID, "messages": [{"role": "user", "content": "x" * 8000}]}
+    resp = httpx.post(f"{guarded.base_url}/chat/completions", json=body, headers={"Authorization": "Bearer key-one"})
+    assert resp.status_code == 413
+    assert resp.json()["error"]["type"] == "invalid_request_error"
