@@ -83,22 +83,23 @@ class PayloadTooLarge(HfServeError):
     code = "payload_too_large"
 
 
-class Overloaded(HfServeError):
-    status = 429
-    type = "rate_limit_error"
-    code = "server_overloaded"
+class _RetryLater(HfServeError):
+    """Temporarily unable to serve: carries ``Retry-After``."""
 
     def __init__(self, message: str, *, retry_after: int = 1) -> None:
         super().__init__(message, headers={"Retry-After": str(retry_after)})
 
 
-class ServiceUnavailable(HfServeError):
+class Overloaded(_RetryLater):
+    status = 429
+    type = "rate_limit_error"
+    code = "server_overloaded"
+
+
+class ServiceUnavailable(_RetryLater):
     status = 503
     type = "server_error"
     code = "service_unavailable"
-
-    def __init__(self, message: str, *, retry_after: int = 5) -> None:
-        super().__init__(message, headers={"Retry-After": str(retry_after)})
 
 
 class ModelLoadFailed(HfServeError):

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import os
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from tests.support.models import clone_hf_home
 from tests.support.server import ROOT, ServerProcess, run_server
 
 # The Hub cannot be reached here: everything runs offline against tiny models built locally.
@@ -31,9 +31,7 @@ def tiny_models() -> Path:
 @pytest.fixture(scope="session")
 def hf_home(tiny_models: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A private copy of the tiny-model cache for this session (tests may add models to it)."""
-    home = tmp_path_factory.mktemp("hf_home")
-    shutil.copytree(tiny_models / "hub", home / "hub", symlinks=True)
-    return home
+    return clone_hf_home(tiny_models, tmp_path_factory.mktemp("hf_home"))
 
 
 @pytest.fixture(scope="module")

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 from app.testing.tiny_models import CHAT_MODEL_ID, ENCODER_MODEL_ID, NEVER_EOS_MODEL_ID
 from tests.support.fake_hub import FakeHub
-from tests.support.models import snapshot_path
+from tests.support.models import clone_hf_home, snapshot_path
 from tests.support.server import ROOT, server_env
 
 
@@ -37,8 +36,7 @@ def test_download_fills_the_cache_with_a_progress_bar(hf_home: Path, tmp_path: P
 
 
 def test_models_command_lists_the_cache(hf_home: Path, tmp_path: Path) -> None:
-    home = tmp_path / "home"
-    shutil.copytree(hf_home / "hub", home / "hub", symlinks=True)
+    home = clone_hf_home(hf_home, tmp_path / "home")
     listing = hfserve("models", env=server_env(home))
     assert listing.returncode == 0, listing.stderr
     rows = dict(line.split("\t") for line in listing.stdout.strip().splitlines())

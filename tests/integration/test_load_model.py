@@ -8,7 +8,6 @@ enough to observe.
 from __future__ import annotations
 
 import json
-import shutil
 import threading
 import time
 from collections.abc import Iterator
@@ -19,7 +18,7 @@ import pytest
 
 from app.testing.tiny_models import CHAT_MODEL_ID, NEVER_EOS_MODEL_ID
 from tests.support.fake_hub import FakeHub
-from tests.support.models import snapshot_path
+from tests.support.models import clone_hf_home, snapshot_path
 from tests.support.server import ServerProcess, run_server
 
 REMOTE = ["remote/model-a", "remote/model-b", "remote/model-c", "remote/pinned-slow"]
@@ -64,9 +63,7 @@ def hub_env(hub: FakeHub) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def online_home(hf_home: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    home = tmp_path_factory.mktemp("online_home")
-    shutil.copytree(hf_home / "hub", home / "hub", symlinks=True)
-    return home
+    return clone_hf_home(hf_home, tmp_path_factory.mktemp("online_home"))
 
 
 @pytest.fixture(scope="module")

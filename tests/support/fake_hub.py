@@ -46,8 +46,15 @@ _TREE_RE = re.compile(rf"^/api/models/{_REPO}/tree/(?P<rev>[^/]+)(?:/(?P<path>.*
 _RESOLVE_RE = re.compile(rf"^/{_REPO}/resolve/(?P<rev>[^/]+)/(?P<path>.+)$")
 _RANGE_RE = re.compile(r"^bytes=(\d*)-(\d*)$")
 _ENV_TO_CLEAR = (  # inherited settings that would bypass the fake hub or its temporary HF_HOME
-    "HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_DATASETS_OFFLINE", "HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE",
-    "TRANSFORMERS_CACHE", "HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "HF_TOKEN_PATH",
+    "HF_HUB_OFFLINE",
+    "TRANSFORMERS_OFFLINE",
+    "HF_DATASETS_OFFLINE",
+    "HF_HUB_CACHE",
+    "HUGGINGFACE_HUB_CACHE",
+    "TRANSFORMERS_CACHE",
+    "HF_TOKEN",
+    "HUGGING_FACE_HUB_TOKEN",
+    "HF_TOKEN_PATH",
 )
 
 
@@ -180,15 +187,25 @@ class FakeHub:
                 lfs = {"size": len(f.data), "sha256": f.sha256, "pointerSize": 134} if f.lfs else None
                 sibling.update(size=len(f.data), blobId=f.git_oid, lfs=lfs)
         return {
-            "_id": sha[:24], "id": repo_id, "modelId": repo_id, "author": repo_id.partition("/")[0], "sha": sha,
-            "lastModified": "2024-01-01T00:00:00.000Z", "private": False, "gated": False, "disabled": False,
-            "downloads": 0, "likes": 0, "tags": [], "siblings": siblings,
+            "_id": sha[:24],
+            "id": repo_id,
+            "modelId": repo_id,
+            "author": repo_id.partition("/")[0],
+            "sha": sha,
+            "lastModified": "2024-01-01T00:00:00.000Z",
+            "private": False,
+            "gated": False,
+            "disabled": False,
+            "downloads": 0,
+            "likes": 0,
+            "tags": [],
+            "siblings": siblings,
         }
 
     def _serve_file(self, h: _Handler, repo_id: str, revision: str, path: str) -> None:
         sha, files = self._resolve(repo_id, revision)
         if (f := files.get(path)) is None:
-            raise _HubError("EntryNotFound", f"{path} does not exist on \"{unquote(revision)}\"", commit=sha)
+            raise _HubError("EntryNotFound", f'{path} does not exist on "{unquote(revision)}"', commit=sha)
         size = len(f.data)
         headers = {"ETag": f'"{f.sha256 if f.lfs else f.git_oid}"', "X-Repo-Commit": sha, "Accept-Ranges": "bytes"}
         if f.lfs:

@@ -11,6 +11,7 @@ __all__ = [
     "CHAT_MODEL_ID",
     "ENCODER_MODEL_ID",
     "NEVER_EOS_MODEL_ID",
+    "clone_hf_home",
     "load_model_and_tokenizer",
     "load_tokenizer",
     "snapshot_path",
@@ -22,6 +23,14 @@ def snapshot_path(hf_home: Path, repo_id: str, ref: str = "main") -> Path:
     repo = Path(hf_home) / "hub" / ("models--" + repo_id.replace("/", "--"))
     sha = (repo / "refs" / ref).read_text().strip()
     return repo / "snapshots" / sha
+
+
+def clone_hf_home(source: Path, dest: Path) -> Path:
+    """A private copy of ``source``'s hub cache at ``dest`` (links kept, as in a real cache)."""
+    import shutil
+
+    shutil.copytree(Path(source) / "hub", Path(dest) / "hub", symlinks=True)
+    return Path(dest)
 
 
 def load_model_and_tokenizer(hf_home: Path, repo_id: str) -> tuple[Any, Any]:
