@@ -132,8 +132,8 @@ def _eos_ids(model: Any, tokenizer: Any) -> tuple[int, ...]:
 def load_model(name: str, source: str, revision: str | None, opts: LoadOptions, progress: ProgressFn) -> LoadedModel:
     """Load ``source`` (a Hub repo id at ``revision``, or a local directory when revision is None)."""
     local = revision is None
-    if local and not Path(source).is_dir():
-        raise ModelNotFound(name, "No such directory.")
+    if local and not (Path(source) / "config.json").is_file():
+        raise ModelNotFound(name, "The directory holds no model (no config.json).")
     folder = source if local else _cached_snapshot(source, revision)
     if folder is None:
         _check_exists(name, source, revision)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import httpx
 import openai
 import pytest
@@ -123,3 +125,9 @@ def test_server_still_serves_after_bad_input(server: ServerProcess) -> None:
     resp = _post(server, {"model": NEVER_EOS_MODEL_ID, "messages": USER, "max_tokens": 3})
     assert resp.status_code == 200
     assert "Traceback" not in server.log()
+
+
+def test_a_directory_that_is_not_a_model_is_404(server: ServerProcess, tmp_path: Path) -> None:
+    (tmp_path / "notes.txt").write_text("not a model")
+    error = _error(_post(server, {"model": str(tmp_path), "messages": USER}), 404)
+    assert error["code"] == "model_not_found"
