@@ -38,6 +38,8 @@ def _serve_parser(sub: Any) -> None:
     p.add_argument("--max-queue", type=int, help="Waiting requests per model before 429 (default 256).")
     p.add_argument("--max-batch-size", type=int, help="Most sequences decoded together (default 32).")
     p.add_argument("--max-model-len", type=int, help="Cap on prompt + completion tokens.")
+    p.add_argument("--max-num-batched-tokens", type=int, help="Prompt tokens prefilled per step (default 2048).")
+    p.add_argument("--max-kv-tokens", type=int, help="KV budget: rows x cached tokens of the running batch.")
     p.add_argument("--max-body-size", type=int, help="Largest request body in bytes (default 32 MiB).")
 
 

@@ -18,6 +18,7 @@ from app.api.health import HealthController
 from app.api.middleware import api_key_middleware, request_id_middleware
 from app.api.models import ModelsController
 from app.engine.loader import LoadOptions, load_model
+from app.engine.runner import BatchLimits
 from app.errors import HfServeError
 from app.models.registry import Loader, ModelRegistry
 from app.serving.chat import ChatDefaults, ChatService
@@ -34,7 +35,12 @@ def create_app(settings: Settings, *, loader: Loader = load_model) -> Litestar:
         quantization=settings.quantization,
         trust_remote_code=settings.trust_remote_code,
         max_model_len=settings.max_model_len,
-        max_queue=settings.max_queue,
+        limits=BatchLimits(
+            max_batch_size=settings.max_batch_size,
+            max_num_batched_tokens=settings.max_num_batched_tokens,
+            max_kv_tokens=settings.max_kv_tokens,
+            max_queue=settings.max_queue,
+        ),
     )
     registry = ModelRegistry(options, idle_timeout=settings.model_timeout, pinned=settings.model, loader=loader)
     defaults = ChatDefaults(

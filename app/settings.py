@@ -50,6 +50,8 @@ class Settings(BaseSettings):
     max_queue: int = Field(256, ge=1)
     max_batch_size: int = Field(32, ge=1)
     max_model_len: int | None = Field(None, ge=1)
+    max_num_batched_tokens: int = Field(2048, ge=16, description="Prompt tokens prefilled per engine step.")
+    max_kv_tokens: int | None = Field(None, ge=16, description="Rows x cached tokens the running batch may hold.")
     max_body_size: int = Field(32 * 1024 * 1024, ge=1024, description="Largest request body in bytes.")
 
     @field_validator("cors_origins", "api_key", mode="before")

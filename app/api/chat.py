@@ -6,6 +6,7 @@ from litestar import Controller, Request, Response, post
 from litestar.response import Stream
 
 from app.api.body import parse_body
+from app.api.disconnect import unless_disconnected
 from app.api.sse import sse_response
 from app.protocol.chat import ChatCompletionRequest
 from app.serving.chat import ChatService
@@ -20,5 +21,5 @@ class ChatController(Controller):
         prepared = await chat_service.prepare(body)
         if body.stream:
             return sse_response(chat_service.stream(prepared))
-        completion = await chat_service.complete(prepared)
+        completion = await unless_disconnected(request, chat_service.complete(prepared))
         return Response(completion.model_dump_json(exclude_none=True).encode(), media_type="application/json")

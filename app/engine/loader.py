@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import gc
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +26,7 @@ from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, BitsAn
 from app.engine.architectures import TEXT, generative_task
 from app.engine.progress import ProgressFn, bar_class, weights_progress
 from app.engine.renderer import ChatRenderer
-from app.engine.runner import ThreadedEngine
+from app.engine.runner import BatchedEngine, BatchLimits
 from app.engine.types import ModelInfo, ServingModel
 from app.errors import InvalidRequest, ModelLoadFailed, ModelNotFound
 
@@ -46,13 +46,13 @@ class LoadOptions:
     quantization: str | None = None
     trust_remote_code: bool = False
     max_model_len: int | None = None
-    max_queue: int = 256
+    limits: BatchLimits = field(default_factory=BatchLimits)
 
 
 class LoadedModel:
     """A model in memory with its inference thread; ``close()`` frees both."""
 
-    def __init__(self, model: Any, tokenizer: Any, info: ModelInfo, engine: ThreadedEngine) -> None:
+    def __init__(self, model: Any, tokenizer: Any, info: ModelInfo, engine: BatchedEngine) -> None:
         self.model, self.tokenizer, self.info, self.engine = model, tokenizer, info, engine
         self.serving = ServingModel(info=info, renderer=ChatRenderer(tokenizer), engine=engine)
 
@@ -171,6 +171,6 @@ def load_model(name: str, source: str, revision: str | None, opts: LoadOptions, 
         generation_defaults=_generation_defaults(model),
         vocab_size=int(model.get_output_embeddings().weight.shape[0]),
     )
-    engine = ThreadedEngine(model, tokenizer, name=name, max_queue=opts.max_queue)
+    engine = BatchedEngine(model, tokenizer, name=name, limits=opts.limits)
     log.info("model_loaded", model=name, device=str(model.device), dtype=str(model.dtype), max_context=info.max_context)
     return LoadedModel(model, tokenizer, info, engine)

@@ -1,9 +1,12 @@
-"""The inference thread of one model.
+"""The inference thread of one model: iteration-level (continuous) batching.
 
-Generation runs on a dedicated thread per model (CUDA graphs and caches keep thread-local state);
-the event loop only enqueues work and receives events through ``call_soon_threadsafe``. Requests are
-decoded one after another here; a request is checked for abort after every token, so a client that
-goes away frees the model within one step.
+Every loop iteration (a step): take new requests, drop aborted ones, prefill newcomers within the
+step's token budget (several short prompts in one padded forward; a long prompt one chunk per step,
+so running decodes never wait for a whole long prefill), then one decode step for every running row,
+sampling each row with its own parameters. Requests join and leave between steps.
+
+The event loop only enqueues work (``generate``) and receives each step's events in one
+``call_soon_threadsafe``. torch runs on this thread only (CUDA graphs and caches keep thread state).
 """
 
 from __future__ import annotations
@@ -11,66 +14,107 @@ from __future__ import annotations
 import asyncio
 import queue
 import threading
-from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
+from collections import deque
+from collections.abc import Sequence
+from contextlib import suppress
+from dataclasses import dataclass, field
 from typing import Any
 
 import structlog
 import torch
 from transformers import DynamicCache
 
+from app.engine.batch import KVBatch, mergeable, prefill, prefill_chunk, repeat_rows
 from app.engine.detokenizer import TextAssembler
-from app.engine.sampler import RequestSampler
+from app.engine.sampler import BatchSampler, Draw, SequenceSampling
+from app.engine.stream import RequestStream
 from app.engine.types import EngineEvent, EngineHealth, FinishEvent, FinishReason, GenerationRequest, TokenEvent
-from app.errors import EngineFailure, Overloaded
+from app.engine.types import TokenLogprob as Logprob
+from app.errors import EngineFailure, InvalidRequest, Overloaded
 
 log = structlog.get_logger(__name__)
 
 
-@dataclass(slots=True)
-class _Work:
+@dataclass(frozen=True, slots=True)
+class BatchLimits:
+    max_batch_size: int = 32  # rows (choices) decoded together
+    max_num_batched_tokens: int = 2048  # prompt tokens prefilled per step
+    max_kv_tokens: int | None = None  # rows x cache width the running batch may hold
+    max_queue: int = 256  # requests admitted but not yet running
+
+
+@dataclass(eq=False)
+class _Request:
     request: GenerationRequest
-    emit: Callable[[EngineEvent], None]
+    stream: RequestStream
+    open: int
+    prompt: list[int]
+    done: int = 0  # prompt tokens already prefilled (chunked prefill)
+    cache: DynamicCache | None = None
+
+    @property
+    def id(self) -> str:
+        return self.request.request_id
 
 
-class ThreadedEngine:
-    """An ``EngineClient`` that runs one request at a time on the model's own thread."""
+@dataclass(eq=False)
+class _Row:
+    """One choice being decoded: a row of the running batch."""
 
-    def __init__(self, model: Any, tokenizer: Any, *, name: str, max_queue: int) -> None:
-        self._model = model
-        self._tokenizer = tokenizer
-        self._vocab_size = int(model.get_output_embeddings().weight.shape[0])
-        self._max_queue = max_queue
-        self._inbox: queue.Queue[_Work | None] = queue.Queue()
+    owner: _Request
+    index: int
+    sampling: SequenceSampling
+    text: TextAssembler
+    token: int = 0
+    produced: int = 0
+    events: list[EngineEvent] = field(default_factory=list)
+
+
+class BatchedEngine:
+    """An ``EngineClient`` batching every concurrent request of one model in one decode loop."""
+
+    def __init__(self, model: Any, tokenizer: Any, *, name: str, limits: BatchLimits) -> None:
+        self._model, self._tokenizer, self._limits = model, tokenizer, limits
+        self._vocab = int(model.get_output_embeddings().weight.shape[0])
+        self._pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+        self._max_rows = limits.max_batch_size if mergeable(DynamicCache(config=model.config)) else 1
+        self._sampler = BatchSampler(self._vocab, model.device)
+        self._batch = KVBatch(model)
+        self._rows: list[_Row] = []
+        self._waiting: deque[_Request] = deque()
+        self._chunked: _Request | None = None
+        self._inbox: queue.Queue[_Request | None] = queue.Queue()
         self._lock = threading.Lock()
         self._live: set[str] = set()
         self._aborted: set[str] = set()
-        self._running = 0
-        self._failure: str | None = None
+        self._admitted = 0  # requests accepted but not yet decoding
         self._stopping = False
-        self._thread = threading.Thread(target=self._loop, name=f"engine[{name}]", daemon=True)
+        self._failure: str | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._outbox: list[tuple[RequestStream, list[EngineEvent]]] = []
+        self._thread = threading.Thread(target=self._run, name=f"engine[{name}]", daemon=True)
         self._thread.start()
 
-    # -- EngineClient ------------------------------------------------------------------------
-    async def generate(self, request: GenerationRequest) -> AsyncIterator[EngineEvent]:
+    # -- EngineClient ---------------------------------------------------------------------------
+    def generate(self, request: GenerationRequest) -> RequestStream:
         if self._stopping or not self._thread.is_alive():
             raise EngineFailure(f"The inference loop has stopped: {self._failure or 'shut down'}")
-        if self._inbox.qsize() >= self._max_queue:
-            raise Overloaded("Too many requests are waiting for this model; retry shortly.")
-        loop = asyncio.get_running_loop()
-        events: asyncio.Queue[EngineEvent] = asyncio.Queue()
+        params = request.params
+        if params.n > self._max_rows:
+            raise InvalidRequest(f"n may be at most {self._max_rows} for this model.", param="n")
+        if request.prompt_ids and not 0 <= min(request.prompt_ids) <= max(request.prompt_ids) < self._vocab:
+            raise InvalidRequest(f"Token ids must lie in [0, {self._vocab}).", param="prompt")
+        if not request.prompt_ids:
+            raise InvalidRequest("The prompt is empty.", param="prompt")
         with self._lock:
+            if self._admitted >= self._limits.max_queue:
+                raise Overloaded("Too many requests are waiting for this model; retry shortly.")
+            self._admitted += 1
             self._live.add(request.request_id)
-        self._inbox.put(_Work(request, lambda ev: loop.call_soon_threadsafe(events.put_nowait, ev)))
-        finished = False
-        try:
-            while not finished:
-                event = await events.get()
-                finished = isinstance(event, FinishEvent)
-                yield event
-        finally:
-            if not finished:
-                self.abort(request.request_id)
+        self._loop = asyncio.get_running_loop()
+        stream = RequestStream(request.request_id, params.n, self.abort)
+        self._inbox.put(_Request(request, stream, params.n, list(request.prompt_ids)))
+        return stream
 
     def abort(self, request_id: str) -> None:
         with self._lock:
@@ -78,94 +122,268 @@ class ThreadedEngine:
                 self._aborted.add(request_id)
 
     def health(self) -> EngineHealth:
-        alive = self._thread.is_alive()
-        return EngineHealth(alive=alive, running=self._running, waiting=self._inbox.qsize(), detail=self._failure)
+        return EngineHealth(
+            alive=self._thread.is_alive(), running=len(self._rows), waiting=self._admitted, detail=self._failure
+        )
 
     def shutdown(self, timeout: float = 10.0) -> None:
-        """Stop the loop: the running request and every queued one finish as aborted."""
+        """Stop the loop: every running and waiting request finishes as aborted."""
         with self._lock:
             self._stopping = True
             self._aborted.update(self._live)
         self._inbox.put(None)
         self._thread.join(timeout)
 
-    # -- the thread ----------------------------------------------------------------------------
-    def _loop(self) -> None:
+    # -- the loop -------------------------------------------------------------------------------
+    def _run(self) -> None:
         try:
-            while (work := self._inbox.get()) is not None:
-                self._running = 1
-                try:
-                    self._serve(work)
-                finally:
-                    self._running = 0
-                    with self._lock:
-                        self._live.discard(work.request.request_id)
-                        self._aborted.discard(work.request.request_id)
+            with torch.inference_mode():
+                while self._take_new(block=not (self._rows or self._waiting or self._chunked)):
+                    self._drop_aborted()
+                    self._admit()
+                    if self._rows:
+                        self._decode()
+                    self._deliver()
         except BaseException as exc:  # the loop itself died: health turns false
             self._failure = repr(exc)
             log.exception("engine_loop_died", error=self._failure)
         finally:
-            self._drain()
+            self._finish_everything()
 
-    def _drain(self) -> None:
+    def _take_new(self, *, block: bool) -> bool:
+        """Move queued requests to the waiting line; False once shut down."""
+        try:
+            item = self._inbox.get(block=block)
+            while item is not None:
+                self._waiting.append(item)
+                item = self._inbox.get_nowait()
+            return False
+        except queue.Empty:
+            return not self._stopping
+
+    def _drop_aborted(self) -> None:
+        with self._lock:
+            if not self._aborted:
+                return
+            aborted, self._aborted = self._aborted, set()
+        gone = [i for i, row in enumerate(self._rows) if row.owner.id in aborted]
+        for i in gone:
+            self._finish(self._rows[i], "abort")
+        if gone:
+            self._keep([i for i in range(len(self._rows)) if i not in set(gone)])
+        for req in [r for r in self._waiting if r.id in aborted]:
+            self._waiting.remove(req)
+            self._fail_request(req, "abort")
+        if self._chunked is not None and self._chunked.id in aborted:
+            self._fail_request(self._chunked, "abort")
+            self._chunked = None
+
+    def _keep(self, indices: Sequence[int]) -> None:
+        self._rows = [self._rows[i] for i in indices]
+        self._batch.keep(indices)
+
+    # -- prefill --------------------------------------------------------------------------------
+    def _admit(self) -> None:
+        budget = self._limits.max_num_batched_tokens
+        if self._chunked is not None:
+            budget -= self._continue_chunked(budget)
+        picked: list[_Request] = []
+        rows = len(self._rows)
+        width = self._batch.width
+        while self._waiting and self._chunked is None:
+            req = self._waiting[0]
+            if rows + req.open > self._max_rows or not self._kv_fits(rows + req.open, max(width, len(req.prompt))):
+                break
+            if len(req.prompt) > budget:
+                if not picked and budget > 0:  # too long for this step: prefill it chunk by chunk
+                    self._chunked = self._waiting.popleft()
+                    self._continue_chunked(budget)
+                break
+            picked.append(self._waiting.popleft())
+            budget -= len(req.prompt)
+            rows += req.open
+            width = max(width, len(req.prompt))
+        if picked:
+            self._prefill(picked)
+
+    def _kv_fits(self, rows: int, width: int) -> bool:
+        return self._limits.max_kv_tokens is None or rows * width <= self._limits.max_kv_tokens
+
+    def _prefill(self, requests: list[_Request]) -> None:
+        try:
+            cache, mask, logits = prefill(self._model, [r.prompt for r in requests], self._pad)
+            mask = repeat_rows(cache, mask, [r.open for r in requests])
+        except Exception as exc:  # only these newcomers fail; the running batch goes on
+            log.exception("prefill_failed", requests=[r.id for r in requests])
+            for req in requests:
+                self._fail_request(req, "error", str(exc))
+            return
+        index = torch.repeat_interleave(torch.arange(len(requests)), torch.tensor([r.open for r in requests]))
+        self._join(requests, cache, mask, logits.index_select(0, index.to(logits.device)))
+
+    def _continue_chunked(self, budget: int) -> int:
+        """Prefill the next chunk of the long prompt in progress; returns the tokens spent."""
+        req = self._chunked
+        assert req is not None
+        chunk = req.prompt[req.done : req.done + budget]
+        try:
+            req.cache = req.cache or DynamicCache(config=self._model.config)
+            logits = prefill_chunk(self._model, req.cache, chunk, req.done)
+        except Exception as exc:
+            log.exception("prefill_failed", requests=[req.id])
+            self._fail_request(req, "error", str(exc))
+            self._chunked = None
+            return len(chunk)
+        req.done += len(chunk)
+        if req.done == len(req.prompt):
+            self._chunked = None
+            if len(self._rows) + req.open <= self._max_rows:
+                mask = torch.ones((1, len(req.prompt)), dtype=torch.long, device=self._model.device)
+                mask = repeat_rows(req.cache, mask, [req.open])
+                self._join([req], req.cache, mask, logits.expand(req.open, -1))
+            else:  # the batch filled up meanwhile: prefill again later
+                req.done, req.cache = 0, None
+                self._waiting.appendleft(req)
+        return len(chunk)
+
+    def _join(self, requests: list[_Request], cache: DynamicCache, mask: torch.Tensor, logits: torch.Tensor) -> None:
+        """New rows (one per choice) sample their first token and join the running batch."""
+        rows = [
+            _Row(req, i, self._sampling(req, i), TextAssembler(self._tokenizer, req.request.params.stop))
+            for req in requests
+            for i in range(req.open)
+        ]
+        with self._lock:
+            self._admitted -= len(requests)
+        first = len(self._rows)
+        self._rows.extend(rows)
+        self._batch.add(cache, mask)
+        finished = {first + i for i in self._advance(rows, logits)}
+        if finished:
+            self._keep([i for i in range(len(self._rows)) if i not in finished])
+
+    def _sampling(self, req: _Request, index: int) -> SequenceSampling:
+        return SequenceSampling(req.request.params, req.prompt, self._vocab, self._model.device, index)
+
+    # -- decode ---------------------------------------------------------------------------------
+    def _decode(self) -> None:
+        tokens = torch.tensor([row.token for row in self._rows], dtype=torch.long, device=self._model.device)
+        try:
+            logits = self._batch.step(tokens)
+        except Exception as exc:  # the forward pass cannot tell whose fault: fail the running rows only
+            log.exception("decode_failed", rows=len(self._rows))
+            for row in self._rows:
+                self._finish(row, "error", str(exc))
+            self._keep([])
+            return
+        finished = self._advance(self._rows, logits)
+        if finished:
+            self._keep([i for i in range(len(self._rows)) if i not in finished])
+
+    def _advance(self, rows: list[_Row], logits: torch.Tensor) -> set[int]:
+        """Sample the next token of every row; returns the positions (in ``rows``) that finished."""
+        finite = torch.isfinite(logits[:, : self._vocab]).all(dim=-1).tolist()
+        finished: set[int] = set()
+        healthy = [i for i, ok in enumerate(finite) if ok]
+        for i in set(range(len(rows))) - set(healthy):
+            self._finish(rows[i], "error", "the model produced non-finite logits")
+            finished.add(i)
+        if not healthy:
+            return finished
+        sub = logits if len(healthy) == len(rows) else logits[healthy]
+        draws = self._sampler.sample(sub, [rows[i].sampling for i in healthy])
+        for i, draw in zip(healthy, draws, strict=True):
+            if self._accept(rows[i], draw):
+                finished.add(i)
+        return finished
+
+    def _accept(self, row: _Row, draw: Draw) -> bool:
+        """Record one token for ``row``; True when the row is finished."""
+        params = row.owner.request.params
+        row.sampling.observe(draw.token_id)
+        row.token = draw.token_id
+        row.produced += 1
+        if draw.token_id in params.stop_token_ids:
+            self._finish(row, "stop")
+            return True
+        piece, stopped = row.text.add(draw.token_id)
+        logprobs, top = self._logprobs(draw)
+        self._emit(row, TokenEvent(row.owner.id, (draw.token_id,), piece, row.index, logprobs, top))
+        if stopped:
+            self._finish(row, "stop")
+        elif row.produced >= params.max_tokens:
+            self._finish(row, "length")
+        else:
+            return False
+        return True
+
+    def _logprobs(self, draw: Draw) -> tuple[tuple[Logprob, ...], tuple[tuple[Logprob, ...], ...]]:
+        if draw.logprob is None:
+            return (), ()
+        decode = self._tokenizer.decode
+        chosen = Logprob(draw.token_id, decode([draw.token_id]), draw.logprob)
+        return (chosen,), (tuple(Logprob(t, decode([t]), lp) for t, lp in draw.top),)
+
+    # -- events ---------------------------------------------------------------------------------
+    def _emit(self, row: _Row, event: EngineEvent) -> None:
+        row.events.append(event)
+        if len(row.events) == 1:
+            self._outbox.append((row.owner.stream, row.events))
+
+    def _finish(self, row: _Row, reason: FinishReason, error: str | None = None) -> None:
+        req = row.owner
+        tail = row.text.finish() if reason != "error" else ""
+        self._emit(row, FinishEvent(req.id, reason, len(req.prompt), row.produced, tail, error, row.index))
+        if reason == "abort":
+            log.info("engine_request_aborted", request_id=req.id, index=row.index, completion_tokens=row.produced)
+        req.open -= 1
+        if req.open == 0:
+            with self._lock:
+                self._live.discard(req.id)
+                self._aborted.discard(req.id)
+
+    def _fail_request(self, req: _Request, reason: FinishReason, error: str | None = None) -> None:
+        """A request that never reached the batch (aborted while waiting, or its prefill failed)."""
+        with self._lock:
+            self._admitted -= 1
+            self._live.discard(req.id)
+        if reason == "abort":
+            log.info("engine_request_aborted", request_id=req.id, completion_tokens=0)
+        events: list[EngineEvent] = [
+            FinishEvent(req.id, reason, len(req.prompt), 0, error=error, index=i) for i in range(req.open)
+        ]
+        self._outbox.append((req.stream, events))
+
+    def _deliver(self) -> None:
+        """Hand this step's events to the event loop in one call."""
+        if not self._outbox or self._loop is None:
+            self._outbox.clear()
+            return
+        batch = [(stream, list(events)) for stream, events in self._outbox]
+        for row in self._rows:
+            row.events.clear()
+        self._outbox.clear()
+        with suppress(RuntimeError):  # a closed event loop: nobody is listening any more
+            self._loop.call_soon_threadsafe(_put_all, batch)
+
+    def _finish_everything(self) -> None:
+        reason = "abort" if self._failure is None else "error"
+        for row in self._rows:
+            self._finish(row, reason, self._failure)
+        self._rows.clear()
+        pending = list(self._waiting) + ([self._chunked] if self._chunked else [])
         while True:
             try:
-                work = self._inbox.get_nowait()
+                item = self._inbox.get_nowait()
             except queue.Empty:
-                return
-            if work is not None:
-                req = work.request
-                work.emit(FinishEvent(req.request_id, "abort", len(req.prompt_ids), 0, error="engine stopped"))
-
-    def _is_aborted(self, request_id: str) -> bool:
-        with self._lock:
-            return request_id in self._aborted
-
-    def _serve(self, work: _Work) -> None:
-        req = work.request
-        if self._is_aborted(req.request_id):
-            work.emit(FinishEvent(req.request_id, "abort", len(req.prompt_ids), 0))
-            return
-        try:
-            with torch.inference_mode():
-                self._decode(work)
-        except Exception as exc:  # one failing request must not take the loop down
-            log.exception("request_failed_in_engine", request_id=req.request_id)
-            work.emit(FinishEvent(req.request_id, "error", len(req.prompt_ids), 0, error=str(exc)))
-
-    def _forward(self, ids: list[int], cache: DynamicCache) -> torch.Tensor:
-        input_ids = torch.tensor([ids], dtype=torch.long, device=self._model.device)
-        out = self._model(input_ids=input_ids, past_key_values=cache, use_cache=True, logits_to_keep=1)
-        return out.logits[0, -1]
-
-    def _decode(self, work: _Work) -> None:
-        req, params = work.request, work.request.params
-        device = self._model.device
-        sampler = RequestSampler(params, req.prompt_ids, self._vocab_size, device)
-        text = TextAssembler(self._tokenizer, params.stop)
-        stop_ids = frozenset(params.stop_token_ids)
-        cache = DynamicCache(config=self._model.config)
-        logits = self._forward(list(req.prompt_ids), cache)
-        produced = 0
-        reason: FinishReason = "length"
-        while produced < params.max_tokens:
-            token = sampler.sample(logits)
-            sampler.observe(token)
-            produced += 1
-            if token in stop_ids:
-                reason = "stop"
                 break
-            piece, stopped = text.add(token)
-            work.emit(TokenEvent(req.request_id, token, piece))
-            if stopped:
-                reason = "stop"
-                break
-            if self._is_aborted(req.request_id):
-                reason = "abort"
-                break
-            if produced < params.max_tokens:
-                logits = self._forward([token], cache)
-        tail = text.finish()  # held-back text that did not turn into a stop string
-        if reason == "abort":
-            log.info("engine_request_aborted", request_id=req.request_id, completion_tokens=produced)
-        work.emit(FinishEvent(req.request_id, reason, len(req.prompt_ids), produced, text=tail))
+            if item is not None:
+                pending.append(item)
+        for req in pending:
+            self._fail_request(req, reason, self._failure)
+        self._deliver()
+
+
+def _put_all(batch: list[tuple[RequestStream, list[EngineEvent]]]) -> None:
+    for stream, events in batch:
+        stream.queue.put_nowait(events)

@@ -6,7 +6,7 @@ engine can change underneath (our own scheduler, transformers' continuous batchi
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, runtime_checkable
 
@@ -29,10 +29,16 @@ class SamplingParams:
     seed: int | None = None
     stop: tuple[str, ...] = ()
     stop_token_ids: tuple[int, ...] = ()
+    n: int = 1  # choices; they share the prompt's prefill
+    logprobs: int | None = None  # None: none; k >= 0: the chosen token's logprob plus the k most likely
 
     @property
     def greedy(self) -> bool:
         return self.temperature == 0.0
+
+    @property
+    def needs_penalties(self) -> bool:
+        return self.repetition_penalty != 1.0 or bool(self.presence_penalty) or bool(self.frequency_penalty)
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,17 +51,48 @@ class GenerationRequest:
 
 
 @dataclass(frozen=True, slots=True)
+class TokenLogprob:
+    token_id: int
+    token: str  # the token's own text
+    logprob: float
+
+
+@dataclass(frozen=True, slots=True)
 class TokenEvent:
-    """One generated token and the text it completes (may be empty while text is held back)."""
+    """Generated tokens of choice ``index`` and the text they complete (empty while text is held back).
+
+    The engine emits one token per event; a consumer that falls behind receives the backlog of a
+    choice merged into one event. ``logprobs``/``top_logprobs`` have one entry per token when asked for.
+    """
 
     request_id: str
-    token_id: int
+    token_ids: tuple[int, ...]
     text: str
+    index: int = 0
+    logprobs: tuple[TokenLogprob, ...] = ()
+    top_logprobs: tuple[tuple[TokenLogprob, ...], ...] = ()
+
+    @property
+    def token_id(self) -> int:
+        return self.token_ids[-1]
+
+    def merged(self, later: TokenEvent) -> TokenEvent:
+        return TokenEvent(
+            self.request_id,
+            self.token_ids + later.token_ids,
+            self.text + later.text,
+            self.index,
+            self.logprobs + later.logprobs,
+            self.top_logprobs + later.top_logprobs,
+        )
 
 
 @dataclass(frozen=True, slots=True)
 class FinishEvent:
-    """The last event of a request. ``text`` is any held-back text released at the end."""
+    """The last event of choice ``index``. ``text`` is held-back text released at the end.
+
+    ``prompt_tokens`` is the request's; ``completion_tokens`` counts this choice's tokens.
+    """
 
     request_id: str
     reason: FinishReason
@@ -63,6 +100,7 @@ class FinishEvent:
     completion_tokens: int
     text: str = ""
     error: str | None = None
+    index: int = 0
 
 
 EngineEvent = TokenEvent | FinishEvent
@@ -76,12 +114,24 @@ class EngineHealth:
     detail: str | None = None
 
 
+class EventStream(Protocol):
+    """One request's events. ``close()`` (or dropping it unread) aborts what has not finished."""
+
+    def __aiter__(self) -> EventStream: ...
+
+    async def __anext__(self) -> EngineEvent: ...
+
+    def close(self) -> None: ...
+
+
 @runtime_checkable
 class EngineClient(Protocol):
     """What serving code needs from an engine."""
 
-    def generate(self, request: GenerationRequest) -> AsyncIterator[EngineEvent]:
-        """Stream the request's events; the last one is a ``FinishEvent``."""
+    def generate(self, request: GenerationRequest) -> EventStream:
+        """Admit the request now (raising ``Overloaded``/``EngineFailure``/``InvalidRequest`` before anything
+        is streamed) and return its events: tokens of every choice, then one ``FinishEvent`` per choice.
+        Closing or dropping the iterator aborts the request."""
         ...
 
     def abort(self, request_id: str) -> None:

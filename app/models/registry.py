@@ -125,6 +125,15 @@ class ModelRegistry:
     def loaded_names(self) -> list[str]:
         return [name for name, e in self._entries.items() if e.state == ModelState.READY]
 
+    def engine_load(self) -> dict[str, dict[str, int]]:
+        """Running rows and waiting requests of every loaded model's engine."""
+        load = {}
+        for name, entry in self._entries.items():
+            if entry.loaded is not None and entry.state == ModelState.READY:
+                health = entry.loaded.engine.health()
+                load[name] = {"running": health.running, "waiting": health.waiting}
+        return load
+
     def engines_alive(self) -> bool:
         return all(e.loaded.engine.health().alive for e in self._entries.values() if e.loaded and e.state == "ready")
 
@@ -243,13 +252,12 @@ class ModelRegistry:
             await asyncio.sleep(interval)
             now = time.monotonic()
             for entry in list(self._entries.values()):
-                idle = now - entry.last_used
-                if (
-                    entry.state == ModelState.READY
-                    and not entry.pinned
-                    and entry.active == 0
-                    and idle >= self._idle_timeout
-                ):
+                if entry.state != ModelState.READY or entry.pinned or entry.loaded is None:
+                    continue
+                health = entry.loaded.engine.health()
+                if entry.active or health.running or health.waiting:  # in use: idle time starts after it
+                    entry.last_used = now
+                elif now - entry.last_used >= self._idle_timeout:
                     await self._unload(entry)
 
     async def _unload(self, entry: _Entry) -> None:

@@ -61,6 +61,20 @@ class ChatCompletionRequest(WireRequest):
     generation_config: str | dict[str, Any] | None = None
 
 
+class TopLogprob(WireModel):
+    token: str
+    logprob: float
+    bytes: list[int] | None
+
+
+class TokenLogprob(TopLogprob):
+    top_logprobs: list[TopLogprob]
+
+
+class ChoiceLogprobs(WireModel):
+    content: list[TokenLogprob] | None
+
+
 class ChatCompletionMessage(WireModel):
     role: Literal["assistant"] = "assistant"
     content: str | None = None
@@ -72,7 +86,7 @@ class ChatChoice(WireModel):
     index: int
     message: ChatCompletionMessage
     finish_reason: str | None
-    logprobs: dict[str, Any] | None = None
+    logprobs: ChoiceLogprobs | None = None
 
 
 class ChatCompletion(WireModel):
@@ -96,7 +110,7 @@ class ChatChunkChoice(WireModel):
     index: int
     delta: ChatDelta
     finish_reason: str | None = None
-    logprobs: dict[str, Any] | None = None
+    logprobs: ChoiceLogprobs | None = None
 
 
 class ChatCompletionChunk(WireModel):

@@ -13,9 +13,8 @@ from typing import Any
 
 import structlog
 
-from app.engine.types import FinishEvent, GenerationRequest, ServingModel
-from app.errors import EngineFailure, InvalidRequest, UnsupportedParameter
-from app.models.ids import ModelRef
+from app.engine.types import EventStream, FinishEvent, GenerationRequest, TokenEvent
+from app.errors import EngineFailure, InvalidRequest, ServiceUnavailable, UnsupportedParameter
 from app.models.registry import ModelRegistry
 from app.protocol.chat import (
     ChatChoice,
@@ -26,6 +25,9 @@ from app.protocol.chat import (
     ChatCompletionRequest,
     ChatDelta,
     ChatMessage,
+    ChoiceLogprobs,
+    TokenLogprob,
+    TopLogprob,
 )
 from app.protocol.common import Usage
 from app.serving.params import to_sampling_params
@@ -43,6 +45,7 @@ _SAMPLING_FIELDS = (
     "stop",
     "seed",
     "generation_config",
+    "n",
 )
 
 
@@ -57,10 +60,8 @@ class ChatDefaults:
 
 def reject_unsupported(req: ChatCompletionRequest) -> None:
     """Known fields this server cannot honour yet are refused, never silently ignored."""
-    if req.n is not None and req.n > 1:
-        raise UnsupportedParameter("n > 1 is not supported yet.", param="n")
-    if req.logprobs or req.top_logprobs:
-        raise UnsupportedParameter("logprobs are not supported yet.", param="logprobs")
+    if req.top_logprobs and not req.logprobs:
+        raise InvalidRequest("top_logprobs requires logprobs: true.", param="top_logprobs")
     if req.response_format and req.response_format.get("type", "text") != "text":
         raise UnsupportedParameter("Only response_format type `text` is supported yet.", param="response_format")
     if req.tool_choice not in (None, "auto", "none"):
@@ -110,14 +111,14 @@ def to_template_messages(messages: list[ChatMessage]) -> list[dict[str, Any]]:
 
 @dataclass(slots=True)
 class _Prepared:
-    """A validated, tokenized request. Holds no lease: generation takes its own (a stream that is never
-    iterated must not pin the model)."""
+    """A request admitted to the engine; its events are read by ``complete`` or ``stream``."""
 
     id: str
     created: int
-    ref: ModelRef
     model: str  # canonical name echoed in responses
-    request: GenerationRequest
+    events: EventStream
+    n: int
+    logprobs: bool
     include_usage: bool
     started: float
 
@@ -135,7 +136,7 @@ class ChatService:
         return kwargs
 
     async def prepare(self, req: ChatCompletionRequest) -> _Prepared:
-        """Validate, template and tokenize; raises before any response is sent."""
+        """Validate, template, tokenize and admit to the engine; raises before any response is sent."""
         reject_unsupported(req)
         ref = self._registry.resolve(req.model)
         async with self._registry.lease(ref) as model:
@@ -146,92 +147,117 @@ class ChatService:
             )
             fields = req.model_dump(include=set(_SAMPLING_FIELDS), exclude_none=True)
             fields["max_tokens"] = req.max_completion_tokens or req.max_tokens
+            fields["logprobs"] = (req.top_logprobs or 0) if req.logprobs else None
             params = to_sampling_params(
                 fields, info=model.info, prompt_tokens=len(prompt), default_seed=self._defaults.default_seed
             )
-        request_id = f"chatcmpl-{uuid.uuid4().hex}"
+            request_id = f"chatcmpl-{uuid.uuid4().hex}"
+            events = model.engine.generate(GenerationRequest(request_id, prompt, params))  # admission: may 429
         include_usage = bool(req.stream_options and req.stream_options.include_usage)
         return _Prepared(
             request_id,
             int(time.time()),
-            ref,
             model.info.name,
-            GenerationRequest(request_id, prompt, params),
+            events,
+            params.n,
+            params.logprobs is not None,
             include_usage,
             time.monotonic(),
         )
 
     async def complete(self, p: _Prepared) -> ChatCompletion:
-        text: list[str] = []
-        finish: FinishEvent | None = None
-        async with self._registry.lease(p.ref) as model:
-            try:
-                async for event in model.engine.generate(p.request):
-                    text.append(event.text)
-                    if isinstance(event, FinishEvent):
-                        finish = event
-                        self._finished(p, event)
-            finally:
-                self._release(p, model, finish, len(text))
-        assert finish is not None
-        message = ChatCompletionMessage(content="".join(text))
-        choice = ChatChoice(index=0, message=message, finish_reason=finish.reason)
-        return ChatCompletion(id=p.id, created=p.created, model=p.model, choices=[choice], usage=_usage(finish))
+        texts: list[list[str]] = [[] for _ in range(p.n)]
+        logprobs: list[list[TokenLogprob]] = [[] for _ in range(p.n)]
+        finishes: dict[int, FinishEvent] = {}
+        try:
+            async for event in p.events:
+                texts[event.index].append(event.text)
+                if isinstance(event, FinishEvent):
+                    finishes[event.index] = event
+                else:
+                    logprobs[event.index].extend(_logprob_entries(event))
+        finally:
+            self._close(p, finishes)
+        choices = [
+            ChatChoice(
+                index=i,
+                message=ChatCompletionMessage(content="".join(texts[i])),
+                finish_reason=finishes[i].reason,
+                logprobs=ChoiceLogprobs(content=logprobs[i]) if p.logprobs else None,
+            )
+            for i in range(p.n)
+        ]
+        return ChatCompletion(id=p.id, created=p.created, model=p.model, choices=choices, usage=_usage(finishes))
 
     async def stream(self, p: _Prepared) -> AsyncIterator[ChatCompletionChunk]:
-        def chunk(delta: ChatDelta, finish_reason: str | None = None) -> ChatCompletionChunk:
-            choice = ChatChunkChoice(index=0, delta=delta, finish_reason=finish_reason)
+        def chunk(index: int, delta: ChatDelta, finish: str | None = None, lp: list[TokenLogprob] | None = None):
+            logprobs = ChoiceLogprobs(content=lp) if lp is not None else None
+            choice = ChatChunkChoice(index=index, delta=delta, finish_reason=finish, logprobs=logprobs)
             return ChatCompletionChunk(id=p.id, created=p.created, model=p.model, choices=[choice])
 
-        finish: FinishEvent | None = None
-        tokens = 0
-        async with self._registry.lease(p.ref) as model:
-            try:
-                yield chunk(ChatDelta(role="assistant", content=""))
-                async for event in model.engine.generate(p.request):
-                    tokens += 1
-                    if event.text:
-                        yield chunk(ChatDelta(content=event.text))
-                    if isinstance(event, FinishEvent):
-                        finish = event
-                        self._finished(p, event)
-                        yield chunk(ChatDelta(), finish_reason=event.reason)
-                        if p.include_usage:
-                            yield ChatCompletionChunk(
-                                id=p.id, created=p.created, model=p.model, choices=[], usage=_usage(event)
-                            )
-            finally:
-                self._release(p, model, finish, tokens)
+        finishes: dict[int, FinishEvent] = {}
+        try:
+            for index in range(p.n):
+                yield chunk(index, ChatDelta(role="assistant", content=""))
+            async for event in p.events:
+                if isinstance(event, TokenEvent):
+                    if event.text or event.logprobs:
+                        lp = _logprob_entries(event) if p.logprobs else None
+                        yield chunk(event.index, ChatDelta(content=event.text), lp=lp)
+                    continue
+                finishes[event.index] = event
+                _raise_for(event)
+                if event.text:
+                    yield chunk(event.index, ChatDelta(content=event.text))
+                yield chunk(event.index, ChatDelta(), finish=event.reason)
+            if p.include_usage:
+                yield ChatCompletionChunk(id=p.id, created=p.created, model=p.model, choices=[], usage=_usage(finishes))
+        finally:
+            self._close(p, finishes)
 
-    def _release(self, p: _Prepared, model: ServingModel, finish: FinishEvent | None, events: int) -> None:
-        """Always runs: a request that did not finish (client gone, cancelled) is aborted in the engine."""
-        model.engine.abort(p.request.request_id)
-        if finish is None:
-            log.info(
-                "request_aborted",
-                request_id=p.id,
-                model=p.model,
-                tokens_sent=events,
-                duration_ms=round((time.monotonic() - p.started) * 1000, 1),
-            )
-
-    def _finished(self, p: _Prepared, finish: FinishEvent) -> None:
+    def _close(self, p: _Prepared, finishes: dict[int, FinishEvent]) -> None:
+        """Always runs: aborts what did not finish (client gone) and logs the outcome once."""
+        p.events.close()
+        duration_ms = round((time.monotonic() - p.started) * 1000, 1)
+        if len(finishes) < p.n:
+            log.info("request_aborted", request_id=p.id, model=p.model, duration_ms=duration_ms)
+            return
+        reasons = sorted({f.reason for f in finishes.values()})
+        usage = _usage(finishes)
         log.info(
             "request_finished",
             request_id=p.id,
             model=p.model,
-            finish_reason=finish.reason,
-            prompt_tokens=finish.prompt_tokens,
-            completion_tokens=finish.completion_tokens,
-            duration_ms=round((time.monotonic() - p.started) * 1000, 1),
+            finish_reason=",".join(reasons),
+            n=p.n,
+            prompt_tokens=usage.prompt_tokens,
+            completion_tokens=usage.completion_tokens,
+            duration_ms=duration_ms,
         )
-        if finish.reason == "error":
-            raise EngineFailure(f"Generation failed: {finish.error}")
+        for finish in finishes.values():
+            _raise_for(finish)
 
 
-def _usage(finish: FinishEvent) -> Usage:
-    return Usage(
-        prompt_tokens=finish.prompt_tokens,
-        completion_tokens=finish.completion_tokens,
-        total_tokens=finish.prompt_tokens + finish.completion_tokens,
-    )
+def _raise_for(finish: FinishEvent) -> None:
+    if finish.reason == "error":
+        raise EngineFailure(f"Generation failed: {finish.error}")
+    if finish.reason == "abort":
+        raise ServiceUnavailable("The model stopped serving (shutting down or unloading); retry.")
+
+
+def _logprob_entries(event: TokenEvent) -> list[TokenLogprob]:
+    return [
+        TokenLogprob(
+            token=chosen.token,
+            logprob=chosen.logprob,
+            bytes=list(chosen.token.encode()),
+            top_logprobs=[TopLogprob(token=t.token, logprob=t.logprob, bytes=list(t.token.encode())) for t in top],
+        )
+        for chosen, top in zip(event.logprobs, event.top_logprobs, strict=True)
+    ]
+
+
+def _usage(finishes: dict[int, FinishEvent]) -> Usage:
+    prompt = next(iter(finishes.values())).prompt_tokens if finishes else 0
+    completion = sum(f.completion_tokens for f in finishes.values())
+    return Usage(prompt_tokens=prompt, completion_tokens=completion, total_tokens=prompt + completion)

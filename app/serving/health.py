@@ -14,7 +14,7 @@ class HealthService:
     def liveness(self) -> tuple[bool, dict[str, Any]]:
         """The process answers and every loaded model's inference loop is alive."""
         alive = self._registry.engines_alive()
-        return alive, {"status": "ok" if alive else "engine_dead"}
+        return alive, {"status": "ok" if alive else "engine_dead", "engines": self._registry.engine_load()}
 
     def readiness(self) -> tuple[bool, dict[str, Any]]:
         return self._registry.readiness()

@@ -102,7 +102,10 @@ def to_sampling_params(
     prompt_tokens: int,
     default_seed: int | None = None,
 ) -> SamplingParams:
-    """``fields``: the request fields that were set, under their OpenAI names (plus ``generation_config``)."""
+    """``fields``: the request fields that were set, under their OpenAI names (plus ``generation_config``).
+
+    ``logprobs`` here is the engine's meaning: None for none, else how many top alternatives per token.
+    """
     merged: dict[str, Any] = {
         _GENERATION_FIELDS[k]: v for k, v in info.generation_defaults.items() if k in _GENERATION_FIELDS
     }
@@ -131,4 +134,6 @@ def to_sampling_params(
         seed=None if seed is None else int(seed),
         stop=_stop_list(merged.get("stop")),
         stop_token_ids=info.eos_token_ids,
+        n=int(merged.get("n", 1)),
+        logprobs=merged.get("logprobs"),
     )

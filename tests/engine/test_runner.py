@@ -1,4 +1,4 @@
-"""ThreadedEngine and the loader over the real tiny models (CPU)."""
+"""The batched engine and the loader over the real tiny models (CPU)."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ import torch
 
 from app.engine.loader import LoadOptions, load_model
 from app.engine.renderer import ChatRenderer
-from app.engine.runner import ThreadedEngine
+from app.engine.runner import BatchedEngine, BatchLimits
 from app.engine.types import EngineEvent, FinishEvent, GenerationRequest, SamplingParams, TokenEvent
 from app.errors import EngineFailure, InvalidRequest, ModelNotFound, Overloaded
 from app.testing.canned_chats import CANNED_CHATS
@@ -47,13 +47,17 @@ async def collect(events: AsyncIterator[EngineEvent]) -> Result:
     result = Result()
     async for event in events:
         if isinstance(event, TokenEvent):
-            result.tokens.append(event.token_id)
+            result.tokens.extend(event.token_ids)
             result.text += event.text
         else:
             result.finish = event
             result.text += event.text
     assert result.finish is not None, "the stream ended without a FinishEvent"
     return result
+
+
+def make_engine(model: Any, tokenizer: Any, name: str, **limits: Any) -> BatchedEngine:
+    return BatchedEngine(model, tokenizer, name=name, limits=BatchLimits(**limits))
 
 
 def wait_until(condition: Callable[[], bool], timeout: float = 10.0) -> None:
@@ -84,17 +88,17 @@ def chat(hf_home: Path) -> tuple[Any, Any]:
 
 
 @pytest.fixture(scope="module")
-def engine(never_eos: tuple[Any, Any]) -> Iterator[ThreadedEngine]:
+def engine(never_eos: tuple[Any, Any]) -> Iterator[BatchedEngine]:
     model, tokenizer = never_eos
-    eng = ThreadedEngine(model, tokenizer, name="never-eos", max_queue=64)
+    eng = make_engine(model, tokenizer, "never-eos", max_queue=64)
     yield eng
     eng.shutdown()
 
 
 @pytest.fixture(scope="module")
-def chat_engine(chat: tuple[Any, Any]) -> Iterator[ThreadedEngine]:
+def chat_engine(chat: tuple[Any, Any]) -> Iterator[BatchedEngine]:
     model, tokenizer = chat
-    eng = ThreadedEngine(model, tokenizer, name="chat", max_queue=64)
+    eng = make_engine(model, tokenizer, "chat", max_queue=64)
     yield eng
     eng.shutdown()
 
@@ -114,7 +118,7 @@ def chat_prompt(tokenizer: Any, canned: dict[str, Any]) -> list[int]:
 # ---------------------------------------------------------------------------------------------
 
 
-async def test_concurrent_greedy_requests_match_generate(never_eos: tuple[Any, Any], engine: ThreadedEngine) -> None:
+async def test_concurrent_greedy_requests_match_generate(never_eos: tuple[Any, Any], engine: BatchedEngine) -> None:
     model, tokenizer = never_eos
     n = 12
     prompts = [
@@ -137,7 +141,7 @@ async def test_concurrent_greedy_requests_match_generate(never_eos: tuple[Any, A
         assert result.text == tokenizer.decode(result.tokens, skip_special_tokens=True)
 
 
-async def test_chat_model_stops_at_eos_like_generate(chat: tuple[Any, Any], chat_engine: ThreadedEngine) -> None:
+async def test_chat_model_stops_at_eos_like_generate(chat: tuple[Any, Any], chat_engine: BatchedEngine) -> None:
     model, tokenizer = chat
     eos = tokenizer.convert_tokens_to_ids("<|im_end|>")
     canned = [c for c in CANNED_CHATS if c["name"] in ("greeting", "capital-no-thinking", "weather-tool-call")]
@@ -156,7 +160,7 @@ async def test_chat_model_stops_at_eos_like_generate(chat: tuple[Any, Any], chat
         assert result.text == chat_case["completion"]
 
 
-async def test_seeded_sampling_is_reproducible_through_the_engine(engine: ThreadedEngine) -> None:
+async def test_seeded_sampling_is_reproducible_through_the_engine(engine: BatchedEngine) -> None:
     prompt = [5, 6, 7]
     first = await collect(engine.generate(request(prompt, 20, temperature=1.0, seed=42)))
     second = await collect(engine.generate(request(prompt, 20, temperature=1.0, seed=42)))
@@ -170,7 +174,7 @@ async def test_seeded_sampling_is_reproducible_through_the_engine(engine: Thread
 # ---------------------------------------------------------------------------------------------
 
 
-async def test_abort_mid_generation(engine: ThreadedEngine) -> None:
+async def test_abort_mid_generation(engine: BatchedEngine) -> None:
     req = request([5], 1500)
     events = engine.generate(req)
     seen = 0
@@ -191,7 +195,7 @@ async def test_abort_mid_generation(engine: ThreadedEngine) -> None:
     assert after.finish is not None and after.finish.reason == "length"
 
 
-async def test_client_going_away_aborts_the_request(engine: ThreadedEngine) -> None:
+async def test_client_going_away_aborts_the_request(engine: BatchedEngine) -> None:
     """Closing the event stream early (client disconnect) frees the engine for the next request."""
     events = engine.generate(request([9], 100_000))
     for _ in range(3):
@@ -202,26 +206,32 @@ async def test_client_going_away_aborts_the_request(engine: ThreadedEngine) -> N
     assert nxt.finish is not None and nxt.finish.reason == "length"
 
 
-async def test_abort_while_waiting_in_the_queue(engine: ThreadedEngine) -> None:
-    running = request([5], 1500)
-    queued = request([6], 1500)
-    running_events = engine.generate(running)
-    assert isinstance(await anext(running_events), TokenEvent)
-    queued_task = asyncio.ensure_future(collect(engine.generate(queued)))
-    while engine.health().waiting < 1:  # let the task enqueue its request
-        await asyncio.sleep(0)
-    engine.abort(queued.request_id)
-    engine.abort(running.request_id)
-    rest = await collect(running_events)
-    assert rest.finish is not None and rest.finish.reason == "abort"
-    result = await queued_task
-    assert result.finish is not None
-    assert result.finish.reason == "abort"
-    assert result.finish.completion_tokens == 0
-    assert result.tokens == []
+async def test_abort_while_waiting_in_the_queue(never_eos: tuple[Any, Any]) -> None:
+    model, tokenizer = never_eos
+    engine = make_engine(model, tokenizer, "one-row", max_batch_size=1)
+    try:
+        running = request([5], 1500)
+        queued = request([6], 1500)
+        running_events = engine.generate(running)
+        assert isinstance(await anext(running_events), TokenEvent)
+        queued_task = asyncio.ensure_future(collect(engine.generate(queued)))
+        while engine.health().waiting < 1:  # let the task enqueue its request
+            await asyncio.sleep(0)
+        engine.abort(queued.request_id)
+        engine.abort(running.request_id)
+        rest = await collect(running_events)
+        assert rest.finish is not None and rest.finish.reason == "abort"
+        result = await queued_task
+        assert result.finish is not None
+        assert result.finish.reason == "abort"
+        assert result.finish.completion_tokens == 0
+        assert result.tokens == []
+        wait_until(lambda: engine.health().waiting == 0 and engine.health().running == 0)
+    finally:
+        engine.shutdown()
 
 
-async def test_abort_of_unknown_or_finished_request_is_harmless(engine: ThreadedEngine) -> None:
+async def test_abort_of_unknown_or_finished_request_is_harmless(engine: BatchedEngine) -> None:
     engine.abort("no-such-request")
     req = request([5], 3)
     done = await collect(engine.generate(req))
@@ -232,20 +242,17 @@ async def test_abort_of_unknown_or_finished_request_is_harmless(engine: Threaded
 
 
 @pytest.mark.parametrize("bad_id", [10**6, -5])
-async def test_out_of_range_prompt_token_fails_only_that_request(engine: ThreadedEngine, bad_id: int) -> None:
-    bad = await collect(engine.generate(request([5, bad_id, 6], 8)))
-    assert bad.finish is not None
-    assert bad.finish.reason == "error"
-    assert bad.finish.error
-    assert bad.tokens == []
-    assert bad.finish.prompt_tokens == 3
+async def test_out_of_range_prompt_token_is_refused_at_admission(engine: BatchedEngine, bad_id: int) -> None:
+    with pytest.raises(InvalidRequest) as info:
+        engine.generate(request([5, bad_id, 6], 8))
+    assert info.value.param == "prompt"
     good = await collect(engine.generate(request([5, 6], 8)))
     assert good.finish is not None and good.finish.reason == "length"
     assert len(good.tokens) == 8
     assert engine.health().alive
 
 
-async def test_stop_string_trims_the_output(chat: tuple[Any, Any], chat_engine: ThreadedEngine) -> None:
+async def test_stop_string_trims_the_output(chat: tuple[Any, Any], chat_engine: BatchedEngine) -> None:
     _, tokenizer = chat
     greeting = next(c for c in CANNED_CHATS if c["name"] == "greeting-no-thinking")
     assert greeting["completion"] == "Hello! I am a tiny demo model served by hfserve."
@@ -259,7 +266,7 @@ async def test_stop_string_trims_the_output(chat: tuple[Any, Any], chat_engine: 
     assert len(result.tokens) < len(full.tokens)
 
 
-async def test_unmatched_stop_prefix_is_released_at_the_end(chat: tuple[Any, Any], chat_engine: ThreadedEngine) -> None:
+async def test_unmatched_stop_prefix_is_released_at_the_end(chat: tuple[Any, Any], chat_engine: BatchedEngine) -> None:
     _, tokenizer = chat
     greeting = next(c for c in CANNED_CHATS if c["name"] == "greeting-no-thinking")
     prompt = chat_prompt(tokenizer, greeting)
@@ -274,7 +281,7 @@ async def test_unmatched_stop_prefix_is_released_at_the_end(chat: tuple[Any, Any
     assert result.text == greeting["completion"]
 
 
-async def test_max_tokens_limits_the_chat_model(chat: tuple[Any, Any], chat_engine: ThreadedEngine) -> None:
+async def test_max_tokens_limits_the_chat_model(chat: tuple[Any, Any], chat_engine: BatchedEngine) -> None:
     _, tokenizer = chat
     greeting = next(c for c in CANNED_CHATS if c["name"] == "greeting")
     prompt = chat_prompt(tokenizer, greeting)
@@ -291,7 +298,7 @@ async def test_max_tokens_limits_the_chat_model(chat: tuple[Any, Any], chat_engi
 
 async def test_full_queue_is_overloaded(never_eos: tuple[Any, Any]) -> None:
     model, tokenizer = never_eos
-    eng = ThreadedEngine(model, tokenizer, name="small-queue", max_queue=1)
+    eng = make_engine(model, tokenizer, "small-queue", max_queue=1, max_batch_size=1)
     try:
         running = request([5], 1500)
         running_events = eng.generate(running)
@@ -302,7 +309,7 @@ async def test_full_queue_is_overloaded(never_eos: tuple[Any, Any]) -> None:
             await asyncio.sleep(0)
         assert eng.health().running == 1
         with pytest.raises(Overloaded):
-            await anext(eng.generate(request([7], 2)))
+            eng.generate(request([7], 2))  # refused at once, before anything is streamed
         eng.abort(running.request_id)
         assert (await collect(running_events)).finish.reason == "abort"  # type: ignore[union-attr]
         assert (await waiting_task).finish.reason == "length"  # type: ignore[union-attr]
@@ -312,7 +319,7 @@ async def test_full_queue_is_overloaded(never_eos: tuple[Any, Any]) -> None:
 
 async def test_shutdown_stops_the_engine(never_eos: tuple[Any, Any]) -> None:
     model, tokenizer = never_eos
-    eng = ThreadedEngine(model, tokenizer, name="to-stop", max_queue=4)
+    eng = make_engine(model, tokenizer, "to-stop", max_queue=4)
     ok = await collect(eng.generate(request([5], 2)))
     assert ok.finish is not None and ok.finish.reason == "length"
     assert eng.health().alive
@@ -321,12 +328,12 @@ async def test_shutdown_stops_the_engine(never_eos: tuple[Any, Any]) -> None:
     assert health.alive is False
     assert health.running == 0
     with pytest.raises(EngineFailure):
-        await anext(eng.generate(request([5], 2)))
+        eng.generate(request([5], 2))
 
 
 async def test_shutdown_aborts_queued_requests(never_eos: tuple[Any, Any]) -> None:
     model, tokenizer = never_eos
-    eng = ThreadedEngine(model, tokenizer, name="shutdown-queue", max_queue=4)
+    eng = make_engine(model, tokenizer, "shutdown-queue", max_queue=4, max_batch_size=1)
     try:
         current = request([5], 30)
         current_events = eng.generate(current)
@@ -403,3 +410,116 @@ def test_loading_a_missing_directory_is_model_not_found(tmp_path: Path) -> None:
     assert info.value.status == 404
     assert info.value.param == "model"
     assert events == []
+
+
+# ---------------------------------------------------------------------------------------------
+# Continuous batching: joins, per-row parameters, n, logprobs, chunked prefill
+# ---------------------------------------------------------------------------------------------
+
+
+async def test_requests_joining_mid_flight_still_match_generate(
+    never_eos: tuple[Any, Any], engine: BatchedEngine
+) -> None:
+    """Rows join a batch that is already decoding (left padding, own positions) and leave early."""
+    model, tokenizer = never_eos
+    long_prompt = encode(tokenizer, "A long running request about the sea and the sky. " * 4)
+    first = engine.generate(request(long_prompt, 60))
+    head = [await anext(first) for _ in range(5)]  # the batch is decoding now
+    later_prompts = [encode(tokenizer, "hi"), encode(tokenizer, "Paris is the capital of France."), [5, 6, 7, 8]]
+    later = await asyncio.gather(*(collect(engine.generate(request(p, 9 + i))) for i, p in enumerate(later_prompts)))
+    rest = await collect(first)
+    tokens = [t for e in head for t in e.token_ids] + rest.tokens  # type: ignore[union-attr]
+    assert tokens == reference(model, long_prompt, 60)
+    for i, (prompt, result) in enumerate(zip(later_prompts, later, strict=True)):
+        assert result.tokens == reference(model, prompt, 9 + i)
+
+
+async def test_seed_gives_the_same_output_whatever_else_is_in_the_batch(engine: BatchedEngine) -> None:
+    alone = await collect(engine.generate(request([5, 6, 7], 24, temperature=1.0, seed=1234)))
+    crowd = [engine.generate(request([9 + i] * (3 + i), 24, temperature=1.0, top_p=0.9)) for i in range(6)]
+    together, *_ = await asyncio.gather(
+        collect(engine.generate(request([5, 6, 7], 24, temperature=1.0, seed=1234))), *(collect(c) for c in crowd)
+    )
+    assert together.tokens == alone.tokens
+
+
+async def test_each_row_keeps_its_own_parameters(never_eos: tuple[Any, Any], engine: BatchedEngine) -> None:
+    model, tokenizer = never_eos
+    prompt = encode(tokenizer, "Tell me something.")
+    forced = tokenizer.convert_tokens_to_ids("Ġthe") if "Ġthe" in tokenizer.get_vocab() else 100
+    greedy, biased, banned, sampled = await asyncio.gather(
+        collect(engine.generate(request(prompt, 16))),
+        collect(engine.generate(request(prompt, 16, logit_bias={forced: 100.0}))),
+        collect(engine.generate(request(prompt, 16, logit_bias={t: -100.0 for t in reference(model, prompt, 16)}))),
+        collect(engine.generate(request(prompt, 16, temperature=1.5, top_k=50, seed=7))),
+    )
+    assert greedy.tokens == reference(model, prompt, 16)
+    assert biased.tokens == [forced] * 16
+    assert not set(banned.tokens) & set(greedy.tokens)
+    assert sampled.tokens != greedy.tokens
+
+
+async def test_n_choices_share_the_prompt(never_eos: tuple[Any, Any], engine: BatchedEngine) -> None:
+    model, _ = never_eos
+    prompt = [5, 6, 7, 8]
+    events = [e async for e in engine.generate(request(prompt, 10, n=3))]
+    finishes = sorted((e for e in events if isinstance(e, FinishEvent)), key=lambda e: e.index)
+    assert [f.index for f in finishes] == [0, 1, 2] and all(f.completion_tokens == 10 for f in finishes)
+    per_choice = {
+        i: [t for e in events if isinstance(e, TokenEvent) and e.index == i for t in e.token_ids] for i in range(3)
+    }
+    assert per_choice[0] == per_choice[1] == per_choice[2] == reference(model, prompt, 10)  # greedy: all equal
+
+    async def sampled() -> dict[int, list[int]]:
+        out: dict[int, list[int]] = {0: [], 1: [], 2: []}
+        async for e in engine.generate(request(prompt, 12, n=3, temperature=1.0, seed=99)):
+            if isinstance(e, TokenEvent):
+                out[e.index].extend(e.token_ids)
+        return out
+
+    first, second = await sampled(), await sampled()
+    assert first == second  # seed + choice index: reproducible
+    assert len({tuple(v) for v in first.values()}) == 3  # and the choices differ
+
+
+async def test_logprobs_describe_the_chosen_tokens(engine: BatchedEngine) -> None:
+    events = [e async for e in engine.generate(request([5, 6], 6, logprobs=3))]
+    tokens = [e for e in events if isinstance(e, TokenEvent)]
+    assert sum(len(e.token_ids) for e in tokens) == 6
+    for event in tokens:
+        assert len(event.logprobs) == len(event.token_ids) == len(event.top_logprobs)
+        for chosen, top in zip(event.logprobs, event.top_logprobs, strict=True):
+            assert len(top) == 3
+            assert chosen.logprob <= 0.0
+            assert top[0].token_id == chosen.token_id and top[0].logprob == pytest.approx(chosen.logprob)  # greedy
+            assert [t.logprob for t in top] == sorted((t.logprob for t in top), reverse=True)
+
+
+async def test_long_prompts_are_prefilled_in_chunks(never_eos: tuple[Any, Any]) -> None:
+    model, tokenizer = never_eos
+    engine = make_engine(model, tokenizer, "chunked", max_num_batched_tokens=16)
+    try:
+        short = engine.generate(request([5, 6], 40))
+        await anext(short)  # decoding has started
+        long_prompt = encode(tokenizer, "word " * 90)
+        assert len(long_prompt) > 5 * 16
+        long_result, short_result = await asyncio.gather(
+            collect(engine.generate(request(long_prompt, 8))), collect(short)
+        )
+        assert long_result.tokens == reference(model, long_prompt, 8)
+        assert short_result.finish is not None and short_result.finish.completion_tokens == 40
+    finally:
+        engine.shutdown()
+
+
+async def test_aborted_row_leaves_the_batch_within_a_step(engine: BatchedEngine) -> None:
+    keep = engine.generate(request([5], 400))
+    drop = request([6], 100_000)
+    dropped = engine.generate(drop)
+    await anext(keep)
+    await anext(dropped)
+    wait_until(lambda: engine.health().running == 2)
+    dropped.close()
+    wait_until(lambda: engine.health().running == 1, timeout=2)
+    result = await collect(keep)
+    assert result.finish is not None and result.finish.completion_tokens == 400

@@ -1,4 +1,4 @@
-"""RequestSampler on hand-made logits."""
+"""Per-row sampling on hand-made logits: one row at a time, and rows with different parameters together."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 import torch
 
-from app.engine.sampler import RequestSampler
+from app.engine.sampler import BatchSampler, SequenceSampling
 from app.engine.types import SamplingParams
 
 CPU = torch.device("cpu")
@@ -18,12 +18,30 @@ LOGITS = torch.tensor([-1.0, 0.5, 1.0, 4.0, 0.0, 3.5, 2.0, -2.0])
 ARGMAX = 3
 
 
-def sampler(prompt_ids: tuple[int, ...] = (), vocab: int = VOCAB, **params: Any) -> RequestSampler:
+class OneRow:
+    """A batch of one: the sampler as a single request sees it."""
+
+    def __init__(self, params: SamplingParams, prompt_ids: list[int], vocab: int) -> None:
+        self.params = params
+        self.row = SequenceSampling(params, prompt_ids, vocab, CPU)
+        self.batch = BatchSampler(vocab, CPU)
+
+    def sample(self, logits: torch.Tensor) -> int:
+        return self.batch.sample(logits[None, :], [self.row])[0].token_id
+
+    def observe(self, token_id: int) -> None:
+        self.row.observe(token_id)
+
+    def adjusted_logits(self, logits: torch.Tensor) -> torch.Tensor:
+        return self.row.adjust(logits[: self.batch.vocab_size].float())
+
+
+def sampler(prompt_ids: tuple[int, ...] = (), vocab: int = VOCAB, **params: Any) -> OneRow:
     params.setdefault("max_tokens", 16)
-    return RequestSampler(SamplingParams(**params), list(prompt_ids), vocab, CPU)
+    return OneRow(SamplingParams(**params), list(prompt_ids), vocab)
 
 
-def draws(s: RequestSampler, n: int = 200, logits: torch.Tensor = LOGITS) -> list[int]:
+def draws(s: OneRow, n: int = 200, logits: torch.Tensor = LOGITS) -> list[int]:
     return [s.sample(logits) for _ in range(n)]
 
 
@@ -194,3 +212,49 @@ def test_sampler_does_not_modify_the_logits_tensor() -> None:
     s.observe(5)
     s.sample(logits)
     assert torch.equal(logits, LOGITS)
+
+
+# -- several rows in one call -------------------------------------------------------------------
+
+
+def rows(*params: SamplingParams) -> list[SequenceSampling]:
+    return [SequenceSampling(p, [], VOCAB, CPU) for p in params]
+
+
+def test_rows_with_different_parameters_in_one_batch() -> None:
+    batch = BatchSampler(VOCAB, CPU)
+    logits = LOGITS.repeat(4, 1)
+    greedy, forced, top1, seeded = rows(
+        SamplingParams(max_tokens=1, temperature=0.0),
+        SamplingParams(max_tokens=1, logit_bias={7: 100.0}),
+        SamplingParams(max_tokens=1, temperature=1.0, top_k=1),
+        SamplingParams(max_tokens=1, temperature=1.5, seed=11),
+    )
+    alone = [OneRow(SamplingParams(max_tokens=1, temperature=1.5, seed=11), [], VOCAB).sample(LOGITS) for _ in range(1)]
+    for step in range(30):
+        draws_ = batch.sample(logits, [greedy, forced, top1, seeded])
+        assert [d.token_id for d in draws_[:3]] == [ARGMAX, 7, ARGMAX]
+        if step == 0:
+            assert draws_[3].token_id == alone[0]  # a seeded row ignores its neighbours
+
+
+def test_seeded_row_matches_itself_alone_over_many_steps() -> None:
+    params = SamplingParams(max_tokens=1, temperature=1.3, top_p=0.95, seed=2024)
+    alone = draws(OneRow(params, [], VOCAB), 60)
+    batch = BatchSampler(VOCAB, CPU)
+    seeded, noisy = rows(params, SamplingParams(max_tokens=1, temperature=2.0))
+    together = [batch.sample(LOGITS.repeat(2, 1), [seeded, noisy])[0].token_id for _ in range(60)]
+    assert together == alone
+
+
+def test_logprobs_only_for_rows_that_ask() -> None:
+    batch = BatchSampler(VOCAB, CPU)
+    plain, with_top = rows(
+        SamplingParams(max_tokens=1, temperature=0.0), SamplingParams(max_tokens=1, temperature=0.0, logprobs=2)
+    )
+    first, second = batch.sample(LOGITS.repeat(2, 1), [plain, with_top])
+    assert first.logprob is None and first.top == ()
+    expected = torch.log_softmax(LOGITS, dim=-1)
+    assert second.logprob == pytest.approx(float(expected[ARGMAX]))
+    assert [t for t, _ in second.top] == [3, 5]
+    assert second.top[1][1] == pytest.approx(float(expected[5]))

@@ -47,8 +47,10 @@ def _error(resp: httpx.Response, status: int) -> dict:
         ({"model": CHAT_MODEL_ID, "messages": USER, "max_tokens": 0}, "max_tokens"),
         ({"model": CHAT_MODEL_ID, "messages": USER, "temperature": 3}, "temperature"),
         ({"model": CHAT_MODEL_ID, "messages": USER, "top_p": 0}, "top_p"),
-        ({"model": CHAT_MODEL_ID, "messages": USER, "n": 2}, "n"),
-        ({"model": CHAT_MODEL_ID, "messages": USER, "logprobs": True}, "logprobs"),
+        ({"model": CHAT_MODEL_ID, "messages": USER, "n": 0}, "n"),
+        ({"model": CHAT_MODEL_ID, "messages": USER, "n": 64}, "n"),  # more choices than the batch holds
+        ({"model": CHAT_MODEL_ID, "messages": USER, "top_logprobs": 2}, "top_logprobs"),
+        ({"model": CHAT_MODEL_ID, "messages": USER, "logprobs": True, "top_logprobs": 21}, "top_logprobs"),
         ({"model": CHAT_MODEL_ID, "messages": USER, "response_format": {"type": "json_object"}}, "response_format"),
         ({"model": CHAT_MODEL_ID, "messages": USER, "generation_config": "{nope"}, "generation_config"),
         ({"model": CHAT_MODEL_ID, "messages": USER, "generation_config": {"num_beams": 4}}, "generation_config"),

@@ -1,0 +1,137 @@
+"""The running batch's KV cache: one left-padded ``DynamicCache`` plus an attention mask.
+
+Rows join after their own prefill (their cache is left-padded to the batch width and concatenated) and
+leave between steps (their rows are dropped, then all-padding columns on the left are trimmed). Each
+row keeps its own positions: the next position of a row is its number of real tokens, so left padding
+never shifts rotary positions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from transformers import DynamicCache
+from transformers.cache_utils import DynamicLayer
+
+
+def mergeable(cache: DynamicCache) -> bool:
+    """Plain full-attention layers only: sliding-window and linear-attention caches cannot be re-padded."""
+    return all(type(layer) is DynamicLayer for layer in cache.layers)
+
+
+def _pad_left(tensor: torch.Tensor, amount: int, dim: int) -> torch.Tensor:
+    if amount == 0:
+        return tensor
+    pad = [0, 0] * (tensor.dim() - 1 - dim % tensor.dim()) + [amount, 0]
+    return F.pad(tensor, pad)
+
+
+class KVBatch:
+    """KV cache, attention mask and lengths of the rows being decoded together."""
+
+    def __init__(self, model: Any) -> None:
+        self._model = model
+        self.cache: DynamicCache | None = None
+        self.mask: torch.Tensor | None = None  # [rows, width], 1 = a real token
+        self.lengths: torch.Tensor | None = None  # [rows], real tokens per row
+
+    @property
+    def rows(self) -> int:
+        return 0 if self.mask is None else int(self.mask.shape[0])
+
+    @property
+    def width(self) -> int:
+        return 0 if self.mask is None else int(self.mask.shape[1])
+
+    def add(self, cache: DynamicCache, mask: torch.Tensor) -> None:
+        """Append rows prefilled elsewhere (``mask``: [rows, width] of their own cache)."""
+        if self.cache is None or self.mask is None:
+            self.cache, self.mask = cache, mask
+        else:
+            width = max(self.width, int(mask.shape[1]))
+            grow_old, grow_new = width - self.width, width - int(mask.shape[1])
+            for old, new in zip(self.cache.layers, cache.layers, strict=True):
+                old.keys = torch.cat([_pad_left(old.keys, grow_old, -2), _pad_left(new.keys, grow_new, -2)])
+                old.values = torch.cat([_pad_left(old.values, grow_old, -2), _pad_left(new.values, grow_new, -2)])
+            self.mask = torch.cat([_pad_left(self.mask, grow_old, 1), _pad_left(mask, grow_new, 1)])
+        self.lengths = self.mask.sum(dim=1)
+
+    def keep(self, indices: Sequence[int]) -> None:
+        """Keep only ``indices`` (in that order); trims padding no remaining row needs."""
+        if not indices:
+            self.cache = self.mask = self.lengths = None
+            return
+        assert self.cache is not None and self.mask is not None
+        index = torch.tensor(list(indices), dtype=torch.long, device=self.mask.device)
+        self.mask = self.mask.index_select(0, index)
+        lengths = self.mask.sum(dim=1)
+        unused = self.width - int(lengths.max())
+        for layer in self.cache.layers:
+            layer.keys = layer.keys.index_select(0, index)[..., unused:, :]
+            layer.values = layer.values.index_select(0, index)[..., unused:, :]
+        self.mask = self.mask[:, unused:]
+        self.lengths = lengths
+
+    def step(self, tokens: torch.Tensor) -> torch.Tensor:
+        """One decode step for every row (``tokens``: [rows] last tokens); returns [rows, vocab] logits."""
+        assert self.mask is not None and self.lengths is not None
+        ones = torch.ones((self.rows, 1), dtype=self.mask.dtype, device=self.mask.device)
+        attention = torch.cat([self.mask, ones], dim=1)
+        out = self._model(
+            input_ids=tokens[:, None],
+            attention_mask=attention,
+            position_ids=self.lengths[:, None],
+            past_key_values=self.cache,
+            use_cache=True,
+        )
+        self.mask, self.lengths = attention, self.lengths + 1
+        return out.logits[:, -1]
+
+
+def prefill(
+    model: Any, prompts: Sequence[Sequence[int]], pad_id: int
+) -> tuple[DynamicCache, torch.Tensor, torch.Tensor]:
+    """Prefill several prompts in one left-padded forward: (cache, mask, last-position logits)."""
+    device = model.device
+    width = max(len(p) for p in prompts)
+    ids = torch.full((len(prompts), width), pad_id, dtype=torch.long, device=device)
+    mask = torch.zeros((len(prompts), width), dtype=torch.long, device=device)
+    for row, prompt in enumerate(prompts):
+        ids[row, width - len(prompt) :] = torch.tensor(prompt, dtype=torch.long, device=device)
+        mask[row, width - len(prompt) :] = 1
+    positions = (mask.cumsum(dim=1) - 1).clamp(min=0)
+    cache = DynamicCache(config=model.config)
+    out = model(
+        input_ids=ids,
+        attention_mask=mask,
+        position_ids=positions,
+        past_key_values=cache,
+        use_cache=True,
+        logits_to_keep=1,
+    )
+    return cache, mask, out.logits[:, -1]
+
+
+def prefill_chunk(model: Any, cache: DynamicCache, chunk: Sequence[int], offset: int) -> torch.Tensor:
+    """Extend one long prompt's own cache by ``chunk`` (starting at position ``offset``); last logits."""
+    device = model.device
+    ids = torch.tensor([list(chunk)], dtype=torch.long, device=device)
+    positions = torch.arange(offset, offset + len(chunk), device=device)[None, :]
+    out = model(input_ids=ids, position_ids=positions, past_key_values=cache, use_cache=True, logits_to_keep=1)
+    return out.logits[:, -1]
+
+
+def repeat_rows(cache: DynamicCache, mask: torch.Tensor, counts: Sequence[int]) -> torch.Tensor:
+    """Repeat row i ``counts[i]`` times (the n choices of a request share its prefill); returns the mask."""
+    if all(count == 1 for count in counts):
+        return mask
+    index = torch.repeat_interleave(
+        torch.arange(len(counts), device=mask.device), torch.tensor(list(counts), device=mask.device)
+    )
+    for layer in cache.layers:
+        layer.keys = layer.keys.index_select(0, index)
+        layer.values = layer.values.index_select(0, index)
+    return mask.index_select(0, index)
