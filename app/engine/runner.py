@@ -92,6 +92,9 @@ class BatchedEngine:
         self._failure: str | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._outbox: list[tuple[RequestStream, list[EngineEvent]]] = []
+        self._delivery: list[tuple[RequestStream, list[EngineEvent]]] = []
+        self._delivery_lock = threading.Lock()
+        self._delivery_scheduled = False
         self._thread = threading.Thread(target=self._run, name=f"engine[{name}]", daemon=True)
         self._thread.start()
 
@@ -355,7 +358,11 @@ class BatchedEngine:
         self._outbox.append((req.stream, events))
 
     def _deliver(self) -> None:
-        """Hand this step's events to the event loop in one call."""
+        """Hand this step's events to the event loop: at most one wake-up until the loop has taken them.
+
+        Waking the loop (``call_soon_threadsafe``) costs this thread the GIL; while the loop is still
+        busy with earlier events, later steps only add to the same delivery.
+        """
         if not self._outbox or self._loop is None:
             self._outbox.clear()
             return
@@ -363,8 +370,21 @@ class BatchedEngine:
         for row in self._rows:
             row.events.clear()
         self._outbox.clear()
+        with self._delivery_lock:
+            self._delivery.extend(batch)
+            if self._delivery_scheduled:
+                return
+            self._delivery_scheduled = True
         with suppress(RuntimeError):  # a closed event loop: nobody is listening any more
-            self._loop.call_soon_threadsafe(_put_all, batch)
+            self._loop.call_soon_threadsafe(self._hand_over)
+
+    def _hand_over(self) -> None:
+        """On the event loop: pass every delivered event to its stream."""
+        with self._delivery_lock:
+            batch, self._delivery = self._delivery, []
+            self._delivery_scheduled = False
+        for stream, events in batch:
+            stream.queue.put_nowait(events)
 
     def _finish_everything(self) -> None:
         reason = "abort" if self._failure is None else "error"
@@ -382,8 +402,3 @@ class BatchedEngine:
         for req in pending:
             self._fail_request(req, reason, self._failure)
         self._deliver()
-
-
-def _put_all(batch: list[tuple[RequestStream, list[EngineEvent]]]) -> None:
-    for stream, events in batch:
-        stream.queue.put_nowait(events)
