@@ -16,7 +16,7 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 sys.path.insert(0, str(Path(__file__).parent))
-from loadgen import make_prompt  # noqa: E402
+from loadgen import make_prompt
 
 
 def main() -> None:

@@ -19,14 +19,16 @@ import resource
 import statistics
 import sys
 import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
-WORDS = (
+TEXT = (
     "the river city morning light market people walk along old stone bridge while boats carry fruit bread "
     "and news from distant villages children laugh teachers open windows a cat sleeps on warm steps "
     "merchants count coins clouds drift over green hills and the bells of the tower ring twice"
-).split()
+)
+WORDS = TEXT.split(" ")
 
 
 @dataclass
@@ -45,7 +47,7 @@ def make_prompt(rng: random.Random, words: int) -> str:
     return " ".join(rng.choice(WORDS) for _ in range(words)) + ". Continue the story."
 
 
-async def _read_body(reader: asyncio.StreamReader, chunked: bool):  # noqa: ANN202 - async generator of bytes
+async def _read_body(reader: asyncio.StreamReader, chunked: bool) -> AsyncIterator[bytes]:
     if not chunked:
         while data := await reader.read(65536):
             yield data
