@@ -40,6 +40,7 @@ def create_app(settings: Settings, *, loader: Loader = load_model) -> Litestar:
             max_num_batched_tokens=settings.max_num_batched_tokens,
             max_kv_tokens=settings.max_kv_tokens,
             max_queue=settings.max_queue,
+            stream_interval=settings.stream_interval_ms / 1000,
         ),
     )
     registry = ModelRegistry(options, idle_timeout=settings.model_timeout, pinned=settings.model, loader=loader)

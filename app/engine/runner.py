@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import queue
 import threading
+import time
 from collections import deque
 from collections.abc import Sequence
 from contextlib import suppress
@@ -41,6 +42,7 @@ class BatchLimits:
     max_num_batched_tokens: int = 2048  # prompt tokens prefilled per step
     max_kv_tokens: int | None = None  # rows x cache width the running batch may hold
     max_queue: int = 256  # requests admitted but not yet running
+    stream_interval: float = 0.0  # seconds between deliveries to the event loop (0: every step)
 
 
 @dataclass(eq=False)
@@ -95,6 +97,7 @@ class BatchedEngine:
         self._delivery: list[tuple[RequestStream, list[EngineEvent]]] = []
         self._delivery_lock = threading.Lock()
         self._delivery_scheduled = False
+        self._last_delivery = 0.0
         self._thread = threading.Thread(target=self._run, name=f"engine[{name}]", daemon=True)
         self._thread.start()
 
@@ -366,6 +369,10 @@ class BatchedEngine:
         if not self._outbox or self._loop is None:
             self._outbox.clear()
             return
+        now = time.perf_counter()
+        if self._rows and now - self._last_delivery < self._limits.stream_interval:
+            return  # --stream-interval-ms: rows keep collecting events (later merged into one chunk)
+        self._last_delivery = now
         batch = [(stream, list(events)) for stream, events in self._outbox]
         for row in self._rows:
             row.events.clear()

@@ -523,3 +523,15 @@ async def test_aborted_row_leaves_the_batch_within_a_step(engine: BatchedEngine)
     wait_until(lambda: engine.health().running == 1, timeout=2)
     result = await collect(keep)
     assert result.finish is not None and result.finish.completion_tokens == 400
+
+
+async def test_stream_interval_merges_tokens_without_losing_any(never_eos: tuple[Any, Any]) -> None:
+    model, tokenizer = never_eos
+    engine = make_engine(model, tokenizer, "interval", stream_interval=0.05)
+    try:
+        events = [e async for e in engine.generate(request([5, 6, 7], 40))]
+        tokens = [t for e in events if isinstance(e, TokenEvent) for t in e.token_ids]
+        assert tokens == reference(model, [5, 6, 7], 40)
+        assert len([e for e in events if isinstance(e, TokenEvent)]) < 40  # delivered in fewer, larger pieces
+    finally:
+        engine.shutdown()
