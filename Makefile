@@ -6,7 +6,7 @@ TORCH  ?= torch==2.13.0
 MODEL  ?=
 ARGS   ?=
 
-.PHONY: install run test lint clean
+.PHONY: install run test lint clean bench bench-env
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -32,3 +32,17 @@ lint: install
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache
+
+## Benchmark: hfserve vs upstream `transformers serve --continuous-batching` vs static generate (bench/README.md).
+UPSTREAM_VENV := bench/.venv-upstream
+$(UPSTREAM_VENV)/.installed:
+	python3 -m venv $(UPSTREAM_VENV)
+	$(UPSTREAM_VENV)/bin/pip install -q --upgrade pip
+	$(UPSTREAM_VENV)/bin/pip install -q "$(TORCH)"
+	$(UPSTREAM_VENV)/bin/pip install -q "transformers[serving]==5.23.0" accelerate
+	touch $@
+
+bench-env: $(UPSTREAM_VENV)/.installed
+
+bench: install bench-env
+	$(PY) bench/compare.py $(ARGS)
