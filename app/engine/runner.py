@@ -14,10 +14,8 @@ from __future__ import annotations
 import asyncio
 import queue
 import threading
-import time
 from collections import deque
 from collections.abc import Sequence
-from contextlib import suppress
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,7 +26,7 @@ from transformers import DynamicCache
 from app.engine.batch import KVBatch, mergeable, prefill, prefill_chunk, repeat_rows
 from app.engine.detokenizer import TextAssembler
 from app.engine.sampler import BatchSampler, Draw, SequenceSampling
-from app.engine.stream import RequestStream
+from app.engine.stream import Delivery, RequestStream
 from app.engine.types import EngineEvent, EngineHealth, FinishEvent, FinishReason, GenerationRequest, TokenEvent
 from app.engine.types import TokenLogprob as Logprob
 from app.errors import EngineFailure, InvalidRequest, Overloaded
@@ -92,12 +90,7 @@ class BatchedEngine:
         self._admitted = 0  # requests accepted but not yet decoding
         self._stopping = False
         self._failure: str | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._outbox: list[tuple[RequestStream, list[EngineEvent]]] = []
-        self._delivery: list[tuple[RequestStream, list[EngineEvent]]] = []
-        self._delivery_lock = threading.Lock()
-        self._delivery_scheduled = False
-        self._last_delivery = 0.0
+        self._delivery = Delivery(limits.stream_interval)
         self._thread = threading.Thread(target=self._run, name=f"engine[{name}]", daemon=True)
         self._thread.start()
 
@@ -117,7 +110,7 @@ class BatchedEngine:
                 raise Overloaded("Too many requests are waiting for this model; retry shortly.")
             self._admitted += 1
             self._live.add(request.request_id)
-        self._loop = asyncio.get_running_loop()
+        self._delivery.loop = asyncio.get_running_loop()
         stream = RequestStream(request.request_id, params.n, self.abort)
         self._inbox.put(_Request(request, stream, params.n, list(request.prompt_ids)))
         return stream
@@ -334,7 +327,7 @@ class BatchedEngine:
     def _emit(self, row: _Row, event: EngineEvent) -> None:
         row.events.append(event)
         if len(row.events) == 1:
-            self._outbox.append((row.owner.stream, row.events))
+            self._delivery.add(row.owner.stream, row.events)
 
     def _finish(self, row: _Row, reason: FinishReason, error: str | None = None) -> None:
         req = row.owner
@@ -358,40 +351,12 @@ class BatchedEngine:
         events: list[EngineEvent] = [
             FinishEvent(req.id, reason, len(req.prompt), 0, error=error, index=i) for i in range(req.open)
         ]
-        self._outbox.append((req.stream, events))
+        self._delivery.add(req.stream, events)
 
     def _deliver(self) -> None:
-        """Hand this step's events to the event loop: at most one wake-up until the loop has taken them.
-
-        Waking the loop (``call_soon_threadsafe``) costs this thread the GIL; while the loop is still
-        busy with earlier events, later steps only add to the same delivery.
-        """
-        if not self._outbox or self._loop is None:
-            self._outbox.clear()
-            return
-        now = time.perf_counter()
-        if self._rows and now - self._last_delivery < self._limits.stream_interval:
-            return  # --stream-interval-ms: rows keep collecting events (later merged into one chunk)
-        self._last_delivery = now
-        batch = [(stream, list(events)) for stream, events in self._outbox]
-        for row in self._rows:
-            row.events.clear()
-        self._outbox.clear()
-        with self._delivery_lock:
-            self._delivery.extend(batch)
-            if self._delivery_scheduled:
-                return
-            self._delivery_scheduled = True
-        with suppress(RuntimeError):  # a closed event loop: nobody is listening any more
-            self._loop.call_soon_threadsafe(self._hand_over)
-
-    def _hand_over(self) -> None:
-        """On the event loop: pass every delivered event to its stream."""
-        with self._delivery_lock:
-            batch, self._delivery = self._delivery, []
-            self._delivery_scheduled = False
-        for stream, events in batch:
-            stream.queue.put_nowait(events)
+        if self._delivery.flush(busy=bool(self._rows)):
+            for row in self._rows:
+                row.events.clear()
 
     def _finish_everything(self) -> None:
         reason = "abort" if self._failure is None else "error"

@@ -1,10 +1,13 @@
-"""The per-request event stream handed back by the engine."""
+"""Per-request event streams, and the delivery of the engine thread's events to them."""
 
 from __future__ import annotations
 
 import asyncio
+import threading
+import time
 from collections import deque
 from collections.abc import Callable
+from contextlib import suppress
 
 from app.engine.types import EngineEvent, FinishEvent, TokenEvent
 
@@ -61,3 +64,53 @@ class RequestStream:
     def __del__(self) -> None:  # dropped without being read to the end
         if self._open:
             self._abort(self.request_id)
+
+
+class Delivery:
+    """Collects each step's events on the engine thread and hands them to the event loop.
+
+    Waking the loop (``call_soon_threadsafe``) costs the engine thread the GIL, so at most one hand-over
+    is pending: while the loop is still busy with earlier events, later steps only add to it. With an
+    interval (``--stream-interval-ms``) rows keep collecting events between hand-overs.
+    """
+
+    def __init__(self, interval: float) -> None:
+        self._interval = interval
+        self._outbox: list[tuple[RequestStream, list[EngineEvent]]] = []
+        self._pending: list[tuple[RequestStream, list[EngineEvent]]] = []
+        self._lock = threading.Lock()
+        self._scheduled = False
+        self._last = 0.0
+        self.loop: asyncio.AbstractEventLoop | None = None
+
+    def add(self, stream: RequestStream, events: list[EngineEvent]) -> None:
+        """Register a list the engine keeps appending to until the next hand-over."""
+        self._outbox.append((stream, events))
+
+    def flush(self, *, busy: bool) -> bool:
+        """Hand over what this step collected; False when holding it back (the lists stay registered)."""
+        if not self._outbox or self.loop is None:
+            self._outbox.clear()
+            return True
+        now = time.perf_counter()
+        if busy and now - self._last < self._interval:
+            return False
+        self._last = now
+        batch = [(stream, list(events)) for stream, events in self._outbox]
+        self._outbox.clear()
+        with self._lock:
+            self._pending.extend(batch)
+            if self._scheduled:
+                return True
+            self._scheduled = True
+        with suppress(RuntimeError):  # a closed event loop: nobody is listening any more
+            self.loop.call_soon_threadsafe(self._hand_over)
+        return True
+
+    def _hand_over(self) -> None:
+        """On the event loop: pass every delivered event to its stream."""
+        with self._lock:
+            batch, self._pending = self._pending, []
+            self._scheduled = False
+        for stream, events in batch:
+            stream.queue.put_nowait(events)
