@@ -40,6 +40,7 @@ def _serve_parser(sub: Any) -> None:
     p.add_argument("--max-model-len", type=int, help="Cap on prompt + completion tokens.")
     p.add_argument("--max-num-batched-tokens", type=int, help="Prompt tokens prefilled per step (default 2048).")
     p.add_argument("--max-kv-tokens", type=int, help="KV budget: rows x cached tokens of the running batch.")
+    p.add_argument("--cpu-threads", type=int, help="torch threads when running on CPU (default: all cores but one).")
     p.add_argument(
         "--stream-interval-ms", type=float, help="Send streamed tokens at most this often (default 0: every step)."
     )

@@ -35,6 +35,7 @@ def create_app(settings: Settings, *, loader: Loader = load_model) -> Litestar:
         quantization=settings.quantization,
         trust_remote_code=settings.trust_remote_code,
         max_model_len=settings.max_model_len,
+        cpu_threads=settings.cpu_threads,
         limits=BatchLimits(
             max_batch_size=settings.max_batch_size,
             max_num_batched_tokens=settings.max_num_batched_tokens,

@@ -14,6 +14,7 @@ from app.protocol.common import WireRequest
 log = structlog.get_logger(__name__)
 RequestT = TypeVar("RequestT", bound=WireRequest)
 _logged_unknown: set[tuple[str, str]] = set()
+_TYPE_LABELS = frozenset({"str", "int", "float", "bool", "dict", "list", "none", "union_tag"})
 
 
 def _param(loc: tuple[int | str, ...]) -> str | None:
@@ -23,8 +24,8 @@ def _param(loc: tuple[int | str, ...]) -> str | None:
             parts.append(f"[{item}]")
         elif not parts:
             parts.append(item)
-        elif item in {"str", "list[ContentPart]", "function-after", "union_tag"} or "[" in item:
-            continue  # pydantic's union branch names are not fields
+        elif item in _TYPE_LABELS or not item.isidentifier():
+            continue  # pydantic's union branch labels ("str", "list[...]", "constrained-str") are not fields
         else:
             parts.append(f".{item}")
     return "".join(parts) or None

@@ -32,8 +32,9 @@ def _pad_left(tensor: torch.Tensor, amount: int, dim: int) -> torch.Tensor:
 class KVBatch:
     """KV cache, attention mask and lengths of the rows being decoded together."""
 
-    def __init__(self, model: Any) -> None:
+    def __init__(self, model: Any, *, prebuilt_masks: bool = True) -> None:
         self._model = model
+        self.prebuilt_masks = prebuilt_masks
         self.cache: DynamicCache | None = None
         self.mask: torch.Tensor | None = None  # [rows, width], 1 = a real token
         self.lengths: torch.Tensor | None = None  # [rows], real tokens per row
@@ -90,16 +91,18 @@ class KVBatch:
         self.mask, self.lengths = attention, self.lengths + 1
         return out.logits[:, -1]
 
-    def _decode_mask(self, attention: torch.Tensor) -> torch.Tensor | dict[str, torch.Tensor]:
-        """The 4D mask of a one-token step, built directly: transformers' generic mask builder evaluates
-        per-element mask functions and cost a quarter of each step. A dict is taken as already prepared."""
+    def _decode_mask(self, attention: torch.Tensor) -> torch.Tensor:
+        """The 4D mask of a one-token step, built directly (transformers passes a 4D mask through as-is):
+        its generic builder evaluates per-element mask functions and cost a quarter of each step.
+        Sliding-window models (one row at a time, see ``mergeable``) keep the 2D mask and the builder."""
         implementation = getattr(self._model.config, "_attn_implementation", None)
+        if not self.prebuilt_masks:
+            return attention
         if implementation == "sdpa":
-            return {"full_attention": attention.bool()[:, None, None, :]}
+            return attention.bool()[:, None, None, :]
         if implementation == "eager":
             dtype = self._model.dtype
-            blocked = (1 - attention[:, None, None, :]).to(dtype) * torch.finfo(dtype).min
-            return {"full_attention": blocked}
+            return (1 - attention[:, None, None, :]).to(dtype) * torch.finfo(dtype).min
         return attention  # other kernels (flash attention) take the 2D mask cheaply
 
 

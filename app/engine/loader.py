@@ -46,6 +46,7 @@ class LoadOptions:
     quantization: str | None = None
     trust_remote_code: bool = False
     max_model_len: int | None = None
+    cpu_threads: int | None = None  # None: all cores but one, leaving one to the HTTP side
     limits: BatchLimits = field(default_factory=BatchLimits)
 
 
@@ -68,6 +69,12 @@ def _resolve_device(device: str) -> str:
     if device == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     return device
+
+
+def _set_cpu_threads(requested: int | None) -> None:
+    """On CPU the inference thread shares the machine with the HTTP event loop; a torch thread pool as
+    wide as the machine makes them fight for every core (measured in bench/README.md)."""
+    torch.set_num_threads(requested or max(1, (os.cpu_count() or 2) - 1))
 
 
 def _cached_snapshot(repo_id: str, revision: str) -> str | None:
@@ -155,6 +162,8 @@ def load_model(name: str, source: str, revision: str | None, opts: LoadOptions, 
                 source, revision=revision, allow_patterns=DOWNLOAD_PATTERNS, tqdm_class=download_bar
             )
         device = _resolve_device(opts.device)
+        if device == "cpu":
+            _set_cpu_threads(opts.cpu_threads)
         with weights_progress(progress):
             model = AutoModelForCausalLM.from_pretrained(folder, **_weights_kwargs(opts, device))
     except (InvalidRequest, ModelNotFound, ModelLoadFailed):

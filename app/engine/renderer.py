@@ -49,11 +49,14 @@ class ChatRenderer:
             raise InvalidRequest(
                 f"chat_template_kwargs may not set {', '.join(clashing)}", param="chat_template_kwargs"
             )
-        kwargs.setdefault("add_generation_prompt", True)
+        if not kwargs.get("continue_final_message"):
+            kwargs.setdefault("add_generation_prompt", True)
         try:
             text = self._tokenizer.apply_chat_template(messages, tools=tools or None, tokenize=False, **kwargs)
         except TemplateError as exc:  # templates raise for conversations they reject
             raise InvalidRequest(f"The chat template rejected the messages: {exc}", param="messages") from exc
+        except (ValueError, TypeError) as exc:  # inconsistent template options, e.g. continue + generation prompt
+            raise InvalidRequest(f"Invalid chat template options: {exc}", param="chat_template_kwargs") from exc
         return self.encode_text(text)
 
     def encode_text(self, text: str) -> list[int]:

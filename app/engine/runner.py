@@ -77,9 +77,10 @@ class BatchedEngine:
         self._model, self._tokenizer, self._limits = model, tokenizer, limits
         self._vocab = int(model.get_output_embeddings().weight.shape[0])
         self._pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-        self._max_rows = limits.max_batch_size if mergeable(DynamicCache(config=model.config)) else 1
+        batchable = mergeable(DynamicCache(config=model.config))
+        self._max_rows = limits.max_batch_size if batchable else 1
         self._sampler = BatchSampler(self._vocab, model.device)
-        self._batch = KVBatch(model)
+        self._batch = KVBatch(model, prebuilt_masks=batchable)
         self._rows: list[_Row] = []
         self._waiting: deque[_Request] = deque()
         self._chunked: _Request | None = None
@@ -105,6 +106,13 @@ class BatchedEngine:
             raise InvalidRequest(f"Token ids must lie in [0, {self._vocab}).", param="prompt")
         if not request.prompt_ids:
             raise InvalidRequest("The prompt is empty.", param="prompt")
+        budget = self._limits.max_kv_tokens
+        if budget is not None and params.n * (len(request.prompt_ids) + params.max_tokens) > budget:
+            raise InvalidRequest(
+                f"This request needs {params.n} x {len(request.prompt_ids) + params.max_tokens} KV tokens; the "
+                f"server's budget (--max-kv-tokens) is {budget}. Lower max_tokens, n or the prompt.",
+                param="max_tokens",
+            )
         with self._lock:
             if self._admitted >= self._limits.max_queue:
                 raise Overloaded("Too many requests are waiting for this model; retry shortly.")
@@ -132,6 +140,8 @@ class BatchedEngine:
             self._aborted.update(self._live)
         self._inbox.put(None)
         self._thread.join(timeout)
+        if not self._thread.is_alive():  # let the weights and the KV cache be freed
+            self._model = self._batch = None  # type: ignore[assignment]
 
     # -- the loop -------------------------------------------------------------------------------
     def _run(self) -> None:
@@ -206,7 +216,9 @@ class BatchedEngine:
             self._prefill(picked)
 
     def _kv_fits(self, rows: int, width: int) -> bool:
-        return self._limits.max_kv_tokens is None or rows * width <= self._limits.max_kv_tokens
+        """Within the KV budget, or alone (``generate`` refuses requests that cannot fit even alone)."""
+        budget = self._limits.max_kv_tokens
+        return budget is None or not self._rows or rows * width <= budget
 
     def _prefill(self, requests: list[_Request]) -> None:
         try:
@@ -247,16 +259,22 @@ class BatchedEngine:
 
     def _join(self, requests: list[_Request], cache: DynamicCache, mask: torch.Tensor, logits: torch.Tensor) -> None:
         """New rows (one per choice) sample their first token and join the running batch."""
-        rows = [
-            _Row(req, i, self._sampling(req, i), TextAssembler(self._tokenizer, req.request.params.stop))
-            for req in requests
-            for i in range(req.open)
-        ]
+        try:
+            rows = [
+                _Row(req, i, self._sampling(req, i), TextAssembler(self._tokenizer, req.request.params.stop))
+                for req in requests
+                for i in range(req.open)
+            ]
+        except Exception as exc:  # e.g. a sampling state that cannot be built: only these requests fail
+            log.exception("join_failed", requests=[r.id for r in requests])
+            for req in requests:
+                self._fail_request(req, "error", str(exc))
+            return
+        first = len(self._rows)
+        self._rows.extend(rows)  # running before no longer waiting: the engine never looks idle in between
+        self._batch.add(cache, mask)
         with self._lock:
             self._admitted -= len(requests)
-        first = len(self._rows)
-        self._rows.extend(rows)
-        self._batch.add(cache, mask)
         finished = {first + i for i in self._advance(rows, logits)}
         if finished:
             self._keep([i for i in range(len(self._rows)) if i not in finished])

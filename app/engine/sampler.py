@@ -28,7 +28,7 @@ class SequenceSampling:
         self.generator: torch.Generator | None = None
         if params.seed is not None and not params.greedy:
             self.generator = torch.Generator(device=device)
-            self.generator.manual_seed(params.seed + index)  # choice i of n gets seed + i
+            self.generator.manual_seed((params.seed + index) % 2**64)  # choice i of n gets seed + i
         self._seen: torch.Tensor | None = None
         self._counts: torch.Tensor | None = None
         self._bias: tuple[torch.Tensor, torch.Tensor] | None = None

@@ -27,8 +27,12 @@ def parse_model_ref(text: str) -> ModelRef:
     text = text.strip()
     if not text:
         raise InvalidRequest("`model` must not be empty.", param="model")
-    local = Path(text).expanduser()
-    if local.is_dir():
+    try:
+        local = Path(text).expanduser()
+        is_dir = local.is_dir()
+    except (OSError, RuntimeError):  # a name too long for the filesystem, or "~user" with no such user
+        is_dir = False
+    if is_dir:
         return ModelRef(str(local.resolve()), None)
     repo_id, _, revision = text.partition("@")
     try:

@@ -19,7 +19,7 @@ import structlog
 
 from app.engine.loader import LoadedModel, LoadOptions, load_model
 from app.engine.types import ServingModel
-from app.errors import HfServeError, ModelLoadFailed, ModelNotAllowed
+from app.errors import HfServeError, ModelLoadFailed, ModelNotAllowed, ServiceUnavailable
 from app.models.ids import ModelRef, parse_model_ref
 
 log = structlog.get_logger(__name__)
@@ -84,8 +84,7 @@ class ModelRegistry:
     async def start(self) -> None:
         if self._pinned is not None:
             self._ensure_loading(self._pinned)
-        if self._idle_timeout >= 0:
-            self._reaper = asyncio.create_task(self._reap_idle())
+        self._reaper = asyncio.create_task(self._watch_loaded())
 
     async def close(self) -> None:
         self.draining = True
@@ -158,6 +157,8 @@ class ModelRegistry:
         if entry and entry.state == ModelState.READY:
             yield LoadUpdate("ready", ref.name, cached=True)
             return
+        if entry and entry.state == ModelState.UNLOADING:
+            await entry.unloaded.wait()  # then load it again
         entry = self._ensure_loading(ref)
         updates: asyncio.Queue[LoadUpdate] = asyncio.Queue()
         entry.subscribers.add(updates)
@@ -175,6 +176,8 @@ class ModelRegistry:
     @asynccontextmanager
     async def lease(self, ref: ModelRef) -> AsyncIterator[ServingModel]:
         """Hold a ready model for one request: waits for its load; it never unloads meanwhile."""
+        if self.draining:
+            raise ServiceUnavailable("The server is shutting down.")
         while True:
             entry = self._entries.get(ref.name)
             if entry is None or entry.state in (ModelState.ABSENT, ModelState.FAILED):
@@ -246,18 +249,24 @@ class ModelRegistry:
             queue.put_nowait(update)
 
     # -- idle unloading --------------------------------------------------------------------------
-    async def _reap_idle(self) -> None:
-        interval = min(max(self._idle_timeout / 4, 0.25), 10.0)
+    async def _watch_loaded(self) -> None:
+        """Replaces models whose engine died, and unloads idle ones (``--model-timeout``)."""
+        interval = min(max(self._idle_timeout / 4, 0.25), 5.0) if self._idle_timeout >= 0 else 5.0
         while True:
             await asyncio.sleep(interval)
             now = time.monotonic()
             for entry in list(self._entries.values()):
-                if entry.state != ModelState.READY or entry.pinned or entry.loaded is None:
+                if entry.state != ModelState.READY or entry.loaded is None:
                     continue
                 health = entry.loaded.engine.health()
-                if entry.active or health.running or health.waiting:  # in use: idle time starts after it
+                if not health.alive:  # its inference loop died: replace it (a pinned model reloads at once)
+                    log.error("engine_dead", model=entry.ref.name, detail=health.detail)
+                    await self._unload(entry)
+                    if entry.pinned and not self.draining:
+                        self._ensure_loading(entry.ref)
+                elif entry.active or health.running or health.waiting:  # in use: idle time starts after it
                     entry.last_used = now
-                elif now - entry.last_used >= self._idle_timeout:
+                elif not entry.pinned and 0 <= self._idle_timeout <= now - entry.last_used:
                     await self._unload(entry)
 
     async def _unload(self, entry: _Entry) -> None:

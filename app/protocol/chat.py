@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -47,8 +47,12 @@ class ChatCompletionRequest(WireRequest):
     frequency_penalty: float | None = Field(None, ge=-2.0, le=2.0)
     repetition_penalty: float | None = Field(None, gt=0.0)
     logit_bias: dict[str, float] | None = None
-    stop: str | list[str] | None = None
-    seed: int | None = None
+    stop: (
+        Annotated[str, Field(max_length=512)]
+        | Annotated[list[Annotated[str, Field(max_length=512)]], Field(max_length=16)]
+        | None
+    ) = None
+    seed: int | None = Field(None, ge=-(2**63), lt=2**63)
     n: int | None = Field(None, ge=1, le=128)
     logprobs: bool | None = None
     top_logprobs: int | None = Field(None, ge=0, le=20)

@@ -18,5 +18,5 @@ class GenerationConfigOverrides(WireModel):
     min_p: float | None = Field(None, ge=0.0, le=1.0)
     repetition_penalty: float | None = Field(None, gt=0.0)
     do_sample: bool | None = None
-    seed: int | None = None
+    seed: int | None = Field(None, ge=-(2**63), lt=2**63)
     stop_strings: str | list[str] | None = None

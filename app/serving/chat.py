@@ -64,6 +64,8 @@ def reject_unsupported(req: ChatCompletionRequest) -> None:
         raise InvalidRequest("top_logprobs requires logprobs: true.", param="top_logprobs")
     if req.response_format and req.response_format.get("type", "text") != "text":
         raise UnsupportedParameter("Only response_format type `text` is supported yet.", param="response_format")
+    if req.parallel_tool_calls is False:
+        raise UnsupportedParameter("parallel_tool_calls: false is not supported yet.", param="parallel_tool_calls")
     if req.tool_choice not in (None, "auto", "none"):
         raise UnsupportedParameter(
             "tool_choice `required` or a named function is not supported yet.", param="tool_choice"

@@ -535,3 +535,48 @@ async def test_stream_interval_merges_tokens_without_losing_any(never_eos: tuple
         assert len([e for e in events if isinstance(e, TokenEvent)]) < 40  # delivered in fewer, larger pieces
     finally:
         engine.shutdown()
+
+
+@pytest.mark.parametrize("family", ["llama", "mistral", "gemma2"])
+async def test_other_model_families_match_generate(never_eos: tuple[Any, Any], family: str) -> None:
+    """Decoding goes through each family's own mask handling (gemma2 has sliding-window layers)."""
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    _, tokenizer = never_eos
+    shape = {
+        "hidden_size": 32,
+        "intermediate_size": 64,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 4,
+        "num_key_value_heads": 2,
+        "head_dim": 8,
+        "vocab_size": 768,
+        "max_position_embeddings": 512,
+    }
+    extra = {"gemma2": {"sliding_window": 16, "query_pre_attn_scalar": 8}, "mistral": {"sliding_window": None}}
+    config = AutoConfig.for_model(family, **shape, **extra.get(family, {}))
+    torch.manual_seed(0)
+    model = AutoModelForCausalLM.from_config(config).eval()
+    engine = make_engine(model, tokenizer, family)
+    try:
+        prompts = [[5, 6, 7], list(range(10, 40)), [9] * 12]
+        results = await asyncio.gather(*(collect(engine.generate(request(p, 12))) for p in prompts))
+        for prompt, result in zip(prompts, results, strict=True):
+            assert result.finish is not None and result.finish.reason == "length", result.finish
+            assert result.tokens == reference(model, prompt, 12)
+    finally:
+        engine.shutdown()
+
+
+async def test_kv_budget_refuses_what_cannot_fit_and_admits_what_fits_alone(never_eos: tuple[Any, Any]) -> None:
+    model, tokenizer = never_eos
+    engine = make_engine(model, tokenizer, "kv", max_kv_tokens=64)
+    try:
+        with pytest.raises(InvalidRequest) as info:
+            engine.generate(request(list(range(5, 105)), 8, n=2))
+        assert info.value.param == "max_tokens"
+        alone = await collect(engine.generate(request(list(range(5, 45)), 20)))  # 60 tokens: fits alone
+        assert alone.finish is not None and alone.finish.completion_tokens == 20
+        assert engine.health().waiting == 0
+    finally:
+        engine.shutdown()

@@ -55,6 +55,18 @@ def _error(resp: httpx.Response, status: int) -> dict:
         ({"model": CHAT_MODEL_ID, "messages": USER, "generation_config": "{nope"}, "generation_config"),
         ({"model": CHAT_MODEL_ID, "messages": USER, "generation_config": {"num_beams": 4}}, "generation_config"),
         ({"model": CHAT_MODEL_ID, "messages": USER, "logit_bias": {"abc": 1}}, "logit_bias"),
+        ({"model": CHAT_MODEL_ID, "messages": USER, "seed": 2**64}, "seed"),
+        ({"model": CHAT_MODEL_ID, "messages": USER, "stop": [f"s{i}" for i in range(17)]}, "stop"),
+        ({"model": CHAT_MODEL_ID, "messages": USER, "stop": "x" * 513}, "stop"),
+        ({"model": CHAT_MODEL_ID, "messages": USER, "parallel_tool_calls": False}, "parallel_tool_calls"),
+        (
+            {
+                "model": CHAT_MODEL_ID,
+                "messages": USER,
+                "chat_template_kwargs": {"continue_final_message": True, "add_generation_prompt": True},
+            },
+            "chat_template_kwargs",
+        ),
         (
             {"model": CHAT_MODEL_ID, "messages": USER, "chat_template_kwargs": {"tokenize": True}},
             "chat_template_kwargs",
@@ -133,3 +145,31 @@ def test_a_directory_that_is_not_a_model_is_404(server: ServerProcess, tmp_path:
     (tmp_path / "notes.txt").write_text("not a model")
     error = _error(_post(server, {"model": str(tmp_path), "messages": USER}), 404)
     assert error["code"] == "model_not_found"
+
+
+@pytest.mark.parametrize("name", ["~no-such-user-here/x", "a" * 300, "org/" + "b" * 300])
+def test_model_names_that_trip_the_filesystem_are_not_500(server: ServerProcess, name: str) -> None:
+    resp = _post(server, {"model": name, "messages": USER})
+    assert resp.status_code in (400, 404), resp.text
+    assert resp.json()["error"]["param"] == "model"
+
+
+def test_extreme_seeds_are_accepted(server: ServerProcess) -> None:
+    for seed in (2**63 - 1, -(2**63)):
+        body = {"model": NEVER_EOS_MODEL_ID, "messages": USER, "seed": seed, "n": 2, "max_tokens": 3}
+        resp = _post(server, body)
+        assert resp.status_code == 200, resp.text
+    assert httpx.get(f"{server.url}/health").status_code == 200
+
+
+def test_continue_final_message(server: ServerProcess) -> None:
+    messages = [*USER, {"role": "assistant", "content": "Hello! I am"}]
+    body = {
+        "model": CHAT_MODEL_ID,
+        "messages": messages,
+        "temperature": 0,
+        "chat_template_kwargs": {"continue_final_message": True, "enable_thinking": False},
+    }
+    resp = _post(server, body)
+    assert resp.status_code == 200, resp.text
+    assert resp.json()["choices"][0]["message"]["content"].startswith(" a tiny demo model")

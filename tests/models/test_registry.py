@@ -11,7 +11,7 @@ import pytest
 
 from app.engine.loader import LoadedModel, LoadOptions, load_model
 from app.engine.types import FinishEvent, GenerationRequest, SamplingParams
-from app.errors import ModelNotFound
+from app.errors import ModelNotFound, ServiceUnavailable
 from app.models.ids import parse_model_ref
 from app.models.registry import ModelRegistry, ModelState
 from app.testing.tiny_models import NEVER_EOS_MODEL_ID
@@ -110,3 +110,44 @@ async def test_draining_registry_is_not_ready(model_dir: str) -> None:
     assert registry.readiness() == (True, {"status": "ready", "loaded": []})
     await registry.close()
     assert registry.readiness() == (False, {"status": "draining"})
+
+
+async def test_load_requested_while_unloading_loads_again(model_dir: str) -> None:
+    registry = ModelRegistry(LoadOptions(), idle_timeout=-1)
+    await registry.start()
+    ref = parse_model_ref(model_dir)
+    assert [u.status async for u in registry.load_updates(ref)][-1] == "ready"
+    entry = registry._entries[ref.name]
+    unloading = asyncio.create_task(registry._unload(entry))
+    await until(lambda: registry.state(ref) == ModelState.UNLOADING)
+    updates = await asyncio.wait_for(asyncio.gather(unloading, _collect(registry, ref)), timeout=30)
+    assert updates[1][-1].status == "ready" and registry.state(ref) == ModelState.READY
+    await registry.close()
+
+
+async def _collect(registry: ModelRegistry, ref) -> list:
+    return [update async for update in registry.load_updates(ref)]
+
+
+async def test_draining_registry_refuses_new_leases(model_dir: str) -> None:
+    registry = ModelRegistry(LoadOptions(), idle_timeout=-1)
+    await registry.start()
+    await registry.close()
+    with pytest.raises(ServiceUnavailable):
+        async with registry.lease(parse_model_ref(model_dir)):
+            pass
+
+
+async def test_a_dead_engine_is_replaced(model_dir: str) -> None:
+    registry = ModelRegistry(LoadOptions(), idle_timeout=-1, pinned=model_dir)
+    await registry.start()
+    ref = registry.pinned
+    await until(lambda: registry.state(ref) == ModelState.READY, timeout=30)
+    dead = registry._entries[ref.name].loaded
+    dead.engine.shutdown()  # the inference loop is gone
+    assert not registry.engines_alive()
+    await until(
+        lambda: registry.state(ref) == ModelState.READY and registry._entries[ref.name].loaded is not dead, timeout=30
+    )
+    assert registry.engines_alive()
+    await registry.close()
