@@ -65,11 +65,7 @@ def _load_app(settings_json: str) -> Any:
     from app.observability.logging import configure_logging
 
     settings = Settings.model_validate_json(settings_json)
-    # The inference thread releases the GIL at every torch op and then waits for the event loop to
-    # hand it back, by default after up to 5 ms. A 0.2 ms switch interval lifted streamed throughput
-    # about 1.4x on a 2-core CPU (bench/README.md); it costs the HTTP side nothing measurable.
-    sys.setswitchinterval(0.0002)
-    app = create_app(settings)
+    app = create_app(settings, engine_log_setup=partial(configure_logging, settings.log_level))
     # Granian configures logging in the worker after loading the app; ours goes on top at startup.
     app.on_startup.insert(0, lambda: configure_logging(settings.log_level))
     return app

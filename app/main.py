@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 from litestar import Litestar
@@ -17,8 +17,8 @@ from app.api.errors import handle_app_error, handle_http_error, handle_unexpecte
 from app.api.health import HealthController
 from app.api.middleware import api_key_middleware, request_id_middleware
 from app.api.models import ModelsController
+from app.engine.admission import BatchLimits
 from app.engine.loader import LoadOptions, load_model
-from app.engine.runner import BatchLimits
 from app.errors import HfServeError
 from app.models.registry import Loader, ModelRegistry
 from app.serving.chat import ChatDefaults, ChatService
@@ -27,7 +27,9 @@ from app.serving.models import ModelsService
 from app.settings import Settings
 
 
-def create_app(settings: Settings, *, loader: Loader = load_model) -> Litestar:
+def create_app(
+    settings: Settings, *, loader: Loader = load_model, engine_log_setup: Callable[[], None] | None = None
+) -> Litestar:
     options = LoadOptions(
         dtype=settings.dtype,
         device=settings.device,
@@ -36,6 +38,7 @@ def create_app(settings: Settings, *, loader: Loader = load_model) -> Litestar:
         trust_remote_code=settings.trust_remote_code,
         max_model_len=settings.max_model_len,
         cpu_threads=settings.cpu_threads,
+        log_setup=engine_log_setup,
         limits=BatchLimits(
             max_batch_size=settings.max_batch_size,
             max_num_batched_tokens=settings.max_num_batched_tokens,

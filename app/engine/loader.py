@@ -6,8 +6,8 @@ callback into ``/load_model`` events.
 
 from __future__ import annotations
 
-import gc
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,10 +23,11 @@ from huggingface_hub.errors import (
 )
 from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, BitsAndBytesConfig
 
+from app.engine.admission import BatchLimits
 from app.engine.architectures import TEXT, generative_task
 from app.engine.progress import ProgressFn, bar_class, weights_progress
+from app.engine.remote import RemoteEngine
 from app.engine.renderer import ChatRenderer
-from app.engine.runner import BatchedEngine, BatchLimits
 from app.engine.types import ModelInfo, ServingModel
 from app.errors import InvalidRequest, ModelLoadFailed, ModelNotFound
 
@@ -47,22 +48,20 @@ class LoadOptions:
     trust_remote_code: bool = False
     max_model_len: int | None = None
     cpu_threads: int | None = None  # None: all cores but one, leaving one to the HTTP side
+    log_setup: Callable[[], None] | None = None  # run first in the engine process (picklable)
     limits: BatchLimits = field(default_factory=BatchLimits)
 
 
 class LoadedModel:
-    """A model in memory with its inference thread; ``close()`` frees both."""
+    """A loaded model as this process holds it: the tokenizer and the engine process serving it."""
 
-    def __init__(self, model: Any, tokenizer: Any, info: ModelInfo, engine: BatchedEngine) -> None:
-        self.model, self.tokenizer, self.info, self.engine = model, tokenizer, info, engine
+    def __init__(self, tokenizer: Any, info: ModelInfo, engine: RemoteEngine) -> None:
+        self.tokenizer, self.info, self.engine = tokenizer, info, engine
         self.serving = ServingModel(info=info, renderer=ChatRenderer(tokenizer), engine=engine)
 
     def close(self) -> None:
+        """Stops the engine process, which frees the weights and the KV cache with it."""
         self.engine.shutdown()
-        del self.model
-        gc.collect()
-        if torch.cuda.is_available():
-            torch.cuda.empty_cache()
 
 
 def _resolve_device(device: str) -> str:
@@ -137,7 +136,11 @@ def _eos_ids(model: Any, tokenizer: Any) -> tuple[int, ...]:
 
 
 def load_model(name: str, source: str, revision: str | None, opts: LoadOptions, progress: ProgressFn) -> LoadedModel:
-    """Load ``source`` (a Hub repo id at ``revision``, or a local directory when revision is None)."""
+    """Load ``source`` (a Hub repo id at ``revision``, or a local directory when revision is None).
+
+    The processor, config and download stages run here (the tokenizer stays in this process for
+    templating); the weights stage runs in the engine process, which keeps the model.
+    """
     local = revision is None
     if local and not (Path(source) / "config.json").is_file():
         raise ModelNotFound(name, "The directory holds no model (no config.json).")
@@ -161,16 +164,26 @@ def load_model(name: str, source: str, revision: str | None, opts: LoadOptions, 
             folder = snapshot_download(
                 source, revision=revision, allow_patterns=DOWNLOAD_PATTERNS, tqdm_class=download_bar
             )
-        device = _resolve_device(opts.device)
-        if device == "cpu":
-            _set_cpu_threads(opts.cpu_threads)
-        with weights_progress(progress):
-            model = AutoModelForCausalLM.from_pretrained(folder, **_weights_kwargs(opts, device))
     except (InvalidRequest, ModelNotFound, ModelLoadFailed):
         raise
     except (OSError, ValueError, ImportError, RuntimeError) as exc:
         raise ModelLoadFailed(f"Could not load `{name}`: {exc}") from exc
-    if "device_map" not in _weights_kwargs(opts, device):
+    engine = RemoteEngine.spawn(folder, name, opts, progress, opts.log_setup)
+    return LoadedModel(tokenizer, engine.info, engine)
+
+
+def load_weights(folder: str, name: str, opts: LoadOptions, progress: ProgressFn) -> tuple[Any, Any, ModelInfo]:
+    """In the engine process: the model on its device, its tokenizer (for detokenizing) and what serving
+    needs to know about it."""
+    tokenizer = AutoTokenizer.from_pretrained(folder, trust_remote_code=opts.trust_remote_code)
+    config = AutoConfig.from_pretrained(folder, trust_remote_code=opts.trust_remote_code)
+    device = _resolve_device(opts.device)
+    if device == "cpu":
+        _set_cpu_threads(opts.cpu_threads)
+    kwargs = _weights_kwargs(opts, device)
+    with weights_progress(progress):
+        model = AutoModelForCausalLM.from_pretrained(folder, **kwargs)
+    if "device_map" not in kwargs:
         model.to(device)
     model.eval()
     info = ModelInfo(
@@ -180,6 +193,5 @@ def load_model(name: str, source: str, revision: str | None, opts: LoadOptions, 
         generation_defaults=_generation_defaults(model),
         vocab_size=int(model.get_output_embeddings().weight.shape[0]),
     )
-    engine = BatchedEngine(model, tokenizer, name=name, limits=opts.limits)
     log.info("model_loaded", model=name, device=str(model.device), dtype=str(model.dtype), max_context=info.max_context)
-    return LoadedModel(model, tokenizer, info, engine)
+    return model, tokenizer, info

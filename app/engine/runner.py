@@ -23,30 +23,22 @@ import structlog
 import torch
 from transformers import DynamicCache
 
+from app.engine.admission import BatchLimits, check_request
 from app.engine.batch import KVBatch, mergeable, prefill, prefill_chunk, repeat_rows
 from app.engine.detokenizer import TextAssembler
 from app.engine.sampler import BatchSampler, Draw, SequenceSampling
 from app.engine.stream import Delivery, RequestStream
 from app.engine.types import EngineEvent, EngineHealth, FinishEvent, FinishReason, GenerationRequest, TokenEvent
 from app.engine.types import TokenLogprob as Logprob
-from app.errors import EngineFailure, InvalidRequest, Overloaded
+from app.errors import EngineFailure, Overloaded
 
 log = structlog.get_logger(__name__)
-
-
-@dataclass(frozen=True, slots=True)
-class BatchLimits:
-    max_batch_size: int = 32  # rows (choices) decoded together
-    max_num_batched_tokens: int = 2048  # prompt tokens prefilled per step
-    max_kv_tokens: int | None = None  # rows x cache width the running batch may hold
-    max_queue: int = 256  # requests admitted but not yet running
-    stream_interval: float = 0.0  # seconds between deliveries to the event loop (0: every step)
 
 
 @dataclass(eq=False)
 class _Request:
     request: GenerationRequest
-    stream: RequestStream
+    stream: Any  # where the delivery sends its events: a RequestStream, or a handle in the engine process
     open: int
     prompt: list[int]
     done: int = 0  # prompt tokens already prefilled (chunked prefill)
@@ -73,7 +65,9 @@ class _Row:
 class BatchedEngine:
     """An ``EngineClient`` batching every concurrent request of one model in one decode loop."""
 
-    def __init__(self, model: Any, tokenizer: Any, *, name: str, limits: BatchLimits) -> None:
+    def __init__(
+        self, model: Any, tokenizer: Any, *, name: str, limits: BatchLimits, delivery: Delivery | None = None
+    ) -> None:
         self._model, self._tokenizer, self._limits = model, tokenizer, limits
         self._vocab = int(model.get_output_embeddings().weight.shape[0])
         self._pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
@@ -91,37 +85,37 @@ class BatchedEngine:
         self._admitted = 0  # requests accepted but not yet decoding
         self._stopping = False
         self._failure: str | None = None
-        self._delivery = Delivery(limits.stream_interval)
+        self._delivery = delivery or Delivery(limits.stream_interval)
         self._thread = threading.Thread(target=self._run, name=f"engine[{name}]", daemon=True)
         self._thread.start()
+
+    @property
+    def max_rows(self) -> int:
+        return self._max_rows
+
+    @property
+    def vocab_size(self) -> int:
+        return self._vocab
 
     # -- EngineClient ---------------------------------------------------------------------------
     def generate(self, request: GenerationRequest) -> RequestStream:
         if self._stopping or not self._thread.is_alive():
             raise EngineFailure(f"The inference loop has stopped: {self._failure or 'shut down'}")
-        params = request.params
-        if params.n > self._max_rows:
-            raise InvalidRequest(f"n may be at most {self._max_rows} for this model.", param="n")
-        if request.prompt_ids and not 0 <= min(request.prompt_ids) <= max(request.prompt_ids) < self._vocab:
-            raise InvalidRequest(f"Token ids must lie in [0, {self._vocab}).", param="prompt")
-        if not request.prompt_ids:
-            raise InvalidRequest("The prompt is empty.", param="prompt")
-        budget = self._limits.max_kv_tokens
-        if budget is not None and params.n * (len(request.prompt_ids) + params.max_tokens) > budget:
-            raise InvalidRequest(
-                f"This request needs {params.n} x {len(request.prompt_ids) + params.max_tokens} KV tokens; the "
-                f"server's budget (--max-kv-tokens) is {budget}. Lower max_tokens, n or the prompt.",
-                param="max_tokens",
-            )
+        check_request(request, vocab_size=self._vocab, max_rows=self._max_rows, limits=self._limits)
         with self._lock:
             if self._admitted >= self._limits.max_queue:
                 raise Overloaded("Too many requests are waiting for this model; retry shortly.")
+        self._delivery.loop = asyncio.get_running_loop()
+        stream = RequestStream(request.request_id, request.params.n, self.abort)
+        self.submit(request, stream)
+        return stream
+
+    def submit(self, request: GenerationRequest, handle: Any) -> None:
+        """Queue an already admitted request; its events go to ``handle`` through the delivery."""
+        with self._lock:
             self._admitted += 1
             self._live.add(request.request_id)
-        self._delivery.loop = asyncio.get_running_loop()
-        stream = RequestStream(request.request_id, params.n, self.abort)
-        self._inbox.put(_Request(request, stream, params.n, list(request.prompt_ids)))
-        return stream
+        self._inbox.put(_Request(request, handle, request.params.n, list(request.prompt_ids)))
 
     def abort(self, request_id: str) -> None:
         with self._lock:

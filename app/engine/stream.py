@@ -92,10 +92,8 @@ class Delivery:
         if not self._outbox or self.loop is None:
             self._outbox.clear()
             return True
-        now = time.perf_counter()
-        if busy and now - self._last < self._interval:
+        if not self._due(busy):
             return False
-        self._last = now
         batch = [(stream, list(events)) for stream, events in self._outbox]
         self._outbox.clear()
         with self._lock:
@@ -105,6 +103,13 @@ class Delivery:
             self._scheduled = True
         with suppress(RuntimeError):  # a closed event loop: nobody is listening any more
             self.loop.call_soon_threadsafe(self._hand_over)
+        return True
+
+    def _due(self, busy: bool) -> bool:
+        now = time.perf_counter()
+        if busy and now - self._last < self._interval:
+            return False
+        self._last = now
         return True
 
     def _hand_over(self) -> None:

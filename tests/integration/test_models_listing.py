@@ -43,7 +43,12 @@ def test_idle_model_unloads_and_reloads(hf_home: Path, logs_dir: Path) -> None:
         while httpx.get(f"{proc.url}/ready").json()["loaded"] and time.monotonic() < deadline:
             time.sleep(0.1)
         assert httpx.get(f"{proc.url}/ready").json()["loaded"] == []
-        events = [json.loads(line)["event"] for line in proc.log().splitlines() if line.startswith("{")]
-        assert "model_unloaded" in events
+
+        def events() -> list[str]:
+            return [json.loads(line)["event"] for line in proc.log().splitlines() if line.startswith("{")]
+
+        while "model_unloaded" not in events() and time.monotonic() < deadline:
+            time.sleep(0.1)  # stopping the engine process takes a moment
+        assert "model_unloaded" in events()
         assert httpx.post(f"{proc.base_url}/chat/completions", json=body, timeout=60).status_code == 200
         assert proc.stop() == 0  # SIGTERM shuts down cleanly

@@ -1,0 +1,151 @@
+"""``RemoteEngine``: the ``EngineClient`` of an engine running in its own process (app/engine/worker.py).
+
+The HTTP process keeps the tokenizer (templating) and admission; the engine process keeps the model,
+the batching loop and detokenization. Events arrive once per step and are read on the event loop with
+``add_reader``, so the HTTP side never shares a GIL with the torch work.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import multiprocessing
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import structlog
+
+from app.engine.admission import check_request
+from app.engine.progress import ProgressFn
+from app.engine.stream import RequestStream
+from app.engine.types import EngineHealth, FinishEvent, GenerationRequest, ModelInfo
+from app.errors import EngineFailure, ModelLoadFailed, Overloaded
+
+log = structlog.get_logger(__name__)
+_SPAWN = multiprocessing.get_context("spawn")  # a fresh interpreter: no inherited threads or CUDA state
+
+
+class RemoteEngine:
+    def __init__(self, process: Any, conn: Any, *, info: ModelInfo, max_rows: int, options: Any) -> None:
+        self._process, self._conn = process, conn
+        self.info, self._max_rows, self._limits = info, max_rows, options.limits
+        self._send_lock = threading.Lock()
+        self._streams: dict[str, RequestStream] = {}
+        self._open: dict[str, set[int]] = {}  # choices not finished yet, per request
+        self._unstarted: set[str] = set()  # admitted, no event yet: the waiting line
+        self._running = 0
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._failure: str | None = None
+        self._stopping = False
+
+    @classmethod
+    def spawn(
+        cls, folder: str, name: str, options: Any, progress: ProgressFn, log_setup: Callable[[], None] | None
+    ) -> RemoteEngine:
+        """Start the engine process and wait (blocking: call off the loop) until its model is ready."""
+        from app.engine.worker import serve
+
+        parent, child = _SPAWN.Pipe(duplex=True)
+        process = _SPAWN.Process(
+            target=serve, args=(child, folder, name, options, log_setup), name=f"engine[{name}]", daemon=True
+        )
+        process.start()
+        child.close()
+        while True:
+            try:
+                message = parent.recv()
+            except EOFError as exc:
+                process.join(5)
+                raise ModelLoadFailed(f"The engine process for `{name}` exited ({process.exitcode}).") from exc
+            if message[0] == "progress":
+                progress(*message[1:])
+            elif message[0] == "error":
+                process.join(5)
+                raise ModelLoadFailed(f"Could not load `{name}`: {message[1]}")
+            else:
+                return cls(process, parent, info=message[1], max_rows=message[2], options=options)
+
+    # -- EngineClient ---------------------------------------------------------------------------
+    def generate(self, request: GenerationRequest) -> RequestStream:
+        if self._stopping or self._failure is not None or not self._process.is_alive():
+            raise EngineFailure(f"The inference process has stopped: {self._failure or 'shut down'}")
+        check_request(request, vocab_size=self.info.vocab_size or 0, max_rows=self._max_rows, limits=self._limits)
+        if len(self._unstarted) >= self._limits.max_queue:
+            raise Overloaded("Too many requests are waiting for this model; retry shortly.")
+        self._attach(asyncio.get_running_loop())
+        rid, n = request.request_id, request.params.n
+        stream = RequestStream(rid, n, self.abort)
+        self._streams[rid], self._open[rid] = stream, set(range(n))
+        self._unstarted.add(rid)
+        self._send(("generate", request))
+        return stream
+
+    def abort(self, request_id: str) -> None:
+        if request_id in self._open and self._failure is None:
+            self._send(("abort", request_id))
+
+    def health(self) -> EngineHealth:
+        alive = self._failure is None and self._process.is_alive()
+        return EngineHealth(alive=alive, running=self._running, waiting=len(self._unstarted), detail=self._failure)
+
+    def shutdown(self, timeout: float = 10.0) -> None:
+        """Stop the engine process; open requests finish as aborted."""
+        self._stopping = True
+        with contextlib.suppress(OSError, ValueError):
+            self._send(("stop",))
+        self._process.join(timeout)
+        if self._process.is_alive():
+            self._process.kill()
+            self._process.join(5)
+        if self._loop is not None and not self._loop.is_closed():
+            self._loop.call_soon_threadsafe(self._close_pipe, "shut down")
+        else:
+            self._close_pipe("shut down")
+
+    # -- the pipe -------------------------------------------------------------------------------
+    def _send(self, message: tuple[Any, ...]) -> None:
+        with self._send_lock:
+            self._conn.send(message)
+
+    def _attach(self, loop: asyncio.AbstractEventLoop) -> None:
+        if self._loop is not loop:
+            self._loop = loop
+            loop.add_reader(self._conn.fileno(), self._on_readable)
+
+    def _on_readable(self) -> None:
+        try:
+            while self._conn.poll():
+                _, batch, self._running, _ = self._conn.recv()
+                for request_id, events in batch:
+                    self._dispatch(request_id, events)
+        except (EOFError, OSError):
+            self._close_pipe("the inference process exited")
+
+    def _dispatch(self, request_id: str, events: list[Any]) -> None:
+        self._unstarted.discard(request_id)
+        stream, open_choices = self._streams.get(request_id), self._open.get(request_id)
+        if stream is None or open_choices is None:
+            return
+        stream.queue.put_nowait(events)
+        open_choices.difference_update(e.index for e in events if isinstance(e, FinishEvent))
+        if not open_choices:
+            del self._streams[request_id], self._open[request_id]
+
+    def _close_pipe(self, reason: str) -> None:
+        """On the loop: stop reading, and end every open request (as aborted when stopping, else failed)."""
+        if self._failure is None:
+            self._failure = reason
+            if not self._stopping:
+                log.error("engine_process_died", reason=reason, exitcode=self._process.exitcode)
+        if self._loop is not None:
+            with contextlib.suppress(OSError, ValueError):
+                self._loop.remove_reader(self._conn.fileno())
+        self._conn.close()
+        outcome = "abort" if self._stopping else "error"
+        for request_id, open_choices in list(self._open.items()):
+            events = [FinishEvent(request_id, outcome, 0, 0, error=reason, index=i) for i in sorted(open_choices)]
+            self._streams[request_id].queue.put_nowait(events)
+        self._streams.clear()
+        self._open.clear()
+        self._unstarted.clear()
