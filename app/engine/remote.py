@@ -82,8 +82,10 @@ class RemoteEngine:
         return stream
 
     def abort(self, request_id: str) -> None:
+        """Safe from any thread, also from a dropped stream's finaliser after the pipe has closed."""
         if request_id in self._open and self._failure is None:
-            self._send(("abort", request_id))
+            with contextlib.suppress(OSError, ValueError):
+                self._send(("abort", request_id))
 
     def health(self) -> EngineHealth:
         alive = self._failure is None and self._process.is_alive()
