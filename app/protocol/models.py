@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, model_serializer
 
 from app.protocol.common import WireModel, WireRequest
 
@@ -26,8 +26,14 @@ class LoadModelRequest(WireRequest):
 
 
 class LoadProgress(WireModel):
+    """Both fields are always sent; ``total`` is null while unknown (as transformers serve documents)."""
+
     current: int | None
     total: int | None
+
+    @model_serializer(mode="plain")
+    def _both_fields(self) -> dict[str, int | None]:
+        return {"current": self.current, "total": self.total}
 
 
 class LoadModelEvent(WireModel):
