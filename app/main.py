@@ -12,7 +12,13 @@ from litestar.di import Provide
 from litestar.exceptions import HTTPException
 
 from app.api.chat import ChatController
-from app.api.deps import provide_chat_service, provide_health_service, provide_models_service
+from app.api.completions import CompletionsController
+from app.api.deps import (
+    provide_chat_service,
+    provide_completion_service,
+    provide_health_service,
+    provide_models_service,
+)
 from app.api.errors import handle_app_error, handle_http_error, handle_unexpected
 from app.api.health import HealthController
 from app.api.middleware import api_key_middleware, request_id_middleware
@@ -22,6 +28,7 @@ from app.engine.loader import LoadOptions, load_model
 from app.errors import HfServeError
 from app.models.registry import Loader, ModelRegistry
 from app.serving.chat import ChatDefaults, ChatService
+from app.serving.completions import CompletionService
 from app.serving.health import HealthService
 from app.serving.models import ModelsService
 from app.settings import Settings
@@ -56,6 +63,7 @@ def create_app(
     state = State(
         {
             "chat_service": ChatService(registry, defaults),
+            "completion_service": CompletionService(registry, settings.default_seed),
             "models_service": ModelsService(registry),
             "health_service": HealthService(registry),
         }
@@ -81,9 +89,10 @@ def create_app(
             expose_headers=["X-Request-ID"],
         )
     return Litestar(
-        route_handlers=[ChatController, ModelsController, HealthController],
+        route_handlers=[ChatController, CompletionsController, ModelsController, HealthController],
         dependencies={
             "chat_service": Provide(provide_chat_service, sync_to_thread=False),
+            "completion_service": Provide(provide_completion_service, sync_to_thread=False),
             "models_service": Provide(provide_models_service, sync_to_thread=False),
             "health_service": Provide(provide_health_service, sync_to_thread=False),
         },

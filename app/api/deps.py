@@ -5,12 +5,17 @@ from __future__ import annotations
 from litestar.datastructures import State
 
 from app.serving.chat import ChatService
+from app.serving.completions import CompletionService
 from app.serving.health import HealthService
 from app.serving.models import ModelsService
 
 
 def provide_chat_service(state: State) -> ChatService:
     return state.chat_service
+
+
+def provide_completion_service(state: State) -> CompletionService:
+    return state.completion_service
 
 
 def provide_models_service(state: State) -> ModelsService:

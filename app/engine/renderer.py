@@ -9,6 +9,9 @@ from jinja2 import TemplateError
 
 from app.errors import InvalidRequest
 
+# Fill-in-the-middle tokens (prefix, suffix, middle): Qwen2.5-Coder style, then StarCoder / SantaCoder style.
+_FIM_STYLES = (("<|fim_prefix|>", "<|fim_suffix|>", "<|fim_middle|>"), ("<fim_prefix>", "<fim_suffix>", "<fim_middle>"))
+
 # apply_chat_template's own parameters: template kwargs must not collide with them.
 _RESERVED = frozenset(
     {
@@ -59,5 +62,27 @@ class ChatRenderer:
             raise InvalidRequest(f"Invalid chat template options: {exc}", param="chat_template_kwargs") from exc
         return self.encode_text(text)
 
-    def encode_text(self, text: str) -> list[int]:
-        return list(self._tokenizer(text, add_special_tokens=False)["input_ids"])
+    def encode_text(self, text: str, *, special_tokens: bool = False) -> list[int]:
+        """``special_tokens``: add what the tokenizer adds to a bare prompt (a BOS, for Llama-style models)."""
+        return list(self._tokenizer(text, add_special_tokens=special_tokens)["input_ids"])
+
+    def encode_fim(self, prefix: str, suffix: str) -> list[int]:
+        """Fill-in-the-middle, prefix-suffix-middle order, with the tokenizer's own FIM tokens."""
+        markers = self._fim_markers()
+        if markers is None:
+            raise InvalidRequest(
+                "This model's tokenizer has no fill-in-the-middle tokens, so `suffix` cannot be honoured.",
+                param="suffix",
+            )
+        begin, hole, end = markers
+        return self.encode_text(f"{begin}{prefix}{hole}{suffix}{end}", special_tokens=True)
+
+    def decode(self, ids: list[int]) -> str:
+        return str(self._tokenizer.decode(ids, skip_special_tokens=True))
+
+    def _fim_markers(self) -> tuple[str, str, str] | None:
+        vocab = self._tokenizer.get_vocab()
+        for markers in _FIM_STYLES:
+            if all(marker in vocab for marker in markers):
+                return markers
+        return None

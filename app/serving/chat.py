@@ -14,7 +14,7 @@ from typing import Any
 import structlog
 
 from app.engine.types import EventStream, FinishEvent, GenerationRequest, TokenEvent
-from app.errors import EngineFailure, InvalidRequest, ServiceUnavailable, UnsupportedParameter
+from app.errors import InvalidRequest, UnsupportedParameter
 from app.models.registry import ModelRegistry
 from app.protocol.chat import (
     ChatChoice,
@@ -27,26 +27,11 @@ from app.protocol.chat import (
     ChatMessage,
     ChoiceLogprobs,
     TokenLogprob,
-    TopLogprob,
 )
-from app.protocol.common import Usage
+from app.serving.generation import SAMPLING_FIELDS, chat_logprobs, log_outcome, raise_for_finish, usage_of
 from app.serving.params import to_sampling_params
 
 log = structlog.get_logger(__name__)
-_SAMPLING_FIELDS = (
-    "temperature",
-    "top_p",
-    "top_k",
-    "min_p",
-    "presence_penalty",
-    "frequency_penalty",
-    "repetition_penalty",
-    "logit_bias",
-    "stop",
-    "seed",
-    "generation_config",
-    "n",
-)
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,7 +132,7 @@ class ChatService:
             prompt = await asyncio.to_thread(
                 model.renderer.encode_chat, messages, tools=tools, template_kwargs=self._template_kwargs(req)
             )
-            fields = req.model_dump(include=set(_SAMPLING_FIELDS), exclude_none=True)
+            fields = req.model_dump(include=set(SAMPLING_FIELDS), exclude_none=True)
             fields["max_tokens"] = req.max_completion_tokens or req.max_tokens
             fields["logprobs"] = (req.top_logprobs or 0) if req.logprobs else None
             params = to_sampling_params(
@@ -177,7 +162,7 @@ class ChatService:
                 if isinstance(event, FinishEvent):
                     finishes[event.index] = event
                 else:
-                    logprobs[event.index].extend(_logprob_entries(event))
+                    logprobs[event.index].extend(chat_logprobs(event))
         finally:
             self._close(p, finishes)
         choices = [
@@ -189,7 +174,7 @@ class ChatService:
             )
             for i in range(p.n)
         ]
-        return ChatCompletion(id=p.id, created=p.created, model=p.model, choices=choices, usage=_usage(finishes))
+        return ChatCompletion(id=p.id, created=p.created, model=p.model, choices=choices, usage=usage_of(finishes))
 
     async def stream(self, p: _Prepared) -> AsyncIterator[ChatCompletionChunk]:
         def chunk(index: int, delta: ChatDelta, finish: str | None = None, lp: list[TokenLogprob] | None = None):
@@ -204,62 +189,22 @@ class ChatService:
             async for event in p.events:
                 if isinstance(event, TokenEvent):
                     if event.text or event.logprobs:
-                        lp = _logprob_entries(event) if p.logprobs else None
+                        lp = chat_logprobs(event) if p.logprobs else None
                         yield chunk(event.index, ChatDelta(content=event.text), lp=lp)
                     continue
                 finishes[event.index] = event
-                _raise_for(event)
+                raise_for_finish(event)
                 if event.text:
                     yield chunk(event.index, ChatDelta(content=event.text))
                 yield chunk(event.index, ChatDelta(), finish=event.reason)
             if p.include_usage:
-                yield ChatCompletionChunk(id=p.id, created=p.created, model=p.model, choices=[], usage=_usage(finishes))
+                yield ChatCompletionChunk(
+                    id=p.id, created=p.created, model=p.model, choices=[], usage=usage_of(finishes)
+                )
         finally:
             self._close(p, finishes)
 
     def _close(self, p: _Prepared, finishes: dict[int, FinishEvent]) -> None:
         """Always runs: aborts what did not finish (client gone) and logs the outcome once."""
         p.events.close()
-        duration_ms = round((time.monotonic() - p.started) * 1000, 1)
-        if len(finishes) < p.n:
-            log.info("request_aborted", request_id=p.id, model=p.model, duration_ms=duration_ms)
-            return
-        reasons = sorted({f.reason for f in finishes.values()})
-        usage = _usage(finishes)
-        log.info(
-            "request_finished",
-            request_id=p.id,
-            model=p.model,
-            finish_reason=",".join(reasons),
-            n=p.n,
-            prompt_tokens=usage.prompt_tokens,
-            completion_tokens=usage.completion_tokens,
-            duration_ms=duration_ms,
-        )
-        for finish in finishes.values():
-            _raise_for(finish)
-
-
-def _raise_for(finish: FinishEvent) -> None:
-    if finish.reason == "error":
-        raise EngineFailure(f"Generation failed: {finish.error}")
-    if finish.reason == "abort":
-        raise ServiceUnavailable("The model stopped serving (shutting down or unloading); retry.")
-
-
-def _logprob_entries(event: TokenEvent) -> list[TokenLogprob]:
-    return [
-        TokenLogprob(
-            token=chosen.token,
-            logprob=chosen.logprob,
-            bytes=list(chosen.token.encode()),
-            top_logprobs=[TopLogprob(token=t.token, logprob=t.logprob, bytes=list(t.token.encode())) for t in top],
-        )
-        for chosen, top in zip(event.logprobs, event.top_logprobs, strict=True)
-    ]
-
-
-def _usage(finishes: dict[int, FinishEvent]) -> Usage:
-    prompt = next(iter(finishes.values())).prompt_tokens if finishes else 0
-    completion = sum(f.completion_tokens for f in finishes.values())
-    return Usage(prompt_tokens=prompt, completion_tokens=completion, total_tokens=prompt + completion)
+        log_outcome(p.id, p.model, p.n, finishes, p.started)
