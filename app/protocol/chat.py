@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from app.protocol.common import Usage, WireModel, WireRequest
+from app.protocol.common import SamplingRequest, Usage, WireModel
 
 
 class ContentPart(BaseModel):
@@ -32,37 +32,20 @@ class StreamOptions(BaseModel):
     include_usage: bool = False
 
 
-class ChatCompletionRequest(WireRequest):
+class ChatCompletionRequest(SamplingRequest):
     model: str | None = None
     messages: list[ChatMessage] = Field(min_length=1)
     stream: bool = False
     stream_options: StreamOptions | None = None
     max_tokens: int | None = Field(None, ge=1)
     max_completion_tokens: int | None = Field(None, ge=1)
-    temperature: float | None = Field(None, ge=0.0, le=2.0)
-    top_p: float | None = Field(None, gt=0.0, le=1.0)
-    top_k: int | None = Field(None, ge=-1)
-    min_p: float | None = Field(None, ge=0.0, le=1.0)
-    presence_penalty: float | None = Field(None, ge=-2.0, le=2.0)
-    frequency_penalty: float | None = Field(None, ge=-2.0, le=2.0)
-    repetition_penalty: float | None = Field(None, gt=0.0)
-    logit_bias: dict[str, float] | None = None
-    stop: (
-        Annotated[str, Field(max_length=512)]
-        | Annotated[list[Annotated[str, Field(max_length=512)]], Field(max_length=16)]
-        | None
-    ) = None
-    seed: int | None = Field(None, ge=-(2**63), lt=2**63)
-    n: int | None = Field(None, ge=1, le=128)
     logprobs: bool | None = None
     top_logprobs: int | None = Field(None, ge=0, le=20)
     response_format: dict[str, Any] | None = None
     tools: list[dict[str, Any]] | None = None
     tool_choice: str | dict[str, Any] | None = None
     parallel_tool_calls: bool | None = None
-    user: str | None = None
     chat_template_kwargs: dict[str, Any] | None = None
-    generation_config: str | dict[str, Any] | None = None
 
 
 class TopLogprob(WireModel):

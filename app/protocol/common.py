@@ -2,13 +2,37 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field
 
 
 class WireRequest(BaseModel):
     """Request bodies accept unknown fields (logged once by the API layer), as OpenAI clients send many."""
 
     model_config = ConfigDict(extra="allow")
+
+
+StopText = Annotated[str, Field(max_length=512)]
+
+
+class SamplingRequest(WireRequest):
+    """The sampling fields every generating endpoint takes, with the same bounds everywhere
+    (``app.serving.generation.SAMPLING_FIELDS`` lists the ones passed through by name)."""
+
+    temperature: float | None = Field(None, ge=0.0, le=2.0)
+    top_p: float | None = Field(None, gt=0.0, le=1.0)
+    top_k: int | None = Field(None, ge=-1)
+    min_p: float | None = Field(None, ge=0.0, le=1.0)
+    presence_penalty: float | None = Field(None, ge=-2.0, le=2.0)
+    frequency_penalty: float | None = Field(None, ge=-2.0, le=2.0)
+    repetition_penalty: float | None = Field(None, gt=0.0)
+    logit_bias: dict[str, float] | None = None
+    stop: StopText | Annotated[list[StopText], Field(max_length=16)] | None = None
+    seed: int | None = Field(None, ge=-(2**63), lt=2**63)
+    n: int | None = Field(None, ge=1, le=128)
+    user: str | None = None
+    generation_config: str | dict[str, Any] | None = None
 
 
 class WireModel(BaseModel):

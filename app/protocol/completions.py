@@ -2,40 +2,26 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from pydantic import Field
 
 from app.protocol.chat import StreamOptions
-from app.protocol.common import Usage, WireModel, WireRequest
+from app.protocol.common import SamplingRequest, Usage, WireModel
 
 TokenIds = Annotated[list[Annotated[int, Field(ge=0)]], Field(min_length=1)]
-StopText = Annotated[str, Field(max_length=512)]
 
 
-class CompletionRequest(WireRequest):
+class CompletionRequest(SamplingRequest):
     model: str | None = None
     prompt: str | Annotated[list[str], Field(min_length=1)] | TokenIds | Annotated[list[TokenIds], Field(min_length=1)]
     suffix: str | None = None
     max_tokens: int | None = Field(16, ge=1)  # OpenAI's default for this endpoint
-    temperature: float | None = Field(None, ge=0.0, le=2.0)
-    top_p: float | None = Field(None, gt=0.0, le=1.0)
-    top_k: int | None = Field(None, ge=-1)
-    min_p: float | None = Field(None, ge=0.0, le=1.0)
-    presence_penalty: float | None = Field(None, ge=-2.0, le=2.0)
-    frequency_penalty: float | None = Field(None, ge=-2.0, le=2.0)
-    repetition_penalty: float | None = Field(None, gt=0.0)
-    logit_bias: dict[str, float] | None = None
-    stop: StopText | Annotated[list[StopText], Field(max_length=16)] | None = None
-    seed: int | None = Field(None, ge=-(2**63), lt=2**63)
-    n: int | None = Field(None, ge=1, le=128)
     best_of: int | None = Field(None, ge=1)
     logprobs: int | None = Field(None, ge=0, le=20)
     echo: bool = False
     stream: bool = False
     stream_options: StreamOptions | None = None
-    user: str | None = None
-    generation_config: str | dict[str, Any] | None = None
 
 
 class CompletionLogprobs(WireModel):
