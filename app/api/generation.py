@@ -1,0 +1,30 @@
+"""The response of every generating endpoint: SSE for ``stream: true``, else JSON once complete."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable
+from typing import Any, Protocol, TypeVar
+
+from litestar import Request, Response
+from litestar.response import Stream
+from pydantic import BaseModel
+
+from app.api.disconnect import unless_disconnected
+from app.api.sse import sse_response
+
+PreparedT = TypeVar("PreparedT", contravariant=True)
+
+
+class GeneratingService(Protocol[PreparedT]):
+    def stream(self, prepared: PreparedT) -> AsyncIterator[BaseModel]: ...
+
+    def complete(self, prepared: PreparedT) -> Awaitable[BaseModel]: ...
+
+
+async def generation_response(
+    request: Request[Any, Any, Any], service: GeneratingService[Any], prepared: Any, *, stream: bool
+) -> Response[bytes] | Stream:
+    if stream:
+        return sse_response(service.stream(prepared))
+    result = await unless_disconnected(request, service.complete(prepared))  # type: ignore[arg-type]
+    return Response(result.model_dump_json(exclude_none=True).encode(), media_type="application/json")
