@@ -19,6 +19,15 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 MODEL_BUILD_CACHE = ROOT / ".cache" / "tiny-models"
 
 
+@pytest.fixture
+def clean_env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
+    """No ``HFSERVE_*`` variable from the outer environment; returns ``monkeypatch`` to set some."""
+    for name in list(os.environ):
+        if name.upper().startswith("HFSERVE_"):
+            monkeypatch.delenv(name)
+    return monkeypatch
+
+
 @pytest.fixture(scope="session")
 def tiny_models() -> Path:
     """An HF_HOME holding the tiny chat, never-EOS and encoder models (built offline if needed)."""

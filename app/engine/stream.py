@@ -48,10 +48,6 @@ class RequestStream:
             self._open -= 1
         return event
 
-    @property
-    def finished(self) -> bool:
-        return self._open == 0 and not self._pending
-
     async def aclose(self) -> None:
         self.close()
 

@@ -36,10 +36,6 @@ class SamplingParams:
     def greedy(self) -> bool:
         return self.temperature == 0.0
 
-    @property
-    def needs_penalties(self) -> bool:
-        return self.repetition_penalty != 1.0 or bool(self.presence_penalty) or bool(self.frequency_penalty)
-
 
 @dataclass(frozen=True, slots=True)
 class GenerationRequest:
