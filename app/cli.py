@@ -45,6 +45,10 @@ def _serve_parser(sub: Any) -> None:
         "--stream-interval-ms", type=float, help="Send streamed tokens at most this often (default 0: every step)."
     )
     p.add_argument("--max-body-size", type=int, help="Largest request body in bytes (default 32 MiB).")
+    p.add_argument(
+        "--responses-store-size", type=int, help="Responses kept in memory for previous_response_id (default 1000)."
+    )
+    p.add_argument("--responses-store-ttl", type=float, help="Seconds a stored response is kept (default 3600).")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -18,11 +18,13 @@ from app.api.deps import (
     provide_completion_service,
     provide_health_service,
     provide_models_service,
+    provide_responses_service,
 )
 from app.api.errors import handle_app_error, handle_http_error, handle_unexpected
 from app.api.health import HealthController
 from app.api.middleware import api_key_middleware, request_id_middleware
 from app.api.models import ModelsController
+from app.api.responses import ResponsesController
 from app.engine.admission import BatchLimits
 from app.engine.loader import LoadOptions, load_model
 from app.errors import HfServeError
@@ -31,6 +33,8 @@ from app.serving.chat import ChatDefaults, ChatService
 from app.serving.completions import CompletionService
 from app.serving.health import HealthService
 from app.serving.models import ModelsService
+from app.serving.response_store import ResponseStore
+from app.serving.responses import ResponsesService
 from app.settings import Settings
 
 
@@ -64,6 +68,9 @@ def create_app(
         {
             "chat_service": ChatService(registry, defaults),
             "completion_service": CompletionService(registry, settings.default_seed),
+            "responses_service": ResponsesService(
+                registry, defaults, ResponseStore(settings.responses_store_size, settings.responses_store_ttl)
+            ),
             "models_service": ModelsService(registry),
             "health_service": HealthService(registry),
         }
@@ -89,10 +96,11 @@ def create_app(
             expose_headers=["X-Request-ID"],
         )
     return Litestar(
-        route_handlers=[ChatController, CompletionsController, ModelsController, HealthController],
+        route_handlers=[ChatController, CompletionsController, ResponsesController, ModelsController, HealthController],
         dependencies={
             "chat_service": Provide(provide_chat_service, sync_to_thread=False),
             "completion_service": Provide(provide_completion_service, sync_to_thread=False),
+            "responses_service": Provide(provide_responses_service, sync_to_thread=False),
             "models_service": Provide(provide_models_service, sync_to_thread=False),
             "health_service": Provide(provide_health_service, sync_to_thread=False),
         },

@@ -55,6 +55,8 @@ class Settings(BaseSettings):
     cpu_threads: int | None = Field(None, ge=1, description="torch threads on CPU (default: all cores but one).")
     stream_interval_ms: float = Field(0.0, ge=0.0, le=1000.0, description="Hold streamed tokens this long.")
     max_body_size: int = Field(32 * 1024 * 1024, ge=1024, description="Largest request body in bytes.")
+    responses_store_size: int = Field(1000, ge=0, description="Responses kept for previous_response_id (0: none).")
+    responses_store_ttl: float = Field(3600.0, gt=0, description="Seconds a stored response is kept.")
 
     @field_validator("cors_origins", "api_key", mode="before")
     @classmethod

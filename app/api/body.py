@@ -32,7 +32,8 @@ def _param(loc: tuple[int | str, ...]) -> str | None:
 
 
 def validation_error(exc: ValidationError) -> InvalidRequest:
-    first = exc.errors(include_url=False)[0]
+    errors = exc.errors(include_url=False)
+    first = max(errors, key=lambda error: len(error["loc"]))  # the deepest: within a union, the branch that fit
     if first["type"] in ("json_invalid", "json_type"):
         return InvalidRequest(f"The request body is not valid JSON: {first['msg']}")
     param = _param(tuple(first["loc"]))

@@ -8,6 +8,7 @@ from app.serving.chat import ChatService
 from app.serving.completions import CompletionService
 from app.serving.health import HealthService
 from app.serving.models import ModelsService
+from app.serving.responses import ResponsesService
 
 
 def provide_chat_service(state: State) -> ChatService:
@@ -24,3 +25,7 @@ def provide_models_service(state: State) -> ModelsService:
 
 def provide_health_service(state: State) -> HealthService:
     return state.health_service
+
+
+def provide_responses_service(state: State) -> ResponsesService:
+    return state.responses_service

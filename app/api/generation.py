@@ -22,9 +22,16 @@ class GeneratingService(Protocol[PreparedT]):
 
 
 async def generation_response(
-    request: Request[Any, Any, Any], service: GeneratingService[Any], prepared: Any, *, stream: bool
+    request: Request[Any, Any, Any],
+    service: GeneratingService[Any],
+    prepared: Any,
+    *,
+    stream: bool,
+    done: bool = True,
+    named: bool = False,
 ) -> Response[bytes] | Stream:
+    """``done``: end the stream with ``data: [DONE]``; ``named``: SSE ``event:`` fields (Responses API)."""
     if stream:
-        return sse_response(service.stream(prepared))
+        return sse_response(service.stream(prepared), done=done, named=named)
     result = await unless_disconnected(request, service.complete(prepared))  # type: ignore[arg-type]
     return Response(result.model_dump_json(exclude_none=True).encode(), media_type="application/json")

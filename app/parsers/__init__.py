@@ -1,0 +1,1 @@
+"""Per-choice output parsers: model text in, content / reasoning / tool-call deltas out."""

@@ -43,6 +43,15 @@ class ChatDefaults:
     default_seed: int | None = None
 
 
+def template_kwargs(defaults: ChatDefaults, requested: dict[str, Any] | None) -> dict[str, Any]:
+    """Server defaults, then ``--reasoning``, then what the request asks for."""
+    kwargs = dict(defaults.chat_template_kwargs)
+    if defaults.reasoning != "auto":
+        kwargs["enable_thinking"] = defaults.reasoning == "on"
+    kwargs.update(requested or {})
+    return kwargs
+
+
 def reject_unsupported(req: ChatCompletionRequest) -> None:
     """Known fields this server cannot honour yet are refused, never silently ignored."""
     if req.top_logprobs and not req.logprobs:
@@ -115,13 +124,6 @@ class ChatService:
         self._registry = registry
         self._defaults = defaults
 
-    def _template_kwargs(self, req: ChatCompletionRequest) -> dict[str, Any]:
-        kwargs = dict(self._defaults.chat_template_kwargs)
-        if self._defaults.reasoning != "auto":
-            kwargs["enable_thinking"] = self._defaults.reasoning == "on"
-        kwargs.update(req.chat_template_kwargs or {})
-        return kwargs
-
     async def prepare(self, req: ChatCompletionRequest) -> _Prepared:
         """Validate, template, tokenize and admit to the engine; raises before any response is sent."""
         reject_unsupported(req)
@@ -130,7 +132,10 @@ class ChatService:
             messages = to_template_messages(req.messages)
             tools = req.tools if req.tool_choice != "none" else None
             prompt = await asyncio.to_thread(
-                model.renderer.encode_chat, messages, tools=tools, template_kwargs=self._template_kwargs(req)
+                model.renderer.encode_chat,
+                messages,
+                tools=tools,
+                template_kwargs=template_kwargs(self._defaults, req.chat_template_kwargs),
             )
             fields = req.model_dump(include=set(SAMPLING_FIELDS), exclude_none=True)
             fields["max_tokens"] = req.max_completion_tokens or req.max_tokens

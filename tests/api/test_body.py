@@ -36,7 +36,7 @@ def error_for(raw: bytes | str | dict[str, Any]) -> InvalidRequest:
         ({"messages": [USER, {"content": "x"}]}, "messages[1].role"),
         ({"messages": [{"role": "user", "content": 5}]}, "messages[0].content"),
         ({"messages": [USER], "stop": 5}, "stop"),
-        ({"messages": [USER], "stop": ["a", 5]}, "stop"),
+        ({"messages": [USER], "stop": ["a", 5]}, "stop[1]"),
         ({"messages": [USER], "generation_config": 5}, "generation_config"),
         ({"messages": [USER], "stream_options": {"include_usage": "maybe"}}, "stream_options.include_usage"),
         ({"messages": [USER], "tool_choice": 5}, "tool_choice"),

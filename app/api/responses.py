@@ -1,0 +1,35 @@
+"""POST /v1/responses, GET and DELETE /v1/responses/{response_id}."""
+
+from __future__ import annotations
+
+from litestar import Controller, Request, Response, delete, get, post
+from litestar.response import Stream
+
+from app.api.body import parse_body
+from app.api.generation import generation_response
+from app.protocol.responses import ResponseRequest
+from app.serving.responses import ResponsesService
+
+
+def _json(payload: bytes) -> Response[bytes]:
+    return Response(payload, media_type="application/json")
+
+
+class ResponsesController(Controller):
+    path = "/v1/responses"
+
+    @post("", status_code=200)
+    async def create(self, request: Request, responses_service: ResponsesService) -> Response[bytes] | Stream:
+        body = await parse_body(request, ResponseRequest)
+        prepared = await responses_service.prepare(body)  # validation and admission errors: before any response
+        return await generation_response(
+            request, responses_service, prepared, stream=body.stream, done=False, named=True
+        )
+
+    @get("/{response_id:str}")
+    async def retrieve(self, response_id: str, responses_service: ResponsesService) -> Response[bytes]:
+        return _json(responses_service.get(response_id).model_dump_json(exclude_none=True).encode())
+
+    @delete("/{response_id:str}", status_code=200)
+    async def remove(self, response_id: str, responses_service: ResponsesService) -> Response[bytes]:
+        return _json(responses_service.delete(response_id).model_dump_json().encode())

@@ -1,0 +1,140 @@
+"""Responses ``input`` items ↔ chat-template messages, and output items back into input items."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from app.errors import InvalidRequest, UnsupportedParameter
+from app.protocol.chat import ChatMessage
+from app.protocol.response_objects import FunctionCallOutput, OutputItem, OutputMessage, ReasoningOutput
+from app.protocol.responses import (
+    FunctionCallItem,
+    FunctionCallOutputItem,
+    InputContentPart,
+    InputItem,
+    ItemReference,
+    MessageItem,
+    ReasoningItem,
+    ReasoningText,
+)
+from app.serving.chat import to_template_messages
+
+_TEXT_PARTS = {"input_text", "output_text", "text", "summary_text", "reasoning_text"}
+
+
+def input_items(value: str | list[InputItem]) -> list[InputItem]:
+    """A bare string is one user message."""
+    if isinstance(value, str):
+        return [MessageItem(role="user", content=value)]
+    return list(value)
+
+
+def _text(content: str | list[InputContentPart], param: str) -> str:
+    if isinstance(content, str):
+        return content
+    texts = []
+    for j, part in enumerate(content):
+        if part.type in _TEXT_PARTS and part.text is not None:
+            texts.append(part.text)
+        elif part.type == "refusal" and part.refusal is not None:
+            texts.append(part.refusal)
+        else:
+            raise InvalidRequest(
+                f"This model takes text only; content of type `{part.type}` is not supported.",
+                param=f"{param}[{j}]",
+            )
+    return "\n".join(texts)
+
+
+def _reasoning_text(item: ReasoningItem) -> str:
+    parts: list[ReasoningText] = item.content or item.summary
+    return "\n".join(part.text for part in parts)
+
+
+def to_chat_messages(instructions: str | None, items: list[InputItem]) -> list[dict[str, Any]]:
+    """The conversation as the chat template sees it: an assistant turn's reasoning, text and function
+    calls become one assistant message (``reasoning_content``, ``content``, ``tool_calls``), and each
+    ``function_call_output`` a ``tool`` message."""
+    messages: list[ChatMessage] = []
+    if instructions:
+        messages.append(ChatMessage(role="system", content=instructions))
+    reasoning: str | None = None  # waits for the assistant message it belongs to
+    call_names: dict[str, str] = {}
+
+    def assistant_turn() -> ChatMessage:
+        nonlocal reasoning
+        last = messages[-1] if messages else None
+        if last is not None and last.role == "assistant" and reasoning is None:
+            return last
+        message = ChatMessage(role="assistant", content="", reasoning_content=reasoning)
+        reasoning = None
+        messages.append(message)
+        return message
+
+    for i, item in enumerate(items):
+        if isinstance(item, MessageItem):
+            text = _text(item.content, f"input[{i}].content")
+            if item.role == "assistant":
+                turn = assistant_turn()
+                turn.content = f"{turn.content}{text}" if turn.content else text
+            else:
+                messages.append(ChatMessage(role=item.role, content=text))
+        elif isinstance(item, FunctionCallItem):
+            call_names[item.call_id] = item.name
+            turn = assistant_turn()
+            call = {
+                "id": item.call_id,
+                "type": "function",
+                "function": {"name": item.name, "arguments": item.arguments},
+            }
+            turn.tool_calls = [*(turn.tool_calls or []), call]
+        elif isinstance(item, FunctionCallOutputItem):
+            output = _text(item.output, f"input[{i}].output")
+            messages.append(
+                ChatMessage(role="tool", content=output, tool_call_id=item.call_id, name=call_names.get(item.call_id))
+            )
+        elif isinstance(item, ReasoningItem):
+            reasoning = f"{reasoning}\n{_reasoning_text(item)}" if reasoning else _reasoning_text(item)
+        elif isinstance(item, ItemReference):
+            raise UnsupportedParameter(
+                "item_reference is not supported; send the item itself or use previous_response_id.",
+                param=f"input[{i}]",
+            )
+    if reasoning is not None:  # reasoning with no answer after it still reaches the template
+        messages.append(ChatMessage(role="assistant", content="", reasoning_content=reasoning))
+    return to_template_messages(messages)
+
+
+def chat_tools(tools: list[dict[str, Any]] | None) -> list[dict[str, Any]] | None:
+    """Responses' flat function tools → the nested form chat templates take."""
+    if not tools:
+        return None
+    converted = []
+    for i, tool in enumerate(tools):
+        if tool.get("type") != "function":
+            raise UnsupportedParameter(
+                f"Only function tools are supported, not `{tool.get('type')}`.", param=f"tools[{i}]"
+            )
+        if isinstance(tool.get("function"), dict):  # already in chat form
+            converted.append(tool)
+            continue
+        if not tool.get("name"):
+            raise InvalidRequest("A function tool needs a name.", param=f"tools[{i}].name")
+        function = {key: tool[key] for key in ("name", "description", "parameters") if tool.get(key) is not None}
+        converted.append({"type": "function", "function": function})
+    return converted
+
+
+def as_input_item(item: OutputItem) -> InputItem:
+    """An output item, as a follow-up request would send it back."""
+    if isinstance(item, OutputMessage):
+        parts = [InputContentPart(type="output_text", text=part.text) for part in item.content]
+        return MessageItem(id=item.id, role="assistant", content=parts)
+    if isinstance(item, ReasoningOutput):
+        return ReasoningItem(
+            type="reasoning", id=item.id, content=[ReasoningText(type=c.type, text=c.text) for c in item.content]
+        )
+    assert isinstance(item, FunctionCallOutput)
+    return FunctionCallItem(
+        type="function_call", id=item.id, call_id=item.call_id, name=item.name, arguments=item.arguments
+    )
