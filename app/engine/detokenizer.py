@@ -15,11 +15,12 @@ from tokenizers.decoders import DecodeStream
 class IncrementalDetokenizer:
     """Yields the text each new token completes; never a broken UTF-8 fragment."""
 
-    def __init__(self, tokenizer: Any) -> None:
+    def __init__(self, tokenizer: Any, skip_special_tokens: bool = True) -> None:
         self._backend = getattr(tokenizer, "_tokenizer", None)
         self._tokenizer = tokenizer
+        self._skip_special = skip_special_tokens
         if self._backend is not None:
-            self._stream = DecodeStream(skip_special_tokens=True)
+            self._stream = DecodeStream(skip_special_tokens=skip_special_tokens)
         else:  # slow tokenizers: re-decode and diff
             self._ids: list[int] = []
             self._emitted = 0
@@ -28,7 +29,7 @@ class IncrementalDetokenizer:
         if self._backend is not None:
             return self._stream.step(self._backend, token_id) or ""
         self._ids.append(token_id)
-        text = self._tokenizer.decode(self._ids, skip_special_tokens=True)
+        text = self._tokenizer.decode(self._ids, skip_special_tokens=self._skip_special)
         if text.endswith("\ufffd"):
             return ""
         piece, self._emitted = text[self._emitted :], len(text)
@@ -72,8 +73,8 @@ class StopMatcher:
 class TextAssembler:
     """Detokenizer plus stop strings for one sequence."""
 
-    def __init__(self, tokenizer: Any, stops: Sequence[str]) -> None:
-        self._detok = IncrementalDetokenizer(tokenizer)
+    def __init__(self, tokenizer: Any, stops: Sequence[str], skip_special_tokens: bool = True) -> None:
+        self._detok = IncrementalDetokenizer(tokenizer, skip_special_tokens)
         self._stops = StopMatcher(stops)
 
     def add(self, token_id: int) -> tuple[str, bool]:

@@ -25,6 +25,7 @@ from transformers import DynamicCache
 
 from app.engine.admission import BatchLimits, check_request
 from app.engine.batch import KVBatch, mergeable, prefill, prefill_chunk, repeat_rows
+from app.engine.constraints import Grammars
 from app.engine.detokenizer import TextAssembler
 from app.engine.sampler import BatchSampler, Draw, SequenceSampling
 from app.engine.stream import Delivery, RequestStream
@@ -74,6 +75,7 @@ class BatchedEngine:
         batchable = mergeable(DynamicCache(config=model.config))
         self._max_rows = limits.max_batch_size if batchable else 1
         self._sampler = BatchSampler(self._vocab, model.device)
+        self._grammars = Grammars(tokenizer, self._vocab)
         self._batch = KVBatch(model, prebuilt_masks=batchable)
         self._rows: list[_Row] = []
         self._waiting: deque[_Request] = deque()
@@ -254,11 +256,7 @@ class BatchedEngine:
     def _join(self, requests: list[_Request], cache: DynamicCache, mask: torch.Tensor, logits: torch.Tensor) -> None:
         """New rows (one per choice) sample their first token and join the running batch."""
         try:
-            rows = [
-                _Row(req, i, self._sampling(req, i), TextAssembler(self._tokenizer, req.request.params.stop))
-                for req in requests
-                for i in range(req.open)
-            ]
+            rows = [_Row(req, i, self._sampling(req, i), self._text(req)) for req in requests for i in range(req.open)]
         except Exception as exc:  # e.g. a sampling state that cannot be built: only these requests fail
             log.exception("join_failed", requests=[r.id for r in requests])
             for req in requests:
@@ -274,7 +272,12 @@ class BatchedEngine:
             self._keep([i for i in range(len(self._rows)) if i not in finished])
 
     def _sampling(self, req: _Request, index: int) -> SequenceSampling:
-        return SequenceSampling(req.request.params, req.prompt, self._vocab, self._model.device, index)
+        params = req.request.params
+        grammar = self._grammars.matcher(params.grammar, params.stop_token_ids) if params.grammar else None
+        return SequenceSampling(params, req.prompt, self._vocab, self._model.device, index, grammar)
+
+    def _text(self, req: _Request) -> TextAssembler:
+        return TextAssembler(self._tokenizer, req.request.params.stop, req.request.params.skip_special_tokens)
 
     # -- decode ---------------------------------------------------------------------------------
     def _decode(self) -> None:

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import torch
 
+from app.engine.constraints import GrammarMatcher
 from app.engine.types import SamplingParams
 
 
@@ -22,9 +23,16 @@ class SequenceSampling:
     """One choice's sampling state: its parameters, its generator, what it has generated so far."""
 
     def __init__(
-        self, params: SamplingParams, prompt_ids: Sequence[int], vocab_size: int, device: torch.device, index: int = 0
+        self,
+        params: SamplingParams,
+        prompt_ids: Sequence[int],
+        vocab_size: int,
+        device: torch.device,
+        index: int = 0,
+        grammar: GrammarMatcher | None = None,
     ) -> None:
         self.params = params
+        self.grammar = grammar
         self.generator: torch.Generator | None = None
         if params.seed is not None and not params.greedy:
             self.generator = torch.Generator(device=device)
@@ -45,9 +53,11 @@ class SequenceSampling:
 
     @property
     def adjusts_logits(self) -> bool:
-        return self._seen is not None or self._counts is not None or self._bias is not None
+        return self._seen is not None or self._counts is not None or self._bias is not None or self.grammar is not None
 
     def observe(self, token_id: int) -> None:
+        if self.grammar is not None:
+            self.grammar.consume(token_id)
         if self._seen is not None:
             self._seen[token_id] = True
         if self._counts is not None:
@@ -63,6 +73,8 @@ class SequenceSampling:
             scores = scores - p.frequency_penalty * self._counts - p.presence_penalty * (self._counts > 0).float()
         if self._bias is not None:
             scores = scores.index_add(0, self._bias[0], self._bias[1])
+        if self.grammar is not None:  # last: a bias must not re-allow what the grammar forbids
+            scores = self.grammar.apply(scores)
         return scores
 
 

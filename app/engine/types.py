@@ -31,6 +31,10 @@ class SamplingParams:
     stop_token_ids: tuple[int, ...] = ()
     n: int = 1  # choices; they share the prompt's prefill
     logprobs: int | None = None  # None: none; k >= 0: the chosen token's logprob plus the k most likely
+    # A constraint on the output: a grammar in llguidance's serialized form (from a JSON schema, Lark or
+    # a regex); each step only tokens the grammar allows can be drawn, and once it is complete only EOS.
+    grammar: str | None = None
+    skip_special_tokens: bool = True  # False keeps special-token text (a tool-call marker that is one)
 
     @property
     def greedy(self) -> bool:
@@ -167,6 +171,9 @@ class ModelInfo:
     generation_defaults: Mapping[str, Any]  # the model's generation_config, as plain values
     vocab_size: int | None = None  # rows of the output embedding: the valid token ids
     modalities: frozenset[str] = frozenset({"text"})
+    model_type: str = ""  # config.model_type
+    added_tokens: frozenset[str] = frozenset()  # the tokenizer's added tokens (chat and tool markers)
+    chat_template: str = ""
 
 
 @dataclass(frozen=True, slots=True)
