@@ -17,11 +17,10 @@ A missing ``</parameter>`` is tolerated (the next tag ends the value), as is a m
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from app.parsers.scan import find_marker, split_at_marker
-from app.parsers.tools.schema import cast_text
+from app.parsers.tools.schema import cast_text, object_member
 from app.parsers.tools.stream import ToolStreamParser
 
 OPEN, CLOSE = "<tool_call>", "</tool_call>"
@@ -150,12 +149,8 @@ class Qwen3CoderToolParser(ToolStreamParser):
         if raw.endswith("\n"):
             raw = raw[:-1]
         value = cast_text(raw, self.schema_for(self._func, self._param))
-        head = "{" if self._params == 0 else ", "
+        self._args(self._index, object_member(self._param, value, first=not self._params))
         self._params += 1
-        self._args(
-            self._index,
-            head + json.dumps(self._param, ensure_ascii=False) + ": " + json.dumps(value, ensure_ascii=False),
-        )
 
     def _close_args(self) -> None:
         self._args(self._index, "}" if self._params else "{}")

@@ -114,3 +114,10 @@ def cast_value(value: Any, schema: dict[str, Any] | None) -> Any:
     if types == ["string"] and value is not None:
         return json.dumps(value) if not isinstance(value, bool) else ("true" if value else "false")
     return value
+
+
+def object_member(key: str, value: Any, *, first: bool) -> str:
+    """One member of an arguments object being streamed: ``{"key": value`` first, then ``, "key": value``;
+    closing with ``}`` makes the concatenation equal to ``json.dumps`` of the dict (unicode kept)."""
+    head = "{" if first else ", "
+    return head + json.dumps(key, ensure_ascii=False) + ": " + json.dumps(value, ensure_ascii=False)
