@@ -45,7 +45,8 @@ class HermesToolParser(ToolStreamParser):
         return True
 
     def _s_close(self) -> bool:
-        if not self._skip_ws():
+        self._buf = self._buf.lstrip("} \t\r\n")  # a surplus closing brace is a common slip
+        if not self._buf:
             return False
         found = self._expect(CLOSE)
         if found is None:
