@@ -16,12 +16,15 @@ def new_call_id() -> str:
 
 def partial_suffix(text: str, markers: Iterable[str]) -> int:
     """Length of the longest suffix of ``text`` that is a proper prefix of one of ``markers``."""
-    best = 0
+    best, end = 0, len(text)
     for marker in markers:
-        for size in range(min(len(marker) - 1, len(text)), best, -1):
-            if text.endswith(marker[:size]):
-                best = size
+        # Candidates start where the marker's first character occurs within its reach of the end.
+        pos = text.find(marker[0], max(0, end - len(marker) + 1))
+        while pos >= 0 and end - pos > best:
+            if marker.startswith(text[pos:]):
+                best = end - pos
                 break
+            pos = text.find(marker[0], pos + 1)
     return best
 
 

@@ -1,8 +1,9 @@
 """Hermes / Qwen2.5 / Qwen3 tool calls: ``<tool_call>\\n{"name": ..., "arguments": {...}}\\n</tool_call>``.
 
-Several calls may follow each other, content may precede them, and ``"parameters"`` is accepted for
-``"arguments"``. The arguments object streams as the model writes it, without waiting for the closing
-tag. A block that does not hold a call object comes back verbatim as content.
+Several calls may follow each other (or share one block), content may precede them, and
+``"parameters"`` is accepted for ``"arguments"``. The arguments object streams as the model writes it,
+without waiting for the closing tag. A block that does not hold a call object comes back verbatim as
+content.
 """
 
 from __future__ import annotations
@@ -24,8 +25,8 @@ class HermesToolParser(ToolStreamParser):
         super().__init__(tools)
         self._reader: JsonCallReader | None = None
 
-    def _open_call(self) -> None:
-        self._begin_raw(OPEN)
+    def _open_call(self, marker: str = OPEN) -> None:
+        self._begin_raw(marker)
         self._reader = JsonCallReader(self._start_call, self._args)
         self._state = "call"
 
@@ -48,6 +49,9 @@ class HermesToolParser(ToolStreamParser):
         self._buf = self._buf.lstrip("} \t\r\n")  # a surplus closing brace is a common slip
         if not self._buf:
             return False
+        if self._buf[0] == "{":  # another call object in the same block
+            self._open_call("")
+            return True
         found = self._expect(CLOSE)
         if found is None:
             return False

@@ -55,6 +55,11 @@ def test_call_object_variants(body: str, arguments: str) -> None:
     assert parse(f"<tool_call>\n{body}\n</tool_call>") == Outcome(calls=[("f", arguments)])
 
 
+def test_two_call_objects_in_one_block() -> None:
+    text = '<tool_call>\n{"name": "f", "arguments": {}}\n{"name": "g", "arguments": {"x": 1}}\n</tool_call>'
+    assert parse(text) == Outcome(calls=[("f", "{}"), ("g", '{"x": 1}')])
+
+
 def test_missing_closing_tag_at_the_end() -> None:
     assert parse('<tool_call>\n{"name": "f", "arguments": {"x": 1}}') == Outcome(calls=[("f", '{"x": 1}')])
 
