@@ -33,6 +33,10 @@ def _serve_parser(sub: Any) -> None:
     p.add_argument("--reasoning", choices=["auto", "on", "off"], help="Force enable_thinking on/off (default auto).")
     p.add_argument("--chat-template-kwargs", help="JSON object passed to every chat template.")
     p.add_argument("--default-seed", type=int, help="Seed for requests that send none.")
+    p.add_argument(
+        "--tool-call-parser",
+        help="Tool-call format: hermes, qwen3_coder, llama3_json, mistral, gemma4 (default: detected from the model).",
+    )
     p.add_argument("--log-level", choices=["debug", "info", "warning", "error", "critical"])
     p.add_argument("--api-key", action="append", help="Require this Bearer key on /v1/* and /load_model (repeatable).")
     p.add_argument("--max-queue", type=int, help="Waiting requests per model before 429 (default 256).")
@@ -135,6 +139,12 @@ def demo() -> None:
         print(repo_id)
 
 
+def _check_choices(settings: Settings) -> None:
+    from app.serving.output import check_tool_parser
+
+    check_tool_parser(settings.tool_call_parser)
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     args = vars(build_parser().parse_args(argv))
     command = args.pop("command")
@@ -143,6 +153,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             args.pop("api_key")
         try:
             settings = Settings(**args)
+            _check_choices(settings)
         except (ValidationError, SettingsError, ValueError) as exc:
             print(f"hfserve: invalid option: {exc}", file=sys.stderr)
             raise SystemExit(2) from exc

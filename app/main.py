@@ -33,6 +33,7 @@ from app.serving.chat import ChatDefaults, ChatService
 from app.serving.completions import CompletionService
 from app.serving.health import HealthService
 from app.serving.models import ModelsService
+from app.serving.output import check_tool_parser
 from app.serving.response_store import ResponseStore
 from app.serving.responses import ResponsesService
 from app.settings import Settings
@@ -63,6 +64,7 @@ def create_app(
         chat_template_kwargs=dict(settings.chat_template_kwargs),
         reasoning=settings.reasoning,
         default_seed=settings.default_seed,
+        tool_call_parser=check_tool_parser(settings.tool_call_parser),
     )
     state = State(
         {

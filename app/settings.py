@@ -45,6 +45,7 @@ class Settings(BaseSettings):
     # being deep-merged with it.
     chat_template_kwargs: Annotated[dict[str, Any], NoDecode] = Field(default_factory=dict)
     default_seed: int | None = None
+    tool_call_parser: str | None = Field(None, description="Tool-call format; detected from the model by default.")
     log_level: Literal["debug", "info", "warning", "error", "critical"] = "info"
     api_key: Annotated[list[str], NoDecode] = Field(default_factory=list, repr=False)
     max_queue: int = Field(256, ge=1)

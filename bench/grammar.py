@@ -54,7 +54,9 @@ FEATURES: dict[str, dict[str, Any]] = {
     "oneOf": {"oneOf": [{"type": "string"}, {"type": "integer"}]},
     "allOf": {"allOf": [{"type": "object", "properties": {"a": {"type": "string"}}}, {"required": ["a"]}]},
     "$ref recursion": {
-        "$defs": {"node": {"type": "object", "properties": {"children": {"type": "array", "items": {"$ref": "#/$defs/node"}}}}},
+        "$defs": {
+            "node": {"type": "object", "properties": {"children": {"type": "array", "items": {"$ref": "#/$defs/node"}}}}
+        },
         "$ref": "#/$defs/node",
     },
     "pattern": {"type": "string", "pattern": "^[a-z]+-[0-9]{2}$"},

@@ -193,7 +193,7 @@ def load_weights(folder: str, name: str, opts: LoadOptions, progress: ProgressFn
         generation_defaults=_generation_defaults(model),
         vocab_size=int(model.get_output_embeddings().weight.shape[0]),
         model_type=str(getattr(config, "model_type", "") or ""),
-        added_tokens=frozenset(tokenizer.get_added_vocab()),
+        added_tokens=dict(tokenizer.get_added_vocab()),
         chat_template=template if isinstance(template := getattr(tokenizer, "chat_template", None), str) else "",
     )
     log.info("model_loaded", model=name, device=str(model.device), dtype=str(model.dtype), max_context=info.max_context)

@@ -172,7 +172,7 @@ class ModelInfo:
     vocab_size: int | None = None  # rows of the output embedding: the valid token ids
     modalities: frozenset[str] = frozenset({"text"})
     model_type: str = ""  # config.model_type
-    added_tokens: frozenset[str] = frozenset()  # the tokenizer's added tokens (chat and tool markers)
+    added_tokens: Mapping[str, int] = field(default_factory=dict)  # the tokenizer's added tokens and their ids
     chat_template: str = ""
 
 

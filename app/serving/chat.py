@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
 import uuid
@@ -14,8 +13,9 @@ from typing import Any
 import structlog
 
 from app.engine.types import EventStream, FinishEvent, GenerationRequest, TokenEvent
-from app.errors import InvalidRequest, UnsupportedParameter
+from app.errors import InvalidRequest
 from app.models.registry import ModelRegistry
+from app.parsers.base import OutputParser, ParsedDelta
 from app.protocol.chat import (
     ChatChoice,
     ChatChunkChoice,
@@ -29,7 +29,10 @@ from app.protocol.chat import (
     TokenLogprob,
 )
 from app.serving.generation import SAMPLING_FIELDS, chat_logprobs, log_outcome, raise_for_finish, usage_of
+from app.serving.output import ChoiceOutput, chunk_tool_calls, finish_reason, merge
 from app.serving.params import to_sampling_params
+from app.serving.prompting import check_tool_choice, render_chat
+from app.serving.structured import response_format_grammar
 
 log = structlog.get_logger(__name__)
 
@@ -41,6 +44,7 @@ class ChatDefaults:
     chat_template_kwargs: dict[str, Any]
     reasoning: str = "auto"  # auto | on | off
     default_seed: int | None = None
+    tool_call_parser: str | None = None  # --tool-call-parser: overrides detection
 
 
 def template_kwargs(defaults: ChatDefaults, requested: dict[str, Any] | None) -> dict[str, Any]:
@@ -53,17 +57,10 @@ def template_kwargs(defaults: ChatDefaults, requested: dict[str, Any] | None) ->
 
 
 def reject_unsupported(req: ChatCompletionRequest) -> None:
-    """Known fields this server cannot honour yet are refused, never silently ignored."""
+    """Known fields this server cannot honour are refused, never silently ignored."""
     if req.top_logprobs and not req.logprobs:
         raise InvalidRequest("top_logprobs requires logprobs: true.", param="top_logprobs")
-    if req.response_format and req.response_format.get("type", "text") != "text":
-        raise UnsupportedParameter("Only response_format type `text` is supported yet.", param="response_format")
-    if req.parallel_tool_calls is False:
-        raise UnsupportedParameter("parallel_tool_calls: false is not supported yet.", param="parallel_tool_calls")
-    if req.tool_choice not in (None, "auto", "none"):
-        raise UnsupportedParameter(
-            "tool_choice `required` or a named function is not supported yet.", param="tool_choice"
-        )
+    check_tool_choice(req.tool_choice, req.tools)
 
 
 def _text_content(message: ChatMessage, index: int) -> str | None:
@@ -113,10 +110,14 @@ class _Prepared:
     created: int
     model: str  # canonical name echoed in responses
     events: EventStream
-    n: int
+    parsers: list[OutputParser]  # one per choice
     logprobs: bool
     include_usage: bool
     started: float
+
+    @property
+    def n(self) -> int:
+        return len(self.parsers)
 
 
 class ChatService:
@@ -127,45 +128,54 @@ class ChatService:
     async def prepare(self, req: ChatCompletionRequest) -> _Prepared:
         """Validate, template, tokenize and admit to the engine; raises before any response is sent."""
         reject_unsupported(req)
+        format_grammar = response_format_grammar(req.response_format)
         ref = self._registry.resolve(req.model)
         async with self._registry.lease(ref) as model:
-            messages = to_template_messages(req.messages)
-            tools = req.tools if req.tool_choice != "none" else None
-            prompt = await asyncio.to_thread(
-                model.renderer.encode_chat,
-                messages,
-                tools=tools,
+            rendered = await render_chat(
+                model,
+                to_template_messages(req.messages),
+                tools=req.tools,
+                tool_choice=req.tool_choice,
+                parallel_tool_calls=req.parallel_tool_calls is not False,
                 template_kwargs=template_kwargs(self._defaults, req.chat_template_kwargs),
+                tool_parser=self._defaults.tool_call_parser,
+                format_grammar=format_grammar,
             )
             fields = req.model_dump(include=set(SAMPLING_FIELDS), exclude_none=True)
             fields["max_tokens"] = req.max_completion_tokens or req.max_tokens
             fields["logprobs"] = (req.top_logprobs or 0) if req.logprobs else None
             params = to_sampling_params(
-                fields, info=model.info, prompt_tokens=len(prompt), default_seed=self._defaults.default_seed
+                fields,
+                info=model.info,
+                prompt_tokens=len(rendered.prompt),
+                default_seed=self._defaults.default_seed,
+                grammar=rendered.grammar,
+                skip_special_tokens=not rendered.plan.keep_special_tokens,
             )
             request_id = f"chatcmpl-{uuid.uuid4().hex}"
-            events = model.engine.generate(GenerationRequest(request_id, prompt, params))  # admission: may 429
-        include_usage = bool(req.stream_options and req.stream_options.include_usage)
+            events = model.engine.generate(GenerationRequest(request_id, rendered.prompt, params))  # may 429
         return _Prepared(
             request_id,
             int(time.time()),
             model.info.name,
             events,
-            params.n,
+            [rendered.plan.parser() for _ in range(params.n)],
             params.logprobs is not None,
-            include_usage,
+            bool(req.stream_options and req.stream_options.include_usage),
             time.monotonic(),
         )
 
     async def complete(self, p: _Prepared) -> ChatCompletion:
-        texts: list[list[str]] = [[] for _ in range(p.n)]
+        outputs = [ChoiceOutput() for _ in range(p.n)]
         logprobs: list[list[TokenLogprob]] = [[] for _ in range(p.n)]
         finishes: dict[int, FinishEvent] = {}
         try:
             async for event in p.events:
-                texts[event.index].append(event.text)
+                parser = p.parsers[event.index]
+                outputs[event.index].add(parser.feed(event.text))
                 if isinstance(event, FinishEvent):
                     finishes[event.index] = event
+                    outputs[event.index].add(parser.finish())
                 else:
                     logprobs[event.index].extend(chat_logprobs(event))
         finally:
@@ -173,11 +183,13 @@ class ChatService:
         choices = [
             ChatChoice(
                 index=i,
-                message=ChatCompletionMessage(content="".join(texts[i])),
-                finish_reason=finishes[i].reason,
+                message=ChatCompletionMessage(
+                    content=out.text(), reasoning_content=out.reasoning_text(), tool_calls=out.tool_calls()
+                ),
+                finish_reason=finish_reason(finishes[i].reason, bool(out.calls)),
                 logprobs=ChoiceLogprobs(content=logprobs[i]) if p.logprobs else None,
             )
-            for i in range(p.n)
+            for i, out in enumerate(outputs)
         ]
         return ChatCompletion(id=p.id, created=p.created, model=p.model, choices=choices, usage=usage_of(finishes))
 
@@ -187,21 +199,36 @@ class ChatService:
             choice = ChatChunkChoice(index=index, delta=delta, finish_reason=finish, logprobs=logprobs)
             return ChatCompletionChunk(id=p.id, created=p.created, model=p.model, choices=[choice])
 
+        def as_delta(deltas: list[ParsedDelta]) -> ChatDelta | None:
+            merged = merge(deltas)
+            if not merged:
+                return None
+            return ChatDelta(
+                content=merged.content or None,
+                reasoning_content=merged.reasoning or None,
+                tool_calls=chunk_tool_calls(merged.tool_calls),
+            )
+
         finishes: dict[int, FinishEvent] = {}
+        called: set[int] = set()
         try:
             for index in range(p.n):
                 yield chunk(index, ChatDelta(role="assistant", content=""))
             async for event in p.events:
-                if isinstance(event, TokenEvent):
-                    if event.text or event.logprobs:
-                        lp = chat_logprobs(event) if p.logprobs else None
-                        yield chunk(event.index, ChatDelta(content=event.text), lp=lp)
-                    continue
-                finishes[event.index] = event
-                raise_for_finish(event)
-                if event.text:
-                    yield chunk(event.index, ChatDelta(content=event.text))
-                yield chunk(event.index, ChatDelta(), finish=event.reason)
+                parser = p.parsers[event.index]
+                deltas = parser.feed(event.text)
+                if isinstance(event, FinishEvent):
+                    finishes[event.index] = event
+                    raise_for_finish(event)
+                    deltas += parser.finish()
+                lp = chat_logprobs(event) if p.logprobs and isinstance(event, TokenEvent) else None
+                if any(delta.tool_calls for delta in deltas):
+                    called.add(event.index)
+                delta = as_delta(deltas)
+                if delta is not None or lp:
+                    yield chunk(event.index, delta or ChatDelta(content=""), lp=lp)
+                if isinstance(event, FinishEvent):
+                    yield chunk(event.index, ChatDelta(), finish=finish_reason(event.reason, event.index in called))
             if p.include_usage:
                 yield ChatCompletionChunk(
                     id=p.id, created=p.created, model=p.model, choices=[], usage=usage_of(finishes)

@@ -101,8 +101,11 @@ def to_sampling_params(
     info: ModelInfo,
     prompt_tokens: int,
     default_seed: int | None = None,
+    grammar: str | None = None,
+    skip_special_tokens: bool = True,
 ) -> SamplingParams:
     """``fields``: the request fields that were set, under their OpenAI names (plus ``generation_config``).
+    ``grammar`` constrains the output (structured output, a forced tool call).
 
     ``logprobs`` here is the engine's meaning: None for none, else how many top alternatives per token.
     """
@@ -136,4 +139,6 @@ def to_sampling_params(
         stop_token_ids=info.eos_token_ids,
         n=int(merged.get("n", 1)),
         logprobs=merged.get("logprobs"),
+        grammar=grammar,
+        skip_special_tokens=skip_special_tokens,
     )

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -12,7 +11,7 @@ from dataclasses import dataclass, field
 from app.engine.types import EventStream, FinishEvent, GenerationRequest, TokenEvent
 from app.errors import HfServeError, InvalidRequest, NotFound, UnsupportedParameter
 from app.models.registry import ModelRegistry
-from app.parsers.base import OutputParser, PlainTextParser
+from app.parsers.base import OutputParser
 from app.protocol.response_objects import (
     OutputTokensDetails,
     ResponseDeleted,
@@ -25,9 +24,11 @@ from app.protocol.responses import InputItem, ResponseRequest
 from app.serving.chat import ChatDefaults, template_kwargs
 from app.serving.generation import SAMPLING_FIELDS, chat_logprobs, log_outcome, raise_for_finish
 from app.serving.params import to_sampling_params
+from app.serving.prompting import check_tool_choice, render_chat
 from app.serving.response_events import ResponseBuilder
 from app.serving.response_items import as_input_item, chat_tools, input_items, to_chat_messages
 from app.serving.response_store import ResponseStore
+from app.serving.structured import text_format_grammar
 
 LOGPROBS_INCLUDE = "message.output_text.logprobs"
 # ``include`` values that are honoured: logprobs, and encrypted reasoning (there is none: reasoning is
@@ -41,17 +42,6 @@ def reject_unsupported(req: ResponseRequest) -> None:
         ((req.n or 1) != 1, "n", "The Responses API returns one output; n must be 1."),
         (bool(req.background), "background", "background responses are not supported."),
         (req.truncation == "auto", "truncation", "truncation `auto` is not supported; shorten the input."),
-        (req.parallel_tool_calls is False, "parallel_tool_calls", "parallel_tool_calls: false is not supported yet."),
-        (
-            req.tool_choice not in (None, "auto", "none"),
-            "tool_choice",
-            "tool_choice `required` or a named function is not supported yet.",
-        ),
-        (
-            req.text is not None and req.text.format.type != "text",
-            "text.format",
-            "Only text.format type `text` is supported yet.",
-        ),
     ]
     for failed, param, message in checks:
         if failed:
@@ -59,6 +49,7 @@ def reject_unsupported(req: ResponseRequest) -> None:
     for value in req.include or []:
         if value not in _INCLUDES:
             raise UnsupportedParameter(f"include `{value}` is not supported.", param="include")
+    check_tool_choice(req.tool_choice, req.tools)
 
 
 @dataclass(slots=True)
@@ -110,19 +101,32 @@ class ResponsesService:
         reject_unsupported(req)
         conversation = [*self._history(req), *input_items(req.input)]
         messages = to_chat_messages(req.instructions, conversation)
-        tools = chat_tools(req.tools) if req.tool_choice != "none" else None
         if not any(m["role"] != "system" for m in messages):
             raise InvalidRequest("input has no message for the model to answer.", param="input")
+        format_grammar = text_format_grammar(req.text.format.model_dump()) if req.text else None
         logprobs = LOGPROBS_INCLUDE in (req.include or []) or req.top_logprobs is not None
         ref = self._registry.resolve(req.model)
         async with self._registry.lease(ref) as model:
-            kwargs = template_kwargs(self._defaults, req.chat_template_kwargs)
-            prompt = await asyncio.to_thread(model.renderer.encode_chat, messages, tools=tools, template_kwargs=kwargs)
+            rendered = await render_chat(
+                model,
+                messages,
+                tools=chat_tools(req.tools),
+                tool_choice=req.tool_choice,
+                parallel_tool_calls=req.parallel_tool_calls is not False,
+                template_kwargs=template_kwargs(self._defaults, req.chat_template_kwargs),
+                tool_parser=self._defaults.tool_call_parser,
+                format_grammar=format_grammar,
+            )
             fields = req.model_dump(include=set(SAMPLING_FIELDS), exclude_none=True)
             fields["max_tokens"] = req.max_output_tokens
             fields["logprobs"] = (req.top_logprobs or 0) if logprobs else None
             params = to_sampling_params(
-                fields, info=model.info, prompt_tokens=len(prompt), default_seed=self._defaults.default_seed
+                fields,
+                info=model.info,
+                prompt_tokens=len(rendered.prompt),
+                default_seed=self._defaults.default_seed,
+                grammar=rendered.grammar,
+                skip_special_tokens=not rendered.plan.keep_special_tokens,
             )
             response = ResponseObject(
                 id=f"resp_{uuid.uuid4().hex}",
@@ -145,8 +149,8 @@ class ResponsesService:
                 metadata=req.metadata or {},
                 user=req.user,
             )
-            events = model.engine.generate(GenerationRequest(response.id, prompt, params))  # admission: may 429
-        return _Prepared(response, conversation, events, PlainTextParser(), logprobs, time.monotonic())
+            events = model.engine.generate(GenerationRequest(response.id, rendered.prompt, params))  # may 429
+        return _Prepared(response, conversation, events, rendered.plan.parser(), logprobs, time.monotonic())
 
     async def complete(self, p: _Prepared) -> ResponseObject:
         async for _ in self._run(p):

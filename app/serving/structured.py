@@ -8,7 +8,7 @@ guaranteed rather than hoped for. A schema the library cannot enforce is a 400 n
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from llguidance import LLMatcher
@@ -80,9 +80,9 @@ def _call_schema(tool: dict[str, Any], arguments_key: str) -> dict[str, Any]:
     }
 
 
-def _literal(marker: str, tokens: frozenset[str]) -> str:
-    """A marker that is one token of the vocabulary is named as a token, else matched as text."""
-    return f"<{marker}>" if marker in tokens else json.dumps(marker)
+def _literal(marker: str, tokens: Mapping[str, int]) -> str:
+    """A marker that is one token of the vocabulary is matched as that token (by id), else as text."""
+    return f"<[{tokens[marker]}]>" if marker in tokens else json.dumps(marker)
 
 
 def chosen_tools(tools: list[dict[str, Any]], tool_choice: Any, param: str = "tool_choice") -> list[dict[str, Any]]:
@@ -97,13 +97,13 @@ def chosen_tools(tools: list[dict[str, Any]], tool_choice: Any, param: str = "to
 
 
 def tool_call_grammar(
-    parser_name: str | None, tools: Iterable[dict[str, Any]], *, parallel: bool, tokens: frozenset[str]
+    parser_name: str | None, tools: Iterable[dict[str, Any]], *, parallel: bool, tokens: Mapping[str, int]
 ) -> str:
     """A grammar that makes the model call one of ``tools`` (several calls when ``parallel``)."""
     tools = list(tools)
-    if parser_name in ("hermes", "llama3"):
+    if parser_name in ("hermes", "llama3_json"):
         key = "arguments" if parser_name == "hermes" else "parameters"
-        body = json.dumps({"anyOf": [_call_schema(tool, key) for tool in tools]})
+        body = json.dumps({"anyOf": [_call_schema(tool, key) for tool in tools], "x-guidance": _COMPACT})
         if parser_name == "hermes":
             call = f'{_literal("<tool_call>", tokens)} "\\n" body "\\n" {_literal("</tool_call>", tokens)}'
             more = '("\\n" call)*' if parallel else ""
@@ -112,7 +112,9 @@ def tool_call_grammar(
         lark = f"start: call {more}\ncall: {call}\nbody: %json {body}\n"
     elif parser_name == "mistral":
         items = {"anyOf": [_call_schema(tool, "arguments") for tool in tools]}
-        array = {"type": "array", "items": items, "minItems": 1, **({} if parallel else {"maxItems": 1})}
+        array = {"type": "array", "items": items, "minItems": 1, "x-guidance": _COMPACT}
+        if not parallel:
+            array["maxItems"] = 1
         lark = f"start: {_literal('[TOOL_CALLS]', tokens)} body\nbody: %json {json.dumps(array)}\n"
     else:
         raise UnsupportedParameter(

@@ -74,7 +74,7 @@ async def test_constrained_and_free_rows_share_a_batch(random_model: tuple[Batch
         300,
         grammar=json_grammar({"enum": ["yes", "no"]}, "response_format"),
         stop_token_ids=_eos(tokenizer),
-                temperature=1.0,
+        temperature=1.0,
     )
     both = await asyncio.gather(collect(engine.generate(free)), collect(engine.generate(constrained)))
     assert both[0].tokens == alone.tokens  # the mask is per row

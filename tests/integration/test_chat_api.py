@@ -13,6 +13,7 @@ import pytest
 from huggingface_hub import InferenceClient
 from openai import AsyncOpenAI, OpenAI
 
+from app.parsers.reasoning import THINK
 from app.testing.canned_chats import CANNED_CHATS, CAPITAL_ANSWER, GREETING
 from app.testing.tiny_models import CHAT_MODEL_ID, NEVER_EOS_MODEL_ID
 from tests.support.server import ServerProcess
@@ -141,8 +142,11 @@ def test_chat_template_kwargs_toggle_thinking(client: OpenAI) -> None:
         extra_body={"chat_template_kwargs": {"enable_thinking": True}},
     )
     plain = client.chat.completions.create(model=CHAT_MODEL_ID, messages=CAPITAL, temperature=0, extra_body=NO_THINKING)
-    assert thinking.choices[0].message.content == _canned("capital-thinking")["completion"]
+    canned = _canned("capital-thinking")
+    assert thinking.choices[0].message.content == canned["content"] == CAPITAL_ANSWER
+    assert thinking.choices[0].message.reasoning_content == canned["reasoning"]
     assert plain.choices[0].message.content == CAPITAL_ANSWER
+    assert getattr(plain.choices[0].message, "reasoning_content", None) is None
 
 
 def test_stop_string_is_trimmed(client: OpenAI) -> None:
@@ -212,7 +216,11 @@ def test_greedy_output_equals_model_generate(client: OpenAI, hf_home: Path) -> N
             out = model.generate(**ids, do_sample=False, max_new_tokens=max_new)
             expected = tokenizer.decode(out[0, ids["input_ids"].shape[1] :], skip_special_tokens=True)
             served = client.chat.completions.create(model=repo_id, messages=messages, temperature=0, max_tokens=max_new)
-            assert served.choices[0].message.content == expected
+            parser = THINK()  # the served text is the generated text with its <think> span split off
+            parts = [*parser.feed(expected), *parser.finish()]
+            message = served.choices[0].message
+            assert message.content == "".join(p.content for p in parts)
+            assert (getattr(message, "reasoning_content", None) or "") == "".join(p.reasoning for p in parts)
             assert served.usage.prompt_tokens == ids["input_ids"].shape[1]
 
 

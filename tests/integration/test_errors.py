@@ -51,14 +51,23 @@ def _error(resp: httpx.Response, status: int) -> dict:
         ({"model": CHAT_MODEL_ID, "messages": USER, "n": 64}, "n"),  # more choices than the batch holds
         ({"model": CHAT_MODEL_ID, "messages": USER, "top_logprobs": 2}, "top_logprobs"),
         ({"model": CHAT_MODEL_ID, "messages": USER, "logprobs": True, "top_logprobs": 21}, "top_logprobs"),
-        ({"model": CHAT_MODEL_ID, "messages": USER, "response_format": {"type": "json_object"}}, "response_format"),
+        (
+            {
+                "model": CHAT_MODEL_ID,
+                "messages": USER,
+                "response_format": {"type": "json_schema", "json_schema": {"schema": {"not": {"type": "string"}}}},
+            },
+            "response_format.json_schema.schema",
+        ),
+        ({"model": CHAT_MODEL_ID, "messages": USER, "response_format": {"type": "xml"}}, "response_format.type"),
         ({"model": CHAT_MODEL_ID, "messages": USER, "generation_config": "{nope"}, "generation_config"),
         ({"model": CHAT_MODEL_ID, "messages": USER, "generation_config": {"num_beams": 4}}, "generation_config"),
         ({"model": CHAT_MODEL_ID, "messages": USER, "logit_bias": {"abc": 1}}, "logit_bias"),
         ({"model": CHAT_MODEL_ID, "messages": USER, "seed": 2**64}, "seed"),
         ({"model": CHAT_MODEL_ID, "messages": USER, "stop": [f"s{i}" for i in range(17)]}, "stop"),
         ({"model": CHAT_MODEL_ID, "messages": USER, "stop": "x" * 513}, "stop"),
-        ({"model": CHAT_MODEL_ID, "messages": USER, "parallel_tool_calls": False}, "parallel_tool_calls"),
+        ({"model": CHAT_MODEL_ID, "messages": USER, "tool_choice": "required"}, "tool_choice"),
+        ({"model": CHAT_MODEL_ID, "messages": USER, "tool_choice": "sometimes", "tools": []}, "tool_choice"),
         (
             {
                 "model": CHAT_MODEL_ID,

@@ -284,8 +284,8 @@ def test_logprobs(client: OpenAI, server: ServerProcess) -> None:
     [
         ({"n": 2}, "n"),
         ({"background": True}, "background"),
-        ({"text": {"format": {"type": "json_object"}}}, "text.format"),
-        ({"tool_choice": "required", "tools": [WEATHER_FUNCTION]}, "tool_choice"),
+        ({"text": {"format": {"type": "json_schema", "schema": {"not": {}}}}}, "text.format.schema"),
+        ({"tool_choice": "required"}, "tool_choice"),
         ({"tools": [{"type": "web_search"}]}, "tools[0]"),
         ({"include": ["file_search_call.results"]}, "include"),
         ({"input": []}, "input"),

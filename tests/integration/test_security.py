@@ -96,8 +96,9 @@ def test_no_cors_headers_without_the_flag(server: ServerProcess) -> None:
 
 def test_request_id_is_echoed_and_completion_ids_stay_unique(server: ServerProcess) -> None:
     body = {"model": NEVER_EOS_MODEL_ID, "messages": [{"role": "user", "content": "hi"}], "max_tokens": 1}
-    first = httpx.post(f"{server.base_url}/chat/completions", json=body, headers={"X-Request-ID": "client-42"})
-    second = httpx.post(f"{server.base_url}/chat/completions", json=body, headers={"X-Request-ID": "client-42"})
+    headers = {"X-Request-ID": "client-42"}
+    first = httpx.post(f"{server.base_url}/chat/completions", json=body, headers=headers, timeout=60)  # loads it
+    second = httpx.post(f"{server.base_url}/chat/completions", json=body, headers=headers, timeout=60)
     assert first.headers["x-request-id"] == second.headers["x-request-id"] == "client-42"
     assert first.json()["id"] != second.json()["id"]
     assert httpx.get(f"{server.url}/health").headers["x-request-id"]
