@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -24,6 +23,7 @@ from app.protocol.response_objects import (
 from app.protocol.responses import InputItem, ResponseRequest
 from app.serving.chat import ChatDefaults, template_kwargs
 from app.serving.generation import SAMPLING_FIELDS, chat_logprobs, log_outcome, raise_for_finish
+from app.serving.media import MediaConfig, encode_prompt
 from app.serving.params import to_sampling_params
 from app.serving.response_events import ResponseBuilder
 from app.serving.response_items import as_input_item, chat_tools, input_items, to_chat_messages
@@ -75,10 +75,13 @@ class _Prepared:
 
 
 class ResponsesService:
-    def __init__(self, registry: ModelRegistry, defaults: ChatDefaults, store: ResponseStore) -> None:
+    def __init__(
+        self, registry: ModelRegistry, defaults: ChatDefaults, store: ResponseStore, media: MediaConfig | None = None
+    ) -> None:
         self._registry = registry
         self._defaults = defaults
         self._store = store
+        self._media = media or MediaConfig()
 
     # Stored responses
 
@@ -117,7 +120,7 @@ class ResponsesService:
         ref = self._registry.resolve(req.model)
         async with self._registry.lease(ref) as model:
             kwargs = template_kwargs(self._defaults, req.chat_template_kwargs)
-            prompt = await asyncio.to_thread(model.renderer.encode_chat, messages, tools=tools, template_kwargs=kwargs)
+            prompt, inputs = await encode_prompt(model, messages, self._media, tools=tools, template_kwargs=kwargs)
             fields = req.model_dump(include=set(SAMPLING_FIELDS), exclude_none=True)
             fields["max_tokens"] = req.max_output_tokens
             fields["logprobs"] = (req.top_logprobs or 0) if logprobs else None
@@ -145,7 +148,8 @@ class ResponsesService:
                 metadata=req.metadata or {},
                 user=req.user,
             )
-            events = model.engine.generate(GenerationRequest(response.id, prompt, params))  # admission: may 429
+            request = GenerationRequest(response.id, prompt, params, inputs=inputs)
+            events = model.engine.generate(request)  # admission: may 429
         return _Prepared(response, conversation, events, PlainTextParser(), logprobs, time.monotonic())
 
     async def complete(self, p: _Prepared) -> ResponseObject:
