@@ -195,6 +195,10 @@ def _unprintable(tok: Any, first_special: int) -> list[int]:
     return sorted(i for i, t in texts.items() if not t or "\ufffd" in t or not t.isprintable())
 
 
+def _padding_rows(tok: Any, vocab_size: int) -> list[int]:
+    return list(range(len(tok), vocab_size))
+
+
 def build_speech_model(out_dir: Path, *, seed: int = 0) -> Path:
     from transformers import (
         GenerationConfig,
@@ -246,7 +250,7 @@ def build_speech_model(out_dir: Path, *, seed: int = 0) -> Path:
         no_timestamps_token_id=no_ts,
         prev_sot_token_id=tok.convert_tokens_to_ids("<|startofprev|>"),
         max_initial_timestamp_index=50,
-        suppress_tokens=[*_unprintable(tok, first_special), eos],
+        suppress_tokens=[*_unprintable(tok, first_special), eos, *_padding_rows(tok, config.vocab_size)],
         begin_suppress_tokens=[eos],
         alignment_heads=[[1, 0], [1, 1]],
         return_timestamps=False,
