@@ -199,11 +199,16 @@ def _open(
             return conn, conn.getresponse()
         except (OSError, http.client.HTTPException) as exc:
             conn.close()
+            if isinstance(exc, TimeoutError) and time.monotonic() >= deadline - 0.05:
+                raise MediaError("Fetching the media took too long (--media-fetch-timeout).") from exc
             last = exc
     raise MediaError(f"Could not fetch the media from `{host}`: {last}.")
 
 
-def _read_body(sock: socket.socket, response: http.client.HTTPResponse, max_bytes: int, deadline: float) -> bytes:
+def _read_body(response: http.client.HTTPResponse, max_bytes: int, deadline: float) -> bytes:
+    """The body, within the byte cap; the deadline is checked between reads, and each read waits at most
+    the time that was left when the request was sent (the socket's timeout), so a fetch ends by twice
+    ``timeout`` at the latest."""
     declared = response.getheader("Content-Length")
     if declared and declared.isdigit() and int(declared) > max_bytes:
         raise _too_large(max_bytes)
@@ -212,7 +217,6 @@ def _read_body(sock: socket.socket, response: http.client.HTTPResponse, max_byte
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             raise MediaError("Fetching the media took too long (--media-fetch-timeout).")
-        sock.settimeout(remaining)
         chunk = response.read(_CHUNK)
         if not chunk:
             return b"".join(chunks)
@@ -235,7 +239,7 @@ def fetch_http(url: str, policy: FetchPolicy, max_bytes: int, *, connect: Connec
                 continue
             if not 200 <= response.status < 300:
                 raise MediaError(f"Fetching the media failed: HTTP {response.status}.")
-            body = _read_body(conn.sock, response, max_bytes, deadline)
+            body = _read_body(response, max_bytes, deadline)
             content_type = (response.getheader("Content-Type") or "").split(";")[0].strip().lower() or None
             return Fetched(body, content_type)
         except (OSError, http.client.HTTPException) as exc:
