@@ -23,7 +23,9 @@ run: install
 	$(VENV)/bin/hfserve serve $(MODEL) $(ARGS)
 
 ## The whole suite: lint, architecture contracts, unit and end-to-end tests.
+## (media-deps installs ffmpeg and espeak-ng when run as root with apt; otherwise those tests skip, saying why)
 test: install
+	bash scripts/media-deps.sh
 	$(PY) -m pytest -q
 
 lint: install

@@ -53,6 +53,23 @@ def _serve_parser(sub: Any) -> None:
         "--responses-store-size", type=int, help="Responses kept in memory for previous_response_id (default 1000)."
     )
     p.add_argument("--responses-store-ttl", type=float, help="Seconds a stored response is kept (default 3600).")
+    _media_options(p)
+
+
+def _media_options(p: Any) -> None:
+    p.add_argument(
+        "--allowed-media-hosts", help="Comma-separated hosts, IPs or CIDR networks media may come from even if private."
+    )
+    p.add_argument("--allow-private-media", action="store_true", help="Fetch media from private/loopback addresses.")
+    p.add_argument("--allowed-local-media-path", help="Allow file:// media URLs below this directory (off by default).")
+    p.add_argument("--media-fetch-timeout", type=float, help="Seconds one media fetch may take (default 10).")
+    p.add_argument("--max-media-bytes", type=int, help="Encoded media bytes per request (default 32 MiB).")
+    p.add_argument("--max-media-per-request", type=int, help="Media content parts per request (default 16).")
+    p.add_argument("--max-image-pixels", type=int, help="Pixels per image (default 25000000).")
+    p.add_argument("--max-audio-seconds", type=float, help="Seconds of audio per request (default 1200).")
+    p.add_argument("--max-video-frames", type=int, help="Most frames sampled from one video (default 64).")
+    p.add_argument("--video-frames", type=int, help="Frames sampled from a video by default (default 8).")
+    p.add_argument("--video-fps", type=float, help="Sample videos at this rate by default instead of a fixed count.")
 
 
 def build_parser() -> argparse.ArgumentParser:

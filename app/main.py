@@ -19,24 +19,49 @@ from app.api.deps import (
     provide_health_service,
     provide_models_service,
     provide_responses_service,
+    provide_transcription_service,
 )
 from app.api.errors import handle_app_error, handle_http_error, handle_unexpected
 from app.api.health import HealthController
 from app.api.middleware import api_key_middleware, request_id_middleware
 from app.api.models import ModelsController
 from app.api.responses import ResponsesController
+from app.api.transcriptions import TranscriptionsController
 from app.engine.admission import BatchLimits
 from app.engine.loader import LoadOptions, load_model
 from app.errors import HfServeError
+from app.media.limits import FetchPolicy, MediaLimits
 from app.models.registry import Loader, ModelRegistry
 from app.serving.chat import ChatDefaults, ChatService
 from app.serving.completions import CompletionService
 from app.serving.health import HealthService
+from app.serving.media import MediaConfig
 from app.serving.models import ModelsService
 from app.serving.output import check_tool_parser
 from app.serving.response_store import ResponseStore
 from app.serving.responses import ResponsesService
+from app.serving.transcriptions import TranscriptionService
 from app.settings import Settings
+
+
+def media_config(settings: Settings) -> MediaConfig:
+    policy = FetchPolicy(
+        timeout=settings.media_fetch_timeout,
+        connect_timeout=min(5.0, settings.media_fetch_timeout),
+        allowed_hosts=tuple(settings.allowed_media_hosts),
+        allow_private=settings.allow_private_media,
+        local_path=settings.allowed_local_media_path,
+    )
+    limits = MediaLimits(
+        max_parts=settings.max_media_per_request,
+        max_bytes=settings.max_media_bytes,
+        max_image_pixels=settings.max_image_pixels,
+        max_audio_seconds=settings.max_audio_seconds,
+        max_video_frames=settings.max_video_frames,
+        video_frames=min(settings.video_frames, settings.max_video_frames),
+        video_fps=settings.video_fps,
+    )
+    return MediaConfig(policy=policy, limits=limits)
 
 
 def create_app(
@@ -66,13 +91,15 @@ def create_app(
         default_seed=settings.default_seed,
         tool_call_parser=check_tool_parser(settings.tool_call_parser),
     )
+    media = media_config(settings)
     state = State(
         {
-            "chat_service": ChatService(registry, defaults),
+            "chat_service": ChatService(registry, defaults, media),
             "completion_service": CompletionService(registry, settings.default_seed),
             "responses_service": ResponsesService(
-                registry, defaults, ResponseStore(settings.responses_store_size, settings.responses_store_ttl)
+                registry, defaults, ResponseStore(settings.responses_store_size, settings.responses_store_ttl), media
             ),
+            "transcription_service": TranscriptionService(registry, media),
             "models_service": ModelsService(registry),
             "health_service": HealthService(registry),
         }
@@ -98,11 +125,19 @@ def create_app(
             expose_headers=["X-Request-ID"],
         )
     return Litestar(
-        route_handlers=[ChatController, CompletionsController, ResponsesController, ModelsController, HealthController],
+        route_handlers=[
+            ChatController,
+            CompletionsController,
+            ResponsesController,
+            TranscriptionsController,
+            ModelsController,
+            HealthController,
+        ],
         dependencies={
             "chat_service": Provide(provide_chat_service, sync_to_thread=False),
             "completion_service": Provide(provide_completion_service, sync_to_thread=False),
             "responses_service": Provide(provide_responses_service, sync_to_thread=False),
+            "transcription_service": Provide(provide_transcription_service, sync_to_thread=False),
             "models_service": Provide(provide_models_service, sync_to_thread=False),
             "health_service": Provide(provide_health_service, sync_to_thread=False),
         },

@@ -58,8 +58,22 @@ class Settings(BaseSettings):
     max_body_size: int = Field(32 * 1024 * 1024, ge=1024, description="Largest request body in bytes.")
     responses_store_size: int = Field(1000, ge=0, description="Responses kept for previous_response_id (0: none).")
     responses_store_ttl: float = Field(3600.0, gt=0, description="Seconds a stored response is kept.")
+    # Media (app/media): where it may come from and how much one request may bring.
+    allowed_media_hosts: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="Hosts, IPs or CIDR networks media may be fetched from even when private."
+    )
+    allow_private_media: bool = Field(False, description="Fetch media from loopback/private/link-local addresses.")
+    allowed_local_media_path: str | None = Field(None, description="Directory file:// media URLs may read from.")
+    media_fetch_timeout: float = Field(10.0, gt=0, le=600, description="Seconds one media fetch may take.")
+    max_media_bytes: int = Field(32 * 1024 * 1024, ge=1024, description="Encoded media bytes per request.")
+    max_media_per_request: int = Field(16, ge=0, description="Media content parts per request.")
+    max_image_pixels: int = Field(25_000_000, ge=1, description="Pixels per image.")
+    max_audio_seconds: float = Field(1200.0, gt=0, description="Seconds of audio per request.")
+    max_video_frames: int = Field(64, ge=1, description="Frames sampled from one video at most.")
+    video_frames: int = Field(8, ge=1, description="Frames sampled from a video by default.")
+    video_fps: float | None = Field(None, gt=0, description="Sample videos at this rate by default instead.")
 
-    @field_validator("cors_origins", "api_key", mode="before")
+    @field_validator("cors_origins", "api_key", "allowed_media_hosts", mode="before")
     @classmethod
     def _lists_from_text(cls, value: Any) -> Any:
         return _split_list(value)

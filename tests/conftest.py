@@ -53,3 +53,17 @@ def server(hf_home: Path, logs_dir: Path) -> Iterator[ServerProcess]:
     """An unpinned server over the tiny-model cache."""
     with run_server(hf_home, logs_dir, "--model-timeout", "-1") as proc:
         yield proc
+
+
+# The media models live in their own cache, so the text-model tests see exactly the models they expect.
+MEDIA_BUILD_CACHE = ROOT / ".cache" / "tiny-media-models"
+
+
+@pytest.fixture(scope="session")
+def media_hf_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An HF_HOME with the tiny LLaVA, Qwen2-Audio and Whisper models plus the tiny chat model."""
+    from app.testing.media_models import AUDIO_MODEL_ID, SPEECH_MODEL_ID, VISION_MODEL_ID
+    from app.testing.tiny_models import CHAT_MODEL_ID, ensure_demo_models
+
+    ensure_demo_models(MEDIA_BUILD_CACHE, which=(VISION_MODEL_ID, AUDIO_MODEL_ID, SPEECH_MODEL_ID, CHAT_MODEL_ID))
+    return clone_hf_home(MEDIA_BUILD_CACHE, tmp_path_factory.mktemp("media_hf_home"))

@@ -9,6 +9,7 @@ from app.serving.completions import CompletionService
 from app.serving.health import HealthService
 from app.serving.models import ModelsService
 from app.serving.responses import ResponsesService
+from app.serving.transcriptions import TranscriptionService
 
 
 def provide_chat_service(state: State) -> ChatService:
@@ -29,3 +30,7 @@ def provide_health_service(state: State) -> HealthService:
 
 def provide_responses_service(state: State) -> ResponsesService:
     return state.responses_service
+
+
+def provide_transcription_service(state: State) -> TranscriptionService:
+    return state.transcription_service

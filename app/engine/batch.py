@@ -8,9 +8,10 @@ never shifts rotary positions.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from transformers import DynamicCache
@@ -106,10 +107,20 @@ class KVBatch:
         return attention  # other kernels (flash attention) take the 2D mask cheaply
 
 
+def media_tensors(model: Any, inputs: Mapping[str, Any] | None) -> dict[str, torch.Tensor]:
+    """A request's processor outputs (numpy) as tensors on the model's device, floats in its dtype."""
+    tensors = {}
+    for key, value in (inputs or {}).items():
+        tensor = torch.from_numpy(np.ascontiguousarray(value)).to(model.device)
+        tensors[key] = tensor.to(model.dtype) if tensor.is_floating_point() else tensor
+    return tensors
+
+
 def prefill(
-    model: Any, prompts: Sequence[Sequence[int]], pad_id: int
+    model: Any, prompts: Sequence[Sequence[int]], pad_id: int, inputs: Mapping[str, Any] | None = None
 ) -> tuple[DynamicCache, torch.Tensor, torch.Tensor]:
-    """Prefill several prompts in one left-padded forward: (cache, mask, last-position logits)."""
+    """Prefill several prompts in one left-padded forward: (cache, mask, last-position logits).
+    ``inputs``: the media inputs (pixel_values, input_features, ...) of a single prompt."""
     device = model.device
     width = max(len(p) for p in prompts)
     ids = torch.full((len(prompts), width), pad_id, dtype=torch.long, device=device)
@@ -126,6 +137,7 @@ def prefill(
         past_key_values=cache,
         use_cache=True,
         logits_to_keep=1,
+        **media_tensors(model, inputs),
     )
     return cache, mask, out.logits[:, -1]
 

@@ -6,6 +6,7 @@ callback into ``/load_model`` events.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -21,14 +22,15 @@ from huggingface_hub.errors import (
     RepositoryNotFoundError,
     RevisionNotFoundError,
 )
-from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, BitsAndBytesConfig
+from transformers import AutoConfig, AutoTokenizer, BitsAndBytesConfig
 
 from app.engine.admission import BatchLimits
-from app.engine.architectures import TEXT, generative_task
+from app.engine.architectures import generative_task
+from app.engine.processors import SERVED_TASKS, load_frontend, model_class
 from app.engine.progress import ProgressFn, bar_class, weights_progress
 from app.engine.remote import RemoteEngine
 from app.engine.renderer import ChatRenderer
-from app.engine.types import ModelInfo, ServingModel
+from app.engine.types import ModelInfo, PromptRenderer, ServingModel
 from app.errors import InvalidRequest, ModelLoadFailed, ModelNotFound
 
 log = structlog.get_logger(__name__)
@@ -55,9 +57,11 @@ class LoadOptions:
 class LoadedModel:
     """A loaded model as this process holds it: the tokenizer and the engine process serving it."""
 
-    def __init__(self, tokenizer: Any, info: ModelInfo, engine: RemoteEngine) -> None:
+    def __init__(
+        self, tokenizer: Any, info: ModelInfo, engine: RemoteEngine, renderer: PromptRenderer | None = None
+    ) -> None:
         self.tokenizer, self.info, self.engine = tokenizer, info, engine
-        self.serving = ServingModel(info=info, renderer=ChatRenderer(tokenizer), engine=engine)
+        self.serving = ServingModel(info=info, renderer=renderer or ChatRenderer(tokenizer), engine=engine)
 
     def close(self) -> None:
         """Stops the engine process, which frees the weights and the KV cache with it."""
@@ -155,9 +159,10 @@ def load_model(name: str, source: str, revision: str | None, opts: LoadOptions, 
         progress("config", None, None)
         config = AutoConfig.from_pretrained(where, **common)
         task = generative_task(getattr(config, "architectures", None), getattr(config, "model_type", None))
-        if task != TEXT:
+        if task not in SERVED_TASKS:
             what = f"a {task} model" if task else "not a generative model"
-            raise InvalidRequest(f"`{name}` is {what}; this server generates text with causal LMs.", param="model")
+            raise InvalidRequest(f"`{name}` is {what}; this server does not serve it.", param="model")
+        renderer, media_fields = load_frontend(where, common, task, tokenizer, config)
         if folder is None:
             progress("download", 0, None)
             download_bar = bar_class("download", progress)
@@ -169,7 +174,8 @@ def load_model(name: str, source: str, revision: str | None, opts: LoadOptions, 
     except (OSError, ValueError, ImportError, RuntimeError) as exc:
         raise ModelLoadFailed(f"Could not load `{name}`: {exc}") from exc
     engine = RemoteEngine.spawn(folder, name, opts, progress, opts.log_setup)
-    return LoadedModel(tokenizer, engine.info, engine)
+    engine.info = dataclasses.replace(engine.info, **media_fields)
+    return LoadedModel(tokenizer, engine.info, engine, renderer)
 
 
 def load_weights(folder: str, name: str, opts: LoadOptions, progress: ProgressFn) -> tuple[Any, Any, ModelInfo]:
@@ -181,8 +187,9 @@ def load_weights(folder: str, name: str, opts: LoadOptions, progress: ProgressFn
     if device == "cpu":
         _set_cpu_threads(opts.cpu_threads)
     kwargs = _weights_kwargs(opts, device)
+    task = generative_task(getattr(config, "architectures", None), getattr(config, "model_type", None))
     with weights_progress(progress):
-        model = AutoModelForCausalLM.from_pretrained(folder, **kwargs)
+        model = model_class(task or "text-generation").from_pretrained(folder, **kwargs)
     if "device_map" not in kwargs:
         model.to(device)
     model.eval()
@@ -195,6 +202,7 @@ def load_weights(folder: str, name: str, opts: LoadOptions, progress: ProgressFn
         model_type=str(getattr(config, "model_type", "") or ""),
         added_tokens=dict(tokenizer.get_added_vocab()),
         chat_template=template if isinstance(template := getattr(tokenizer, "chat_template", None), str) else "",
+        task=task or "text-generation",
     )
     log.info("model_loaded", model=name, device=str(model.device), dtype=str(model.dtype), max_context=info.max_context)
     return model, tokenizer, info

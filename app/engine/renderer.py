@@ -42,6 +42,16 @@ class ChatRenderer:
         tools: list[dict[str, Any]] | None = None,
         template_kwargs: Mapping[str, Any] | None = None,
     ) -> list[int]:
+        return self.encode_text(self.render_chat(messages, tools=tools, template_kwargs=template_kwargs))
+
+    def render_chat(
+        self,
+        messages: list[dict[str, Any]],
+        *,
+        tools: list[dict[str, Any]] | None = None,
+        template_kwargs: Mapping[str, Any] | None = None,
+    ) -> str:
+        """The chat template's text for ``messages`` (media parts render as the model's placeholders)."""
         if not getattr(self._tokenizer, "chat_template", None):
             raise InvalidRequest(
                 "This model has no chat template; use /v1/completions with a plain prompt.", param="messages"
@@ -60,7 +70,7 @@ class ChatRenderer:
             raise InvalidRequest(f"The chat template rejected the messages: {exc}", param="messages") from exc
         except (ValueError, TypeError) as exc:  # inconsistent template options, e.g. continue + generation prompt
             raise InvalidRequest(f"Invalid chat template options: {exc}", param="chat_template_kwargs") from exc
-        return self.encode_text(text)
+        return str(text)
 
     def encode_text(self, text: str, *, special_tokens: bool = False) -> list[int]:
         """``special_tokens``: add what the tokenizer adds to a bare prompt (a BOS, for Llama-style models)."""

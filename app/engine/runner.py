@@ -199,6 +199,10 @@ class BatchedEngine:
             req = self._waiting[0]
             if rows + req.open > self._max_rows or not self._kv_fits(rows + req.open, max(width, len(req.prompt))):
                 break
+            if req.request.inputs:  # media: prefilled alone and whole (placeholders and features meet in one forward)
+                if not picked:
+                    picked.append(self._waiting.popleft())
+                break
             if len(req.prompt) > budget:
                 if not picked and budget > 0:  # too long for this step: prefill it chunk by chunk
                     self._chunked = self._waiting.popleft()
@@ -218,7 +222,8 @@ class BatchedEngine:
 
     def _prefill(self, requests: list[_Request]) -> None:
         try:
-            cache, mask, logits = prefill(self._model, [r.prompt for r in requests], self._pad)
+            media = requests[0].request.inputs if len(requests) == 1 else None
+            cache, mask, logits = prefill(self._model, [r.prompt for r in requests], self._pad, media)
             mask = repeat_rows(cache, mask, [r.open for r in requests])
         except Exception as exc:  # only these newcomers fail; the running batch goes on
             log.exception("prefill_failed", requests=[r.id for r in requests])

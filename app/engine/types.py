@@ -48,6 +48,11 @@ class GenerationRequest:
     request_id: str
     prompt_ids: Sequence[int]
     params: SamplingParams
+    # Processor outputs the model's forward takes besides the ids (pixel_values, input_features, ...), as
+    # numpy arrays; None for text.
+    inputs: Mapping[str, Any] | None = None
+    # Task options of speech-to-text models (language, task, prompt_ids, timestamps).
+    options: Mapping[str, Any] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,6 +106,7 @@ class FinishEvent:
     text: str = ""
     error: str | None = None
     index: int = 0
+    detail: Mapping[str, Any] | None = None  # task results beyond text, e.g. the language a speech model heard
 
 
 EngineEvent = TokenEvent | FinishEvent
@@ -174,6 +180,62 @@ class ModelInfo:
     model_type: str = ""  # config.model_type
     added_tokens: Mapping[str, int] = field(default_factory=dict)  # the tokenizer's added tokens and their ids
     chat_template: str = ""
+    task: str = "text-generation"  # or image-text-to-text, multimodal-lm, speech-to-text
+    audio_sampling_rate: int | None = None  # what the processor's feature extractor wants
+    audio_window_s: float | None = None  # longest audio one forward takes (speech-to-text)
+
+
+@dataclass(slots=True)
+class MediaInputs:
+    """Decoded media of one request, in prompt order per kind (PIL images, float32 audio, RGB frames)."""
+
+    images: list[Any] = field(default_factory=list)
+    audios: list[Any] = field(default_factory=list)
+    videos: list[Any] = field(default_factory=list)  # [frames, height, width, 3] uint8 arrays
+    video_audios: list[Any] = field(default_factory=list)  # audio tracks of the videos, for models that take audio
+
+
+@dataclass(frozen=True, slots=True)
+class EncodedPrompt:
+    ids: list[int]
+    inputs: Mapping[str, Any]  # see GenerationRequest.inputs
+
+
+class MediaRenderer(PromptRenderer, Protocol):
+    """A renderer whose processor also takes images, audio or video (blocking: call it off the loop)."""
+
+    def encode_chat_media(
+        self,
+        messages: list[dict[str, Any]],
+        media: MediaInputs,
+        *,
+        tools: list[dict[str, Any]] | None = None,
+        template_kwargs: Mapping[str, Any] | None = None,
+    ) -> EncodedPrompt: ...
+
+
+@dataclass(frozen=True, slots=True)
+class SpeechInput:
+    """One window of audio ready for a speech-to-text model."""
+
+    inputs: Mapping[str, Any]  # input_features (and attention mask) as numpy arrays
+    prompt_ids: list[int]  # decoder prompt the engine starts from (reported as prompt tokens)
+    options: Mapping[str, Any]
+    max_tokens: int  # what the decoder has room for after its prompt
+
+
+class SpeechFrontend(Protocol):
+    """The parent-process side of a speech-to-text model: features in, text (and timestamps) out."""
+
+    def prepare(self, samples: Any, *, language: str | None, prompt: str | None, timestamps: bool) -> SpeechInput: ...
+
+    def segments(self, token_ids: Sequence[int], offset: float, duration: float) -> list[tuple[float, float, str]]:
+        """(start, end, text) per segment of one window starting at ``offset`` seconds, ``duration`` long."""
+        ...
+
+    def decode(self, token_ids: Sequence[int]) -> str: ...
+
+    def language_name(self, language: str | None) -> str | None: ...
 
 
 @dataclass(frozen=True, slots=True)

@@ -51,6 +51,7 @@ def serve(conn: Connection, folder: str, name: str, options: Any, log_setup: Cal
     """Entry point of the engine process (``multiprocessing`` spawn target)."""
     from app.engine.loader import load_weights
     from app.engine.runner import BatchedEngine
+    from app.engine.speech import SpeechEngine
 
     if log_setup is not None:
         log_setup()
@@ -63,7 +64,8 @@ def serve(conn: Connection, folder: str, name: str, options: Any, log_setup: Cal
     try:
         model, tokenizer, info = load_weights(folder, name, options, progress)
         delivery = PipeDelivery(conn, send_lock, options.limits.stream_interval)
-        engine = BatchedEngine(model, tokenizer, name=name, limits=options.limits, delivery=delivery)
+        engine_class = SpeechEngine if info.task == "speech-to-text" else BatchedEngine
+        engine = engine_class(model, tokenizer, name=name, limits=options.limits, delivery=delivery)
     except Exception as exc:  # reported to the loading request, which fails with it
         with send_lock:
             conn.send(("error", f"{type(exc).__name__}: {exc}"))

@@ -29,6 +29,7 @@ from app.protocol.chat import (
     TokenLogprob,
 )
 from app.serving.generation import SAMPLING_FIELDS, chat_logprobs, log_outcome, raise_for_finish, usage_of
+from app.serving.media import MediaConfig, media_part
 from app.serving.output import ChoiceOutput, chunk_tool_calls, finish_reason, merge
 from app.serving.params import to_sampling_params
 from app.serving.prompting import check_tool_choice, render_chat
@@ -63,18 +64,24 @@ def reject_unsupported(req: ChatCompletionRequest) -> None:
     check_tool_choice(req.tool_choice, req.tools)
 
 
-def _text_content(message: ChatMessage, index: int) -> str | None:
+def _content(message: ChatMessage, index: int) -> str | list[dict[str, Any]] | None:
+    """Text parts joined into one string; with media parts, the parts in the form chat templates take
+    (``{"type": "text", "text"}``, ``{"type": "image" | "audio" | "video", "media": MediaRef}``)."""
     if message.content is None or isinstance(message.content, str):
         return message.content
-    texts = []
-    for part in message.content:
-        if part.type != "text" or part.text is None:
-            raise InvalidRequest(
-                f"This model takes text only; content of type `{part.type}` is not supported.",
-                param=f"messages[{index}].content",
-            )
-        texts.append(part.text)
-    return "\n".join(texts)
+    parts: list[dict[str, Any]] = []
+    for j, part in enumerate(message.content):
+        if part.type == "text" and part.text is not None:
+            parts.append({"type": "text", "text": part.text})
+            continue
+        param = f"messages[{index}].content[{j}]"
+        ref = media_part(part, param)
+        if ref is None:
+            raise InvalidRequest(f"Content of type `{part.type}` is not supported.", param=param)
+        parts.append({"type": ref.kind, "media": ref})
+    if all(part["type"] == "text" for part in parts):
+        return "\n".join(part["text"] for part in parts)
+    return parts
 
 
 def _tool_calls_for_template(calls: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -95,7 +102,7 @@ def to_template_messages(messages: list[ChatMessage]) -> list[dict[str, Any]]:
     for index, message in enumerate(messages):
         item = message.model_dump(exclude_none=True)
         item["role"] = "system" if message.role == "developer" else message.role
-        item["content"] = _text_content(message, index) or ""
+        item["content"] = _content(message, index) or ""
         if message.tool_calls:
             item["tool_calls"] = _tool_calls_for_template(message.tool_calls)
         rendered.append(item)
@@ -121,9 +128,10 @@ class _Prepared:
 
 
 class ChatService:
-    def __init__(self, registry: ModelRegistry, defaults: ChatDefaults) -> None:
+    def __init__(self, registry: ModelRegistry, defaults: ChatDefaults, media: MediaConfig | None = None) -> None:
         self._registry = registry
         self._defaults = defaults
+        self._media = media or MediaConfig()
 
     async def prepare(self, req: ChatCompletionRequest) -> _Prepared:
         """Validate, template, tokenize and admit to the engine; raises before any response is sent."""
@@ -140,6 +148,7 @@ class ChatService:
                 template_kwargs=template_kwargs(self._defaults, req.chat_template_kwargs),
                 tool_parser=self._defaults.tool_call_parser,
                 format_grammar=format_grammar,
+                media=self._media,
             )
             fields = req.model_dump(include=set(SAMPLING_FIELDS), exclude_none=True)
             fields["max_tokens"] = req.max_completion_tokens or req.max_tokens
@@ -153,7 +162,8 @@ class ChatService:
                 skip_special_tokens=not rendered.plan.keep_special_tokens,
             )
             request_id = f"chatcmpl-{uuid.uuid4().hex}"
-            events = model.engine.generate(GenerationRequest(request_id, rendered.prompt, params))  # may 429
+            request = GenerationRequest(request_id, rendered.prompt, params, inputs=rendered.inputs)
+            events = model.engine.generate(request)  # admission: may 429
         return _Prepared(
             request_id,
             int(time.time()),

@@ -3,13 +3,13 @@ loop, the output plan (parsers) and the grammar a request's output must follow."
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from app.engine.types import ServingModel
 from app.errors import InvalidRequest
+from app.serving.media import MediaConfig, encode_prompt
 from app.serving.output import OutputPlan, plan_output
 from app.serving.structured import chosen_tools, tool_call_grammar
 
@@ -21,6 +21,7 @@ class Rendered:
     prompt: list[int]
     plan: OutputPlan
     grammar: str | None
+    inputs: Mapping[str, Any] | None = None  # processed media for the engine
 
 
 def check_tool_choice(tool_choice: Any, tools: list[dict[str, Any]] | None, param: str = "tool_choice") -> None:
@@ -42,15 +43,13 @@ async def render_chat(
     template_kwargs: Mapping[str, Any],
     tool_parser: str | None,
     format_grammar: str | None,
+    media: MediaConfig,
 ) -> Rendered:
-    """``tools`` in chat form; ``format_grammar``: the response format's constraint, if any."""
+    """``tools`` in chat form; ``format_grammar``: the response format's constraint, if any. Media in
+    the messages are fetched and decoded first (``encode_prompt``)."""
     offered = tools if tool_choice != "none" else None
-
-    def encode() -> tuple[list[int], str]:
-        prompt = model.renderer.encode_chat(messages, tools=offered, template_kwargs=template_kwargs)
-        return prompt, model.renderer.decode(prompt[-_TAIL_TOKENS:])
-
-    prompt, tail = await asyncio.to_thread(encode)
+    prompt, inputs = await encode_prompt(model, messages, media, tools=offered, template_kwargs=dict(template_kwargs))
+    tail = model.renderer.decode(prompt[-_TAIL_TOKENS:])  # a few tokens: cheap enough for the loop
     plan = plan_output(
         model.info, tools=offered, tool_parser=tool_parser, parallel_tool_calls=parallel_tool_calls, prompt_tail=tail
     )
@@ -64,4 +63,4 @@ async def render_chat(
             parallel=parallel_tool_calls,
             tokens=model.info.added_tokens,
         )
-    return Rendered(prompt, plan, grammar)
+    return Rendered(prompt, plan, grammar, inputs)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from app.errors import InvalidRequest, UnsupportedParameter
-from app.protocol.chat import ChatMessage
+from app.protocol.chat import ChatMessage, ContentPart
 from app.protocol.response_objects import FunctionCallOutput, OutputItem, OutputMessage, ReasoningOutput
 from app.protocol.responses import (
     FunctionCallItem,
@@ -18,6 +18,7 @@ from app.protocol.responses import (
     ReasoningText,
 )
 from app.serving.chat import to_template_messages
+from app.serving.media import media_part
 
 _TEXT_PARTS = {"input_text", "output_text", "text", "summary_text", "reasoning_text"}
 
@@ -40,10 +41,26 @@ def _text(content: str | list[InputContentPart], param: str) -> str:
             texts.append(part.refusal)
         else:
             raise InvalidRequest(
-                f"This model takes text only; content of type `{part.type}` is not supported.",
+                f"Content of type `{part.type}` is not supported here.",
                 param=f"{param}[{j}]",
             )
     return "\n".join(texts)
+
+
+def _content(content: str | list[InputContentPart], param: str) -> str | list[ContentPart]:
+    """A message's content: text joined, or, with media parts, chat content parts carrying their media."""
+    if isinstance(content, str) or not any(media_part(p, f"{param}[{j}]") for j, p in enumerate(content)):
+        return _text(content, param)
+    parts = []
+    for j, part in enumerate(content):
+        ref = media_part(part, f"{param}[{j}]")
+        if ref is not None:
+            parts.append(ContentPart(type=ref.kind, media=ref))
+        elif part.type in _TEXT_PARTS and part.text is not None:
+            parts.append(ContentPart(type="text", text=part.text))
+        else:
+            raise InvalidRequest(f"Content of type `{part.type}` is not supported.", param=f"{param}[{j}]")
+    return parts
 
 
 def _reasoning_text(item: ReasoningItem) -> str:
@@ -73,12 +90,12 @@ def to_chat_messages(instructions: str | None, items: list[InputItem]) -> list[d
 
     for i, item in enumerate(items):
         if isinstance(item, MessageItem):
-            text = _text(item.content, f"input[{i}].content")
             if item.role == "assistant":
+                text = _text(item.content, f"input[{i}].content")
                 turn = assistant_turn()
                 turn.content = f"{turn.content}{text}" if turn.content else text
             else:
-                messages.append(ChatMessage(role=item.role, content=text))
+                messages.append(ChatMessage(role=item.role, content=_content(item.content, f"input[{i}].content")))
         elif isinstance(item, FunctionCallItem):
             call_names[item.call_id] = item.name
             turn = assistant_turn()

@@ -23,6 +23,7 @@ from app.protocol.response_objects import (
 from app.protocol.responses import InputItem, ResponseRequest
 from app.serving.chat import ChatDefaults, template_kwargs
 from app.serving.generation import SAMPLING_FIELDS, chat_logprobs, log_outcome, raise_for_finish
+from app.serving.media import MediaConfig
 from app.serving.params import to_sampling_params
 from app.serving.prompting import check_tool_choice, render_chat
 from app.serving.response_events import ResponseBuilder
@@ -66,10 +67,13 @@ class _Prepared:
 
 
 class ResponsesService:
-    def __init__(self, registry: ModelRegistry, defaults: ChatDefaults, store: ResponseStore) -> None:
+    def __init__(
+        self, registry: ModelRegistry, defaults: ChatDefaults, store: ResponseStore, media: MediaConfig | None = None
+    ) -> None:
         self._registry = registry
         self._defaults = defaults
         self._store = store
+        self._media = media or MediaConfig()
 
     # Stored responses
 
@@ -116,6 +120,7 @@ class ResponsesService:
                 template_kwargs=template_kwargs(self._defaults, req.chat_template_kwargs),
                 tool_parser=self._defaults.tool_call_parser,
                 format_grammar=format_grammar,
+                media=self._media,
             )
             fields = req.model_dump(include=set(SAMPLING_FIELDS), exclude_none=True)
             fields["max_tokens"] = req.max_output_tokens
@@ -149,7 +154,8 @@ class ResponsesService:
                 metadata=req.metadata or {},
                 user=req.user,
             )
-            events = model.engine.generate(GenerationRequest(response.id, rendered.prompt, params))  # may 429
+            request = GenerationRequest(response.id, rendered.prompt, params, inputs=rendered.inputs)
+            events = model.engine.generate(request)  # admission: may 429
         return _Prepared(response, conversation, events, rendered.plan.parser(), logprobs, time.monotonic())
 
     async def complete(self, p: _Prepared) -> ResponseObject:

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from app.testing.canned_chats import CANNED_CHATS, render_completion
 from app.testing.hf_cache import hub_cache_dir, install_in_hf_cache, install_into_hub, read_hub_ref, repo_dir
+from app.testing.media_models import MEDIA_BUILDERS
 from app.testing.tokenizer import SPECIAL_TOKENS, TEXT_ADDED_TOKENS, build_tokenizer
 from app.testing.training import (
     encode_canned_chats,
@@ -59,7 +60,14 @@ NEVER_EOS_MODEL_ID = "hfserve/tiny-never-eos"
 ENCODER_MODEL_ID = "hfserve/tiny-encoder"
 
 RECIPE_FILE = "hfserve_tiny_model.json"
-_RECIPE_SOURCES = ("canned_chats.py", "chat_template.py", "tokenizer.py", "training.py", "tiny_models.py")
+_RECIPE_SOURCES = (
+    "canned_chats.py",
+    "chat_template.py",
+    "tokenizer.py",
+    "training.py",
+    "tiny_models.py",
+    "media_models.py",
+)
 _MIN_MARGIN = 2.0  # teacher-forced logit margin every trained token must reach
 _BAN_LOGIT = 1000.0
 
@@ -216,6 +224,7 @@ BUILDERS: dict[str, Callable[[Path], Path]] = {
     CHAT_MODEL_ID: build_chat_model,
     NEVER_EOS_MODEL_ID: build_never_eos_model,
     ENCODER_MODEL_ID: build_encoder_model,
+    **MEDIA_BUILDERS,
 }
 
 

@@ -90,7 +90,7 @@ def _error(resp: httpx.Response, status: int) -> dict:
                     }
                 ],
             },
-            "messages[0].content",
+            "messages[0].content[0]",
         ),
         ({"model": ENCODER_MODEL_ID, "messages": USER}, "model"),
         ({"messages": USER}, "model"),

@@ -1,0 +1,66 @@
+"""Audio transcription wire schemas (OpenAI ``/v1/audio/transcriptions``)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from app.protocol.common import WireModel, WireRequest
+
+ResponseFormat = Literal["json", "text", "srt", "verbose_json", "vtt"]
+
+
+class TranscriptionRequest(WireRequest):
+    """The form fields besides ``file`` (multipart/form-data, as OpenAI takes them)."""
+
+    model: str | None = None
+    language: str | None = Field(None, max_length=32)
+    prompt: str | None = Field(None, max_length=4096)
+    response_format: ResponseFormat = "json"
+    temperature: float = Field(0.0, ge=0.0, le=1.0)
+    timestamp_granularities: list[Literal["segment", "word"]] = Field(default_factory=list)
+    stream: bool = False
+    seed: int | None = Field(None, ge=-(2**63), lt=2**63)
+
+
+class DurationUsage(WireModel):
+    type: Literal["duration"] = "duration"
+    seconds: float
+
+
+class Transcription(WireModel):
+    text: str
+    usage: DurationUsage | None = None
+
+
+class TranscriptionSegment(WireModel):
+    id: int
+    seek: int
+    start: float
+    end: float
+    text: str
+    tokens: list[int]
+    temperature: float
+    avg_logprob: float
+    compression_ratio: float
+    no_speech_prob: float
+
+
+class TranscriptionVerbose(WireModel):
+    task: Literal["transcribe"] = "transcribe"
+    language: str
+    duration: float
+    text: str
+    segments: list[TranscriptionSegment]
+    usage: DurationUsage | None = None
+
+
+class TranscriptTextDelta(WireModel):
+    type: Literal["transcript.text.delta"] = "transcript.text.delta"
+    delta: str
+
+
+class TranscriptTextDone(WireModel):
+    type: Literal["transcript.text.done"] = "transcript.text.done"
+    text: str
