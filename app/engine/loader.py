@@ -49,6 +49,7 @@ class LoadOptions:
     max_model_len: int | None = None
     cpu_threads: int | None = None  # None: all cores but one, leaving one to the HTTP side
     log_setup: Callable[[], None] | None = None  # run first in the engine process (picklable)
+    trace_steps: bool = False  # the engine process records what each step did (tracing is on)
     limits: BatchLimits = field(default_factory=BatchLimits)
 
 

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import multiprocessing
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import structlog
@@ -19,7 +20,7 @@ import structlog
 from app.engine.admission import check_request
 from app.engine.progress import ProgressFn
 from app.engine.stream import RequestStream
-from app.engine.types import EngineHealth, FinishEvent, GenerationRequest, ModelInfo
+from app.engine.types import EngineHealth, FinishEvent, GenerationRequest, ModelInfo, StepRecord
 from app.errors import EngineFailure, ModelLoadFailed, Overloaded
 
 log = structlog.get_logger(__name__)
@@ -38,6 +39,7 @@ class RemoteEngine:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._failure: str | None = None
         self._stopping = False
+        self.on_steps: Callable[[Sequence[StepRecord]], None] | None = None  # on the loop, when tracing is on
 
     @classmethod
     def spawn(
@@ -113,14 +115,17 @@ class RemoteEngine:
     def _attach(self, loop: asyncio.AbstractEventLoop) -> None:
         if self._loop is not loop:
             self._loop = loop
-            loop.add_reader(self._conn.fileno(), self._on_readable)
+            # in an empty context: the callback must not run in a copy of the first request's context
+            contextvars.Context().run(loop.add_reader, self._conn.fileno(), self._on_readable)
 
     def _on_readable(self) -> None:
         try:
             while self._conn.poll():
-                _, batch, self._running, _ = self._conn.recv()
+                _, batch, self._running, _, steps = self._conn.recv()
                 for request_id, events in batch:
                     self._dispatch(request_id, events)
+                if steps and self.on_steps is not None:
+                    self.on_steps(steps)
         except (EOFError, OSError):
             self._close_pipe("the inference process exited")
 
