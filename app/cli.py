@@ -45,6 +45,9 @@ def _serve_parser(sub: Any) -> None:
         "--stream-interval-ms", type=float, help="Send streamed tokens at most this often (default 0: every step)."
     )
     p.add_argument("--max-body-size", type=int, help="Largest request body in bytes (default 32 MiB).")
+    p.add_argument(
+        "--no-metrics", dest="metrics", action="store_false", help="No request metrics (process metrics stay)."
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -65,6 +68,7 @@ def _load_app(settings_json: str) -> Any:
     from app.observability.logging import configure_logging
 
     settings = Settings.model_validate_json(settings_json)
+    configure_logging(settings.log_level)
     app = create_app(settings, engine_log_setup=partial(configure_logging, settings.log_level))
     # Granian configures logging in the worker after loading the app; ours goes on top at startup.
     app.on_startup.insert(0, lambda: configure_logging(settings.log_level))
@@ -76,7 +80,7 @@ def serve(settings: Settings) -> None:
     from granian.log import LogLevels
     from granian.server import Server
 
-    from app.observability.logging import configure_logging
+    from app.observability.logging import configure_logging, granian_log_config
 
     configure_logging(settings.log_level)
     server = Server(
@@ -86,7 +90,7 @@ def serve(settings: Settings) -> None:
         interface=Interfaces.ASGI,
         workers=1,
         log_level=LogLevels(settings.log_level),
-        log_dictconfig={"version": 1, "disable_existing_loggers": False},
+        log_dictconfig=granian_log_config(settings.log_level),
     )
     server.serve(target_loader=partial(_load_app, settings.model_dump_json()), wrap_loader=False)
 

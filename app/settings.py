@@ -55,6 +55,7 @@ class Settings(BaseSettings):
     cpu_threads: int | None = Field(None, ge=1, description="torch threads on CPU (default: all cores but one).")
     stream_interval_ms: float = Field(0.0, ge=0.0, le=1000.0, description="Hold streamed tokens this long.")
     max_body_size: int = Field(32 * 1024 * 1024, ge=1024, description="Largest request body in bytes.")
+    metrics: bool = Field(True, description="Request metrics at /metrics (process metrics are always there).")
 
     @field_validator("cors_origins", "api_key", mode="before")
     @classmethod

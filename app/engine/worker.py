@@ -42,7 +42,8 @@ class PipeDelivery(Delivery):
             return False
         batch: list[tuple[str, list[EngineEvent]]] = [(h.request_id, list(events)) for h, events in self._outbox]
         self._outbox.clear()
-        steps, self.steps = self.steps, []
+        steps = self.steps[:]  # the step log keeps appending to this very list
+        self.steps.clear()
         running, waiting = self.stats()
         with self._send_lock:
             self._conn.send(("events", batch, running, waiting, steps))
