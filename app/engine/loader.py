@@ -22,6 +22,7 @@ from huggingface_hub.errors import (
     RevisionNotFoundError,
 )
 from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, BitsAndBytesConfig
+from transformers.utils import logging as transformers_logging
 
 from app.engine.admission import BatchLimits
 from app.engine.architectures import TEXT, generative_task
@@ -32,6 +33,11 @@ from app.engine.types import ModelInfo, ServingModel
 from app.errors import InvalidRequest, ModelLoadFailed, ModelNotFound
 
 log = structlog.get_logger(__name__)
+
+# transformers logs through the root logger (app.observability.logging's pipeline), not a handler of its own;
+# both processes that load models import this module.
+transformers_logging.disable_default_handler()
+transformers_logging.enable_propagation()
 
 DOWNLOAD_PATTERNS = ["*.json", "*.safetensors", "*.model", "*.txt", "*.jinja", "*.tiktoken", "*.py"]
 _WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt")
