@@ -46,7 +46,7 @@ def create_app(
     telemetry: Telemetry | None = None,
 ) -> Litestar:
     """``telemetry``: by default tracing as the ``OTEL_*`` environment says, and metrics unless turned off."""
-    telemetry = telemetry or Telemetry.from_env(metrics=settings.metrics)
+    telemetry = telemetry or Telemetry.from_env(metrics=settings.metrics, log_setup=engine_log_setup)
     options = LoadOptions(
         dtype=settings.dtype,
         device=settings.device,
@@ -86,6 +86,7 @@ def create_app(
 
     @asynccontextmanager
     async def run_registry(_: Litestar) -> AsyncIterator[None]:
+        telemetry.start()
         log.info("telemetry", **telemetry.describe())
         await registry.start()
         try:

@@ -24,6 +24,7 @@ import time
 from pathlib import Path
 
 import httpx
+import psutil
 from otlp_sink import OtlpSink
 
 BENCH = Path(__file__).resolve().parent
@@ -94,11 +95,46 @@ def load(url: str, args: argparse.Namespace, requests: int) -> dict[str, object]
     return json.loads(subprocess.run(command, check=True, capture_output=True, text=True).stdout)
 
 
+def cpu_seconds(pid: int) -> dict[str, float]:
+    """CPU seconds used so far by a server's processes: its HTTP side (the process we started and its direct
+    children: granian's worker) and everything below that (the engine processes)."""
+    totals = {"http": 0.0, "engine": 0.0}
+    top = psutil.Process(pid)
+
+    def add(process: psutil.Process, depth: int) -> None:
+        try:
+            times = process.cpu_times()
+            children = process.children()
+        except psutil.NoSuchProcess:
+            return
+        totals["http" if depth <= 1 else "engine"] += times.user + times.system
+        for child in children:
+            add(child, depth + 1)
+
+    add(top, 0)
+    return totals
+
+
+def measured_load(url: str, args: argparse.Namespace, requests: int, pid: int) -> dict[str, object]:
+    """One round, with the CPU time the server spent on it per generated token: unlike throughput, that
+    hardly moves with what else the machine is doing."""
+    before = cpu_seconds(pid)
+    result = load(url, args, requests)
+    after = cpu_seconds(pid)
+    tokens = max(1, int(result["output_tokens"]))  # type: ignore[call-overload]
+    for side in ("http", "engine"):
+        result[f"{side}_cpu_us_per_token"] = round((after[side] - before[side]) * 1e6 / tokens, 1)
+    return result
+
+
 def summarize(rounds: list[dict[str, object]]) -> dict[str, object]:
     ordered = sorted(rounds, key=lambda r: float(r["output_tok_s"]))  # type: ignore[arg-type]
     result = dict(ordered[len(ordered) // 2])  # the median round by throughput
     result["rounds_tok_s"] = [r["output_tok_s"] for r in rounds]  # in the order they ran
     result["failed"] = sum(int(r.get("failed", 0)) for r in rounds)  # type: ignore[call-overload]
+    for key in ("http_cpu_us_per_token", "engine_cpu_us_per_token"):
+        if all(key in r for r in rounds):
+            result[key] = statistics.median(float(r[key]) for r in rounds)  # type: ignore[arg-type]
     return result
 
 
@@ -139,7 +175,7 @@ def measure_interleaved(
             load(f"http://127.0.0.1:{port}", args, args.concurrency)  # warm-up: first requests compile, allocate
         for _ in range(args.rounds):
             for name, (_, port, _) in servers.items():
-                rounds[name].append(load(f"http://127.0.0.1:{port}", args, args.requests))
+                rounds[name].append(measured_load(f"http://127.0.0.1:{port}", args, args.requests, procs[name].pid))
                 print(f"{name}: {rounds[name][-1]['output_tok_s']} tok/s", file=sys.stderr)
             if with_ceiling:
                 rounds["ceiling"].append(ceiling(args, env))  # the idle servers use no CPU meanwhile
@@ -168,18 +204,26 @@ def observability_overhead(env: dict[str, str], args: argparse.Namespace, logs: 
     record = {"args": vars(args) | {"hf_home": str(args.hf_home)}, "results": results, "ratios": ratios}
     (logs / "results.json").write_text(json.dumps(record | {"exported": exported}, indent=2))
     rows = [
-        "| hfserve | output tok/s (median) | every round, in order | TTFT p50 / p99 ms | ITL p50 / p99 ms | failed |",
-        "|---|---|---|---|---|---|",
+        "| hfserve | output tok/s (median) | every round, in order | CPU µs per token: HTTP / engine (median) "
+        "| TTFT p50 / p99 ms | ITL p50 / p99 ms | failed |",
+        "|---|---|---|---|---|---|---|",
     ]
     for name, r in results.items():
         rows.append(
-            f"| {name} | {r['output_tok_s']} | {r['rounds_tok_s']} | {r['ttft_ms_p50']} / {r['ttft_ms_p99']} | "
+            f"| {name} | {r['output_tok_s']} | {r['rounds_tok_s']} | {r['http_cpu_us_per_token']} / "
+            f"{r['engine_cpu_us_per_token']} | {r['ttft_ms_p50']} / {r['ttft_ms_p99']} | "
             f"{r['itl_ms_p50']} / {r['itl_ms_p99']} | {r['failed']} |"
         )
+    http = [
+        float(b["http_cpu_us_per_token"]) / float(a["http_cpu_us_per_token"])  # type: ignore[arg-type]
+        for a, b in zip(rounds["off"], rounds["on"], strict=True)
+    ]
     rows += [
         "",
         f"on / off, per round: {[round(x, 3) for x in ratios]}",
         f"median on / off: {median:.3f} (cost {1 - median:+.1%}); mean: {sum(ratios) / len(ratios):.3f}",
+        f"HTTP-side CPU per token, on / off, per round: {[round(x, 3) for x in http]}; "
+        f"median {statistics.median(http):.3f}",
         f"exported to the sink: {exported}",
     ]
     return "\n".join(rows)

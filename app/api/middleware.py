@@ -57,7 +57,7 @@ def request_middleware(telemetry: Telemetry) -> Callable[[ASGIApp], ASGIApp]:
 
             tokens = telemetry.enter(observed)
             try:
-                with structlog.contextvars.bound_contextvars(**_log_context(request_id, observed.trace_id)):
+                with structlog.contextvars.bound_contextvars(**_log_context(request_id, observed.trace_id_hex)):
                     await app(scope, receive_watched, send_observed)
             except asyncio.CancelledError:
                 observed.disconnected = True

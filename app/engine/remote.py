@@ -12,7 +12,7 @@ import contextlib
 import contextvars
 import multiprocessing
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any
 
 import structlog
@@ -20,7 +20,7 @@ import structlog
 from app.engine.admission import check_request
 from app.engine.progress import ProgressFn
 from app.engine.stream import RequestStream
-from app.engine.types import EngineHealth, FinishEvent, GenerationRequest, ModelInfo, StepRecord
+from app.engine.types import EngineHealth, EngineObserver, FinishEvent, GenerationRequest, ModelInfo
 from app.errors import EngineFailure, ModelLoadFailed, Overloaded
 
 log = structlog.get_logger(__name__)
@@ -39,7 +39,7 @@ class RemoteEngine:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._failure: str | None = None
         self._stopping = False
-        self.on_steps: Callable[[Sequence[StepRecord]], None] | None = None  # on the loop, when tracing is on
+        self.observer: EngineObserver | None = None  # telemetry: sees every delivery, on the loop
 
     @classmethod
     def spawn(
@@ -124,8 +124,8 @@ class RemoteEngine:
                 _, batch, self._running, _, steps = self._conn.recv()
                 for request_id, events in batch:
                     self._dispatch(request_id, events)
-                if steps and self.on_steps is not None:
-                    self.on_steps(steps)
+                if self.observer is not None:
+                    self.observer.delivered(batch, steps)
         except (EOFError, OSError):
             self._close_pipe("the inference process exited")
 
@@ -150,9 +150,13 @@ class RemoteEngine:
                 self._loop.remove_reader(self._conn.fileno())
         self._conn.close()
         outcome = "abort" if self._stopping else "error"
+        batch = []
         for request_id, open_choices in list(self._open.items()):
             events = [FinishEvent(request_id, outcome, 0, 0, error=reason, index=i) for i in sorted(open_choices)]
             self._streams[request_id].queue.put_nowait(events)
+            batch.append((request_id, events))
+        if self.observer is not None:
+            self.observer.delivered(batch, [])
         self._streams.clear()
         self._open.clear()
         self._unstarted.clear()

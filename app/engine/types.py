@@ -146,6 +146,15 @@ class EventStream(Protocol):
     def close(self) -> None: ...
 
 
+class EngineObserver(Protocol):
+    """Sees what an engine delivers, once per delivery (not per token): telemetry hooks in here."""
+
+    def delivered(self, batch: Sequence[tuple[str, Sequence[EngineEvent]]], steps: Sequence[StepRecord]) -> None:
+        """``batch``: the events of each request since the last delivery; ``steps``: what the engine's steps
+        did meanwhile (recorded only when tracing is on). Runs on the event loop; must not raise."""
+        ...
+
+
 @runtime_checkable
 class EngineClient(Protocol):
     """What serving code needs from an engine."""

@@ -1,16 +1,19 @@
 """A loaded model as serving code sees it when telemetry is on: the same interfaces, observed.
 
-The registry wraps each model once, at load. ``ObservedEngine`` times every request's events on their way
-to serving code (first token, gaps, tokens, the engine's own timing) and ``TracedRenderer`` puts templating
-and tokenization in a span. So every endpoint, present and future, is observed without code of its own.
+The registry wraps each model once, at load. ``ObservedEngine`` tracks every request it admits and, as the
+engine's observer, is fed each delivery from the engine process once (not once per token read), so every
+endpoint, present and future, is measured without code of its own. ``TracedRenderer`` puts templating and
+tokenization in a span.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import time
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
-from functools import partial
 from typing import Any
+
+import structlog
 
 from app.engine.loader import LoadedModel
 from app.engine.types import (
@@ -18,13 +21,17 @@ from app.engine.types import (
     EngineEvent,
     EngineHealth,
     EventStream,
+    FinishEvent,
     GenerationRequest,
     PromptRenderer,
     ServingModel,
+    StepRecord,
     TokenEvent,
 )
 from app.observability.engine import EngineRequestTracker, record_steps
 from app.observability.telemetry import Telemetry, annotate, current_scope, phase
+
+log = structlog.get_logger(__name__)
 
 
 def observe(loaded: LoadedModel, telemetry: Telemetry) -> ServingModel:
@@ -33,58 +40,63 @@ def observe(loaded: LoadedModel, telemetry: Telemetry) -> ServingModel:
     if not telemetry.active:
         return serving
     engine = ObservedEngine(serving.engine, telemetry, serving.info.name)
+    loaded.engine.observer = engine
     if not telemetry.tracing:
         return replace(serving, engine=engine)
-    loaded.engine.on_steps = partial(record_steps, telemetry, serving.info.name)
     return replace(serving, engine=engine, renderer=TracedRenderer(serving.renderer))
 
 
-class ObservedStream:
-    __slots__ = ("_events", "_tracker")
-
-    def __init__(self, events: EventStream, tracker: EngineRequestTracker) -> None:
-        self._events, self._tracker = events, tracker
-
-    def __aiter__(self) -> ObservedStream:
-        return self
-
-    async def __anext__(self) -> EngineEvent:
-        event = await self._events.__anext__()
-        if event.__class__ is TokenEvent:
-            self._tracker.tokens(len(event.token_ids))  # type: ignore[union-attr]
-        else:
-            self._tracker.finished(event.reason, event.prompt_tokens, event.completion_tokens, event.timing)  # type: ignore[union-attr]
-        return event
-
-    def close(self) -> None:
-        self._events.close()
-        self._tracker.close()
-
-    def __del__(self) -> None:  # dropped unread: the inner stream aborts itself; end the tracking too
-        self._tracker.close()
-
-
 class ObservedEngine:
-    """An ``EngineClient`` that tracks each request it admits."""
+    """An ``EngineClient`` that tracks each request it admits, and the engine's observer."""
 
     def __init__(self, engine: EngineClient, telemetry: Telemetry, model: str) -> None:
         self._engine, self._telemetry, self._model = engine, telemetry, model
+        self._trackers: dict[str, EngineRequestTracker] = {}
 
     def generate(self, request: GenerationRequest) -> EventStream:
         events = self._engine.generate(request)  # admission errors propagate before anything is tracked
         scope = current_scope()
-        if scope is not None and scope.span is not None:
+        if scope is not None and scope.traced:
             annotate(_request_attributes(self._model, request))
-        tracker = EngineRequestTracker(
+        self._trackers[request.request_id] = EngineRequestTracker(
             self._telemetry, scope, self._model, request.request_id, request.params.n, len(request.prompt_ids)
         )
-        return ObservedStream(events, tracker)
+        return events
 
     def abort(self, request_id: str) -> None:
         self._engine.abort(request_id)
 
     def health(self) -> EngineHealth:
         return self._engine.health()
+
+    def delivered(self, batch: Sequence[tuple[str, Sequence[EngineEvent]]], steps: Sequence[StepRecord]) -> None:
+        try:
+            if steps:  # first: a request's last step links to it while it is still tracked
+                record_steps(self._telemetry, self._model, steps)
+            self._delivered(batch)
+        except Exception:  # telemetry must never stop the engine's events from being read
+            log.exception("telemetry_failed")
+
+    def _delivered(self, batch: Sequence[tuple[str, Sequence[EngineEvent]]]) -> None:
+        now = time.perf_counter()
+        trackers = self._trackers
+        for request_id, events in batch:
+            tracker = trackers.get(request_id)
+            if tracker is None:
+                continue
+            tokens = 0
+            for event in events:
+                if event.__class__ is TokenEvent:
+                    tokens += 1
+                    continue
+                if tokens:
+                    tracker.tokens(tokens, now)
+                    tokens = 0
+                assert isinstance(event, FinishEvent)
+                if tracker.finished(event.reason, event.prompt_tokens, event.completion_tokens, event.timing, now):
+                    del trackers[request_id]
+            if tokens:
+                tracker.tokens(tokens, now)
 
 
 def _request_attributes(model: str, request: GenerationRequest) -> dict[str, Any]:

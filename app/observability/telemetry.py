@@ -1,6 +1,6 @@
 """One app's telemetry, and the request scope every layer reaches through a context variable.
 
-``Telemetry`` holds the tracer (None when tracing is off) and the request metrics (None with
+``Telemetry`` holds the span writer (None when tracing is off) and the request metrics (None with
 ``--no-metrics``). The HTTP middleware opens a ``RequestScope`` per request and makes it current; the code
 below it (body validation, templating, the engine wrapper, SSE framing, the error handler) reports through
 the functions of this module, which return at once when no scope is current or tracing is off.
@@ -11,22 +11,29 @@ from __future__ import annotations
 import contextlib
 import time
 from asyncio import CancelledError
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from contextvars import ContextVar, Token
 from typing import Any
 
-from opentelemetry import context as otel_context
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.trace import Link, Span, SpanKind, Status, StatusCode, Tracer, set_span_in_context
+from opentelemetry.sdk.trace.export import ConsoleSpanExporter, SpanExporter
+from opentelemetry.sdk.trace.sampling import ALWAYS_ON, Decision, ParentBased, Sampler
+from opentelemetry.trace import SpanKind
 
+from app.observability.export import resource, start_export_process
 from app.observability.metrics import CONTENT_TYPE_LATEST, RequestMetrics, exposition, new_registry
-from app.observability.tracing import (
-    HEADERS,
-    PROPAGATOR,
-    trace_exporters,
-    traceparent_trace_id,
-    tracer_provider_from_env,
+from app.observability.spans import (
+    ERROR,
+    INTERNAL,
+    SERVER,
+    UNSET,
+    ExportProcessWriter,
+    SpanExporterWriter,
+    SpanRecord,
+    SpanWriter,
+    new_span_id,
+    new_trace_id,
 )
+from app.observability.tracing import incoming_context, sampler_from_env, trace_exporters, traceparent_trace_id
 
 # gen_ai.operation.name of the endpoints that have one in the GenAI semantic conventions
 OPERATIONS = {"/v1/chat/completions": "chat", "/v1/completions": "text_completion"}
@@ -35,66 +42,100 @@ _current: ContextVar[RequestScope | None] = ContextVar("hfserve_request_scope", 
 
 
 class Telemetry:
-    def __init__(self, *, tracer_provider: TracerProvider | None = None, metrics: bool = True) -> None:
-        self.provider = tracer_provider
-        self.tracer: Tracer | None = tracer_provider.get_tracer("hfserve") if tracer_provider is not None else None
+    """``exporters``: where spans go (``otlp``: the export process, ``console``); ``span_exporter``: an SDK
+    exporter to hand spans to directly instead (tests: the in-memory one)."""
+
+    def __init__(
+        self,
+        *,
+        metrics: bool = True,
+        exporters: list[str] | None = None,
+        span_exporter: SpanExporter | None = None,
+        sampler: Sampler | None = None,
+        log_setup: Callable[[], None] | None = None,
+    ) -> None:
+        self.exporters = list(exporters or [])
+        self.writer: SpanWriter | None = SpanExporterWriter(span_exporter) if span_exporter is not None else None
+        self.tracing = bool(self.exporters) or self.writer is not None
+        self.sampler = sampler or ParentBased(ALWAYS_ON)
         self.registry = new_registry()
         self.metrics = RequestMetrics(self.registry) if metrics else None
-        self.links: dict[str, Link] = {}  # engine request id -> link to its HTTP request's span (step spans)
+        self.links: dict[str, tuple[int, int]] = {}  # engine request id -> its request's (trace id, span id)
+        self._log_setup = log_setup
+        self._process: Any = None
 
     @classmethod
-    def from_env(cls, *, metrics: bool = True) -> Telemetry:
-        return cls(tracer_provider=tracer_provider_from_env(), metrics=metrics)
-
-    @property
-    def tracing(self) -> bool:
-        return self.tracer is not None
+    def from_env(cls, *, metrics: bool = True, log_setup: Callable[[], None] | None = None) -> Telemetry:
+        exporters = trace_exporters()
+        sampler = sampler_from_env() if exporters else None
+        return cls(metrics=metrics, exporters=exporters, sampler=sampler, log_setup=log_setup)
 
     @property
     def active(self) -> bool:
         """Anything to record per request at all (with neither, requests take the bare path)."""
-        return self.tracer is not None or self.metrics is not None
+        return self.tracing or self.metrics is not None
+
+    def start(self) -> None:
+        """Start exporting (at app start-up: the export process is spawned here, not at import)."""
+        if self.writer is not None or not self.exporters:
+            return
+        if "otlp" in self.exporters:
+            self._process, conn = start_export_process(self._log_setup)
+            self.writer = ExportProcessWriter(conn)
+        else:
+            self.writer = SpanExporterWriter(ConsoleSpanExporter(), resource())
+
+    def shutdown(self, timeout: float = 10.0) -> None:
+        """Deliver the spans still pending, then stop the export process."""
+        if self.writer is not None:
+            self.writer.close()
+        if self._process is not None:
+            self._process.join(timeout)
+            if self._process.is_alive():
+                self._process.kill()
 
     def describe(self) -> dict[str, Any]:
-        return {"tracing": trace_exporters() if self.tracing else [], "metrics": self.metrics is not None}
+        return {"tracing": self.exporters or ("in-process" if self.tracing else []), "metrics": bool(self.metrics)}
 
     def exposition(self) -> tuple[bytes, str]:
         return exposition(self.registry), CONTENT_TYPE_LATEST
 
-    def shutdown(self) -> None:
-        """Flush the spans still queued for export."""
-        if self.provider is not None:
-            self.provider.shutdown()
+    def write(self, record: SpanRecord) -> None:
+        if self.writer is not None:
+            self.writer.write(record)
 
     # -- one HTTP request -------------------------------------------------------------------------
     def open_request(
         self, method: str, route: str, path: str, headers: Mapping[bytes, bytes], request_id: str
     ) -> RequestScope:
         scope = RequestScope(self, route)
-        if self.tracer is None:
-            scope.trace_id = traceparent_trace_id(headers.get(b"traceparent"))
+        if not self.tracing:
+            scope.trace_id_hex = traceparent_trace_id(headers.get(b"traceparent"))
             return scope
-        attributes: dict[str, Any] = {
-            "http.request.method": method,
-            "http.route": route,
-            "url.path": path,
-            "http.request.header.x-request-id": (request_id,),
-        }
-        if route in OPERATIONS:
-            attributes["gen_ai.operation.name"] = OPERATIONS[route]
-        if agent := headers.get(b"user-agent"):
-            attributes["user_agent.original"] = agent.decode("latin-1")[:256]
-        parent = PROPAGATOR.extract(headers, getter=HEADERS)
-        span = self.tracer.start_span(f"{method} {route}", context=parent, kind=SpanKind.SERVER, attributes=attributes)
-        span_context = span.get_span_context()
-        scope.trace_id = format(span_context.trace_id, "032x")
-        if span.is_recording():  # sampled out: no child spans, but the trace id still goes to the logs
-            scope.span, scope.context, scope.link = span, set_span_in_context(span), Link(span_context)
+        context, parent = incoming_context(headers)
+        trace_id = parent.trace_id if parent is not None else new_trace_id()
+        name = f"{method} {route}"
+        decision = self.sampler.should_sample(context, trace_id, name, SpanKind.SERVER).decision
+        scope.trace_id, scope.span_id, scope.trace_id_hex = trace_id, new_span_id(), format(trace_id, "032x")
+        if parent is not None:
+            scope.parent_id = parent.span_id
+        if decision == Decision.RECORD_AND_SAMPLE:  # sampled out: no spans, but the trace id goes to the logs
+            scope.traced, scope.name, scope.start_ns = True, name, time.time_ns()
+            scope.attributes = {
+                "http.request.method": method,
+                "http.route": route,
+                "url.path": path,
+                "http.request.header.x-request-id": (request_id,),
+            }
+            if route in OPERATIONS:
+                scope.attributes["gen_ai.operation.name"] = OPERATIONS[route]
+            if agent := headers.get(b"user-agent"):
+                scope.attributes["user_agent.original"] = agent.decode("latin-1")[:256]
         return scope
 
     def close_request(self, scope: RequestScope, status: int, complete: bool) -> None:
         abandoned = scope.disconnected and not complete
-        reasons = sorted(scope.finish_reasons)
+        reasons = sorted(scope.finish_reasons) or (["abort"] if abandoned and scope.model else [])
         if (metrics := self.metrics) is not None:
             model, endpoint = scope.model, scope.endpoint
             status_label = "499" if abandoned else str(status)
@@ -105,47 +146,54 @@ class Telemetry:
                 metrics.errors.labels(endpoint, scope.error_type or f"http_{status}").inc()
             if model:
                 metrics.e2e.labels(model, endpoint).observe(time.perf_counter() - scope.started)
-        span = scope.span
-        if span is None:
-            return
-        span.set_attribute("http.response.status_code", status)
+        if scope.traced:
+            self._write_server_span(scope, status, abandoned, reasons)
+
+    def _write_server_span(self, scope: RequestScope, status: int, abandoned: bool, reasons: list[str]) -> None:
+        attributes = scope.attributes
+        attributes["http.response.status_code"] = status
         if scope.model:
-            span.set_attributes(
-                {
-                    "gen_ai.response.model": scope.model,
-                    "gen_ai.usage.input_tokens": scope.input_tokens,
-                    "gen_ai.usage.output_tokens": scope.output_tokens,
-                    "gen_ai.response.finish_reasons": reasons,
-                }
-            )
+            attributes["gen_ai.response.model"] = scope.model
+            attributes["gen_ai.usage.input_tokens"] = scope.input_tokens
+            attributes["gen_ai.usage.output_tokens"] = scope.output_tokens
+            attributes["gen_ai.response.finish_reasons"] = reasons
         if scope.first_token is not None:
-            span.set_attribute("gen_ai.response.time_to_first_chunk", scope.first_token - scope.started)
+            attributes["gen_ai.response.time_to_first_chunk"] = scope.first_token - scope.started
         if abandoned:
-            span.set_attribute("hfserve.client_disconnected", True)
+            attributes["hfserve.client_disconnected"] = True
         if scope.error_type is not None:
-            span.set_attribute("error.type", scope.error_type)
-        if status >= 500 or scope.error_status >= 500:
-            span.set_status(Status(StatusCode.ERROR, scope.error_type))
-        span.end()
+            attributes["error.type"] = scope.error_type
+        failed = status >= 500 or scope.error_status >= 500
+        self.write(
+            SpanRecord(
+                scope.trace_id,
+                scope.span_id,
+                scope.parent_id,
+                scope.name,
+                SERVER,
+                scope.start_ns,
+                time.time_ns(),
+                attributes,
+                status=ERROR if failed else UNSET,
+                status_message=scope.error_type if failed else None,
+                remote_parent=bool(scope.parent_id),
+            )
+        )
 
     @staticmethod
-    def enter(scope: RequestScope) -> tuple[Token[RequestScope | None], object | None]:
-        token = _current.set(scope)
-        return token, otel_context.attach(scope.context) if scope.context is not None else None
+    def enter(scope: RequestScope) -> Token[RequestScope | None]:
+        return _current.set(scope)
 
     @staticmethod
-    def leave(tokens: tuple[Token[RequestScope | None], object | None]) -> None:
-        scope_token, otel_token = tokens
-        if otel_token is not None:
-            otel_context.detach(otel_token)  # type: ignore[arg-type]
-        _current.reset(scope_token)
+    def leave(token: Token[RequestScope | None]) -> None:
+        _current.reset(token)
 
 
 class RequestScope:
     """What is known about one HTTP request while it is served."""
 
     __slots__ = (
-        "context",
+        "attributes",
         "disconnected",
         "endpoint",
         "error_status",
@@ -153,22 +201,27 @@ class RequestScope:
         "finish_reasons",
         "first_token",
         "input_tokens",
-        "link",
         "model",
+        "name",
         "output_tokens",
-        "span",
+        "parent_id",
+        "span_id",
+        "start_ns",
         "started",
         "telemetry",
         "trace_id",
+        "trace_id_hex",
+        "traced",
     )
 
     def __init__(self, telemetry: Telemetry, endpoint: str) -> None:
         self.telemetry, self.endpoint = telemetry, endpoint
         self.started = time.perf_counter()
-        self.span: Span | None = None  # the server span, when tracing and sampled
-        self.context: otel_context.Context | None = None  # holding that span: the parent of child spans
-        self.link: Link | None = None  # to that span, for the engine steps the request takes part in
-        self.trace_id: str | None = None
+        self.traced = False  # tracing is on and this request is sampled: its spans are written
+        self.trace_id = self.span_id = self.parent_id = self.start_ns = 0
+        self.trace_id_hex: str | None = None  # for the logs, sampled or not
+        self.name = ""
+        self.attributes: dict[str, Any] = {}  # of the server span
         self.model = ""  # set once a loaded model serves it
         self.first_token: float | None = None  # perf_counter
         self.finish_reasons: set[str] = set()
@@ -177,57 +230,68 @@ class RequestScope:
         self.error_status = 0
         self.disconnected = False
 
+    def child(self, name: str, start: int, end: int, attributes: dict[str, Any]) -> None:
+        """Write a finished child span of this request (times in ``time.time_ns()``)."""
+        end = max(start, end)
+        record = SpanRecord(self.trace_id, new_span_id(), self.span_id, name, INTERNAL, start, end, attributes)
+        self.telemetry.write(record)
+
 
 def current_scope() -> RequestScope | None:
     return _current.get()
 
 
 class _Phase:
-    """A child span of the current request, around one stage of its work."""
+    """A child span of the current request around one stage of its work; ``set_attribute`` adds to it."""
 
-    __slots__ = ("_attributes", "_context", "_name", "_span", "_tracer")
+    __slots__ = ("_name", "_scope", "_start", "attributes")
 
-    def __init__(self, tracer: Tracer, name: str, context: Any, attributes: Mapping[str, Any] | None) -> None:
-        self._tracer, self._name, self._context, self._attributes = tracer, name, context, attributes
-        self._span: Span | None = None
+    def __init__(self, scope: RequestScope, name: str, attributes: Mapping[str, Any] | None) -> None:
+        self._scope, self._name, self.attributes = scope, name, dict(attributes or {})
+        self._start = 0
 
-    def __enter__(self) -> Span:
-        self._span = self._tracer.start_span(self._name, context=self._context, attributes=self._attributes)
-        return self._span
+    def __enter__(self) -> _Phase:
+        self._start = time.time_ns()
+        return self
+
+    def set_attribute(self, key: str, value: Any) -> None:
+        self.attributes[key] = value
 
     def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: Any) -> None:
-        span = self._span
-        assert span is not None
+        scope, status, message = self._scope, UNSET, None
         if isinstance(exc, GeneratorExit | CancelledError):  # the client left, or the work was cancelled
-            span.set_attribute("hfserve.cancelled", True)
+            self.attributes["hfserve.cancelled"] = True
         elif exc is not None:
-            span.record_exception(exc)
-            span.set_attribute("error.type", getattr(exc, "code", None) or type(exc).__name__)
+            self.attributes["error.type"] = getattr(exc, "code", None) or type(exc).__name__
             if isinstance(exc, Exception) and getattr(exc, "status", 500) >= 500:
-                span.set_status(Status(StatusCode.ERROR, str(exc)[:200]))
-        span.end()
+                status, message = ERROR, str(exc)[:200]
+        record = SpanRecord(
+            scope.trace_id, new_span_id(), scope.span_id, self._name, INTERNAL, self._start, time.time_ns(),
+            self.attributes, status=status, status_message=message,
+        )  # fmt: skip
+        scope.telemetry.write(record)
 
 
-def phase(name: str, attributes: Mapping[str, Any] | None = None) -> contextlib.AbstractContextManager[Span | None]:
+def phase(name: str, attributes: Mapping[str, Any] | None = None) -> contextlib.AbstractContextManager[_Phase | None]:
     """``with phase("validate") as span:`` a child span of the current request; ``span`` is None (and nothing
-    is recorded) when tracing is off or no request is current."""
+    is recorded) when tracing is off, the request is not sampled, or no request is current."""
     scope = _current.get()
-    if scope is None or scope.context is None:
+    if scope is None or not scope.traced:
         return _NOTHING
-    return _Phase(scope.telemetry.tracer, name, scope.context, attributes)  # type: ignore[arg-type]
+    return _Phase(scope, name, attributes)
 
 
-def media_span(stage: str, **attributes: Any) -> contextlib.AbstractContextManager[Span | None]:
+def media_span(stage: str, **attributes: Any) -> contextlib.AbstractContextManager[_Phase | None]:
     """For fetching and decoding media: ``with media_span("fetch", **{"url.scheme": "https"}):``, then
     ``media_span("decode", **{"hfserve.media.kind": "image"})``. Never put a URL's path or query in it."""
     return phase(f"media.{stage}", attributes)
 
 
 def annotate(attributes: Mapping[str, Any]) -> None:
-    """Attributes for the current request's span (when there is one)."""
+    """Attributes for the current request's span (when it is traced)."""
     scope = _current.get()
-    if scope is not None and scope.span is not None:
-        scope.span.set_attributes(attributes)
+    if scope is not None and scope.traced:
+        scope.attributes.update(attributes)
 
 
 def note_error(code: str, status: int) -> None:
@@ -242,8 +306,8 @@ def outcome_fields(response_id: str) -> dict[str, Any]:
     scope = _current.get()
     if scope is None:
         return {}
-    if scope.span is not None:
-        scope.span.set_attribute("gen_ai.response.id", response_id)
+    if scope.traced:
+        scope.attributes["gen_ai.response.id"] = response_id
     if scope.first_token is None:
         return {}
     return {"ttft_ms": round((scope.first_token - scope.started) * 1000, 1)}

@@ -12,8 +12,7 @@ from typing import Any
 import pytest
 import structlog
 from litestar.testing import TestClient
-from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, StatusCode
 
@@ -32,10 +31,8 @@ CHAT = {"messages": [{"role": "user", "content": "What is the capital of France?
 @pytest.fixture(scope="module")
 def traced(hf_home: Path) -> Iterator[tuple[TestClient, InMemorySpanExporter, str]]:
     exporter = InMemorySpanExporter()
-    provider = TracerProvider()
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
     model = str(snapshot_path(hf_home, CHAT_MODEL_ID))
-    app = create_app(Settings(model=model, model_timeout=-1), telemetry=Telemetry(tracer_provider=provider))
+    app = create_app(Settings(model=model, model_timeout=-1), telemetry=Telemetry(span_exporter=exporter))
     with TestClient(app, timeout=60) as client:
         deadline = time.monotonic() + 90
         while client.get("/ready").status_code != 200:
@@ -45,7 +42,13 @@ def traced(hf_home: Path) -> Iterator[tuple[TestClient, InMemorySpanExporter, st
 
 
 def trace(exporter: InMemorySpanExporter, trace_id: int) -> list[ReadableSpan]:
-    return [s for s in exporter.get_finished_spans() if s.context.trace_id == trace_id]
+    """The spans of one trace, once its server span is written (just after the response's last byte)."""
+    deadline = time.monotonic() + 10
+    while True:
+        spans = [s for s in exporter.get_finished_spans() if s.context.trace_id == trace_id]
+        if any(s.kind == SpanKind.SERVER for s in spans) or time.monotonic() > deadline:
+            return spans
+        time.sleep(0.01)
 
 
 def sse_chunks(text: str) -> list[dict[str, Any]]:
@@ -77,7 +80,7 @@ def test_a_streaming_chat_request_is_one_trace(
     assert (attributes["gen_ai.request.max_tokens"], attributes["gen_ai.request.temperature"]) == (5, 0.0)
     assert attributes["gen_ai.usage.input_tokens"] == usage["prompt_tokens"]
     assert attributes["gen_ai.usage.output_tokens"] == usage["completion_tokens"] == 5
-    assert attributes["gen_ai.response.finish_reasons"] == ("length",)
+    assert list(attributes["gen_ai.response.finish_reasons"]) == ["length"]
     assert attributes["gen_ai.response.id"] == chunks[0]["id"]
     assert attributes["gen_ai.response.time_to_first_chunk"] > 0
     assert attributes["http.request.header.x-request-id"] == ("trace-test-1",)
@@ -135,4 +138,7 @@ def test_probes_and_scrapes_are_not_traced(traced: tuple[TestClient, InMemorySpa
     traceparent = "00-33333333333333333333333333333333-4444444444444444-01"
     for path in ("/health", "/ready", "/metrics"):
         assert client.get(path, headers={"traceparent": traceparent}).status_code == 200
-    assert trace(exporter, int("3" * 32, 16)) == []
+    marker = "00-55555555555555555555555555555555-6666666666666666-01"
+    client.post("/v1/chat/completions", json={**CHAT, "max_tokens": 1}, headers={"traceparent": marker})
+    assert trace(exporter, int("5" * 32, 16))  # written after the probes' would have been
+    assert [s for s in exporter.get_finished_spans() if s.context.trace_id == int("3" * 32, 16)] == []

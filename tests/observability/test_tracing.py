@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import pytest
-from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-from opentelemetry.sdk.trace.export import ConsoleSpanExporter
+from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ParentBased, TraceIdRatioBased
 
+from app.observability.export import resource, traces_endpoint
 from app.observability.telemetry import Telemetry
-from app.observability.tracing import traceparent_trace_id, tracer_provider_from_env
+from app.observability.tracing import incoming_context, sampler_from_env, trace_exporters, traceparent_trace_id
 
 _OTEL = (
     "OTEL_SDK_DISABLED",
@@ -16,6 +16,8 @@ _OTEL = (
     "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
     "OTEL_SERVICE_NAME",
     "OTEL_RESOURCE_ATTRIBUTES",
+    "OTEL_TRACES_SAMPLER",
+    "OTEL_TRACES_SAMPLER_ARG",
 )
 
 
@@ -26,49 +28,68 @@ def env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
     return monkeypatch
 
 
-def exporters(provider) -> list[object]:
-    processors = provider._active_span_processor._span_processors
-    return [p.span_exporter for p in processors]
-
-
-def test_no_variables_no_tracer_provider(env: pytest.MonkeyPatch) -> None:
-    assert tracer_provider_from_env() is None
+def test_no_variables_no_tracing(env: pytest.MonkeyPatch) -> None:
+    assert trace_exporters() == []
     telemetry = Telemetry.from_env()
-    assert telemetry.tracer is None and not telemetry.tracing
+    assert not telemetry.tracing and telemetry.writer is None
+    telemetry.start()  # nothing to start
+    assert telemetry.writer is None
 
 
-@pytest.mark.parametrize("variable", ["OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"])
-def test_an_otlp_endpoint_turns_tracing_on(env: pytest.MonkeyPatch, variable: str) -> None:
-    env.setenv(variable, "http://127.0.0.1:4318")
-    provider = tracer_provider_from_env()
-    assert provider is not None
-    [exporter] = exporters(provider)
-    assert isinstance(exporter, OTLPSpanExporter)
-    assert exporter._endpoint.startswith("http://127.0.0.1:4318")
-    assert provider.resource.attributes["service.name"] == "hfserve"
-    provider.shutdown()
+@pytest.mark.parametrize(
+    ("variable", "value", "endpoint"),
+    [
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:4318", "http://127.0.0.1:4318/v1/traces"),
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4318/", "http://collector:4318/v1/traces"),
+        ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "http://127.0.0.1:9999/custom", "http://127.0.0.1:9999/custom"),
+    ],
+)
+def test_an_otlp_endpoint_turns_tracing_on(env: pytest.MonkeyPatch, variable: str, value: str, endpoint: str) -> None:
+    env.setenv(variable, value)
+    assert trace_exporters() == ["otlp"]
+    assert Telemetry.from_env().tracing
+    assert traces_endpoint() == endpoint
 
 
-def test_the_service_name_comes_from_the_environment(env: pytest.MonkeyPatch) -> None:
-    env.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:4318")
+def test_the_service_name(env: pytest.MonkeyPatch) -> None:
+    assert resource().attributes["service.name"] == "hfserve"
     env.setenv("OTEL_SERVICE_NAME", "inference-eu")
-    provider = tracer_provider_from_env()
-    assert provider is not None and provider.resource.attributes["service.name"] == "inference-eu"
-    provider.shutdown()
+    assert resource().attributes["service.name"] == "inference-eu"
+    env.delenv("OTEL_SERVICE_NAME")
+    env.setenv("OTEL_RESOURCE_ATTRIBUTES", "service.name=from-attributes,deployment.environment=prod")
+    attributes = resource().attributes
+    assert (attributes["service.name"], attributes["deployment.environment"]) == ("from-attributes", "prod")
 
 
 @pytest.mark.parametrize(("name", "value"), [("OTEL_SDK_DISABLED", "true"), ("OTEL_TRACES_EXPORTER", "none")])
 def test_disabled_wins_over_an_endpoint(env: pytest.MonkeyPatch, name: str, value: str) -> None:
     env.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:4318")
     env.setenv(name, value)
-    assert tracer_provider_from_env() is None
+    assert trace_exporters() == [] and not Telemetry.from_env().tracing
 
 
-def test_a_named_exporter_needs_no_endpoint(env: pytest.MonkeyPatch) -> None:
-    env.setenv("OTEL_TRACES_EXPORTER", "console")
-    provider = tracer_provider_from_env()
-    assert provider is not None and isinstance(exporters(provider)[0], ConsoleSpanExporter)
-    provider.shutdown()
+def test_named_exporters(env: pytest.MonkeyPatch) -> None:
+    env.setenv("OTEL_TRACES_EXPORTER", "console,zipkin")  # zipkin is not shipped: warned about, left out
+    assert trace_exporters() == ["console"]
+
+
+def test_the_sampler_comes_from_the_environment(env: pytest.MonkeyPatch) -> None:
+    assert isinstance(sampler_from_env(), ParentBased)
+    env.setenv("OTEL_TRACES_SAMPLER", "traceidratio")
+    env.setenv("OTEL_TRACES_SAMPLER_ARG", "0.25")
+    sampler = sampler_from_env()
+    assert isinstance(sampler, TraceIdRatioBased) and sampler.rate == 0.25
+    env.setenv("OTEL_TRACES_SAMPLER", "always_off")
+    assert sampler_from_env() is ALWAYS_OFF
+
+
+def test_incoming_trace_context() -> None:
+    context, parent = incoming_context({b"traceparent": b"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"})
+    assert context is not None and parent is not None
+    assert (parent.trace_id, parent.span_id) == (0x0AF7651916CD43DD8448EB211C80319C, 0xB7AD6B7169203331)
+    assert parent.is_remote
+    assert incoming_context({b"traceparent": b"nonsense"}) == (None, None)
+    assert incoming_context({}) == (None, None)
 
 
 @pytest.mark.parametrize(
