@@ -84,19 +84,19 @@ class ObservedEngine:
             tracker = trackers.get(request_id)
             if tracker is None:
                 continue
-            tokens = 0
+            tokens = 0  # a row's list: its tokens since the last delivery, then maybe its finish
             for event in events:
                 if event.__class__ is TokenEvent:
                     tokens += 1
                     continue
                 if tokens:
-                    tracker.tokens(tokens, now)
+                    tracker.tokens(tokens, now, event.index)
                     tokens = 0
                 assert isinstance(event, FinishEvent)
                 if tracker.finished(event.reason, event.prompt_tokens, event.completion_tokens, event.timing, now):
                     del trackers[request_id]
             if tokens:
-                tracker.tokens(tokens, now)
+                tracker.tokens(tokens, now, events[-1].index)
 
 
 def _request_attributes(model: str, request: GenerationRequest) -> dict[str, Any]:

@@ -28,6 +28,7 @@ class EngineRequestTracker:
     __slots__ = (
         "_admitted",
         "_completion",
+        "_first",
         "_id",
         "_itl",
         "_last",
@@ -36,7 +37,6 @@ class EngineRequestTracker:
         "_prompt",
         "_reasons",
         "_scope",
-        "_seen",
         "_started",
         "_telemetry",
         "_timing",
@@ -49,8 +49,9 @@ class EngineRequestTracker:
         self._admitted = time.time_ns()
         self._started = scope.started if scope is not None else time.perf_counter()
         self._open, self._prompt = choices, prompt
-        self._last: float | None = None
-        self._seen = self._completion = 0
+        self._last: list[float | None] = [None] * choices  # when each choice's last token arrived
+        self._first: float | None = None
+        self._completion = 0
         self._reasons: set[str] = set()
         self._timing: Any = None
         metrics = telemetry.metrics
@@ -61,10 +62,9 @@ class EngineRequestTracker:
             if scope.traced:
                 telemetry.links[request_id] = (scope.trace_id, scope.span_id)
 
-    def tokens(self, count: int, now: float) -> None:
-        """``count`` tokens of one choice reached the HTTP side at ``now`` (``perf_counter``)."""
-        last, self._last = self._last, now
-        self._seen += count
+    def tokens(self, count: int, now: float, index: int) -> None:
+        """``count`` tokens of choice ``index`` reached the HTTP side at ``now`` (``perf_counter``)."""
+        last, self._last[index] = self._last[index], now
         if last is None:
             self._first_token(now)
             if count > 1 and self._itl is not None:
@@ -74,8 +74,7 @@ class EngineRequestTracker:
 
     def finished(self, reason: str, prompt_tokens: int, completion_tokens: int, timing: Any, now: float) -> bool:
         """One choice finished; True once the request has no choice left."""
-        if self._last is None and completion_tokens:  # stopped at its first token: no token event came
-            self._last = now
+        if self._first is None and completion_tokens:  # stopped at its first token: no token event came
             self._first_token(now)
         self._reasons.add(reason)
         self._completion += completion_tokens
@@ -89,6 +88,9 @@ class EngineRequestTracker:
         return True
 
     def _first_token(self, now: float) -> None:
+        if self._first is not None:
+            return
+        self._first = now
         scope, metrics = self._scope, self._telemetry.metrics
         if scope is not None and scope.first_token is not None:
             return  # one time to first token per HTTP request (a completions request may hold several prompts)

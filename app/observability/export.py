@@ -158,7 +158,7 @@ def serve(conn: Any, log_setup: Callable[[], None] | None = None) -> None:
                 if records is None:
                     running = False
                 else:
-                    held.extend(records)
+                    held.extend(map(SpanRecord._make, records))
         except (EOFError, OSError):  # the HTTP process is gone
             running = False
         while held and (len(held) >= batch_size or not running or time.monotonic() >= due):

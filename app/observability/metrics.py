@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from bisect import bisect_left
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Any
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -90,6 +91,21 @@ def _le(bound: float) -> str:
     return "+Inf" if bound == float("inf") else repr(bound)
 
 
+class _Counter:
+    """A prometheus_client counter whose label children are kept: ``labels()`` validates and locks on every
+    call, a few microseconds each, several times per request."""
+
+    def __init__(self, name: str, documentation: str, labelnames: Sequence[str], registry: CollectorRegistry) -> None:
+        self._counter = Counter(name, documentation, list(labelnames), registry=registry)
+        self._children: dict[tuple[str, ...], Any] = {}
+
+    def labels(self, *values: str) -> Any:
+        child = self._children.get(values)
+        if child is None:
+            child = self._children[values] = self._counter.labels(*values)
+        return child
+
+
 class _EngineCollector:
     """Read at scrape time from the engines themselves: nothing to keep in step on the request path."""
 
@@ -146,30 +162,26 @@ class RequestMetrics:
         self.model_load = self._histogram(
             "hfserve_model_load_duration_seconds", "Time to load a model, download included.", ("model",), LOAD_BUCKETS
         )
-        self.prompt_tokens = Counter(
-            "hfserve_prompt_tokens", "Prompt tokens prefilled.", ["model"], registry=registry
-        )
-        self.generation_tokens = Counter(
-            "hfserve_generation_tokens", "Tokens generated.", ["model"], registry=registry
-        )
-        self.requests = Counter(
+        self.prompt_tokens = _Counter("hfserve_prompt_tokens", "Prompt tokens prefilled.", ["model"], registry)
+        self.generation_tokens = _Counter("hfserve_generation_tokens", "Tokens generated.", ["model"], registry)
+        self.requests = _Counter(
             "hfserve_requests",
             "HTTP requests by endpoint, status (499: the client left before the response was complete) and "
             "finish reason of their choices (none: no generation).",
             ["model", "endpoint", "status", "finish_reason"],
-            registry=registry,
+            registry,
         )
-        self.disconnects = Counter(
+        self.disconnects = _Counter(
             "hfserve_client_disconnects",
             "Requests whose client went away before the response was complete.",
             ["model", "endpoint"],
-            registry=registry,
+            registry,
         )
-        self.errors = Counter(
+        self.errors = _Counter(
             "hfserve_errors",
             "Error responses and errors sent mid-stream, by error code.",
             ["endpoint", "type"],
-            registry=registry,
+            registry,
         )
         self._engines = _EngineCollector()
         registry.register(self._engines)  # type: ignore[arg-type]

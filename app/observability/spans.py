@@ -133,7 +133,8 @@ class ExportProcessWriter(SpanWriter):
             self._wake.wait(self._interval)
             self._wake.clear()
             while pending:
-                batch = [pending.popleft() for _ in range(min(len(pending), self._batch))]
+                # as plain tuples: a named tuple pickles through a Python call per record
+                batch = [tuple(pending.popleft()) for _ in range(min(len(pending), self._batch))]
                 try:
                     self._conn.send(batch)
                 except (OSError, ValueError):  # the export process is gone: keep serving without traces
