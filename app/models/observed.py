@@ -52,6 +52,8 @@ class ObservedEngine:
     def __init__(self, engine: EngineClient, telemetry: Telemetry, model: str) -> None:
         self._engine, self._telemetry, self._model = engine, telemetry, model
         self._trackers: dict[str, EngineRequestTracker] = {}
+        self._itl = telemetry.metrics.itl.labels(model) if telemetry.metrics is not None else None
+        self._last_delivery = 0.0
 
     def generate(self, request: GenerationRequest) -> EventStream:
         events = self._engine.generate(request)  # admission errors propagate before anything is tracked
@@ -78,25 +80,38 @@ class ObservedEngine:
             log.exception("telemetry_failed")
 
     def _delivered(self, batch: Sequence[tuple[str, Sequence[EngineEvent]]]) -> None:
+        """Once per message, a few operations per row: every running row gets a token each step, so the
+        gap since the previous message is the gap between consecutive tokens of every row in this one
+        (divided among the tokens a row got, when deliveries are spaced by ``--stream-interval-ms``)."""
         now = time.perf_counter()
         trackers = self._trackers
+        gaps = together = steps = 0  # tokens after an earlier message's; after the first, in its message
         for request_id, events in batch:
             tracker = trackers.get(request_id)
             if tracker is None:
                 continue
-            tokens = 0  # a row's list: its tokens since the last delivery, then maybe its finish
-            for event in events:
-                if event.__class__ is TokenEvent:
-                    tokens += 1
-                    continue
-                if tokens:
-                    tracker.tokens(tokens, now, event.index)
-                    tokens = 0
-                assert isinstance(event, FinishEvent)
-                if tracker.finished(event.reason, event.prompt_tokens, event.completion_tokens, event.timing, now):
-                    del trackers[request_id]
+            tokens = len(events)
+            if events[-1].__class__ is not TokenEvent:  # finishes: rare, once per choice
+                tokens = sum(1 for e in events if e.__class__ is TokenEvent)
             if tokens:
-                tracker.tokens(tokens, now, events[-1].index)
+                if tracker.started:
+                    gaps += tokens
+                    steps = max(steps, tokens)
+                else:
+                    tracker.first_token(now)
+                    together += tokens - 1
+            if tokens < len(events):
+                for event in events:
+                    if event.__class__ is FinishEvent and tracker.finished(
+                        event.reason, event.prompt_tokens, event.completion_tokens, event.timing, now
+                    ):
+                        del trackers[request_id]
+        if self._itl is not None:
+            if gaps:
+                self._itl.observe((now - self._last_delivery) / steps, gaps)
+            if together:
+                self._itl.observe(0.0, together)
+        self._last_delivery = now
 
 
 def _request_attributes(model: str, request: GenerationRequest) -> dict[str, Any]:

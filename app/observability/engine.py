@@ -30,8 +30,6 @@ class EngineRequestTracker:
         "_completion",
         "_first",
         "_id",
-        "_itl",
-        "_last",
         "_model",
         "_open",
         "_prompt",
@@ -49,33 +47,25 @@ class EngineRequestTracker:
         self._admitted = time.time_ns()
         self._started = scope.started if scope is not None else time.perf_counter()
         self._open, self._prompt = choices, prompt
-        self._last: list[float | None] = [None] * choices  # when each choice's last token arrived
         self._first: float | None = None
         self._completion = 0
         self._reasons: set[str] = set()
         self._timing: Any = None
-        metrics = telemetry.metrics
-        self._itl = metrics.itl.labels(model, scope.endpoint if scope else "") if metrics is not None else None
         if scope is not None:
             scope.model = model
             scope.input_tokens += prompt
             if scope.traced:
                 telemetry.links[request_id] = (scope.trace_id, scope.span_id)
 
-    def tokens(self, count: int, now: float, index: int) -> None:
-        """``count`` tokens of choice ``index`` reached the HTTP side at ``now`` (``perf_counter``)."""
-        last, self._last[index] = self._last[index], now
-        if last is None:
-            self._first_token(now)
-            if count > 1 and self._itl is not None:
-                self._itl.observe(0.0, count - 1)
-        elif self._itl is not None:
-            self._itl.observe((now - last) / count, count)
+    @property
+    def started(self) -> bool:
+        """Its first token has arrived."""
+        return self._first is not None
 
     def finished(self, reason: str, prompt_tokens: int, completion_tokens: int, timing: Any, now: float) -> bool:
         """One choice finished; True once the request has no choice left."""
         if self._first is None and completion_tokens:  # stopped at its first token: no token event came
-            self._first_token(now)
+            self.first_token(now)
         self._reasons.add(reason)
         self._completion += completion_tokens
         self._prompt = prompt_tokens or self._prompt
@@ -87,7 +77,8 @@ class EngineRequestTracker:
         self._end()
         return True
 
-    def _first_token(self, now: float) -> None:
+    def first_token(self, now: float) -> None:
+        """Its first token reached the HTTP side at ``now`` (``perf_counter``)."""
         if self._first is not None:
             return
         self._first = now

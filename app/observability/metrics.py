@@ -144,7 +144,7 @@ class RequestMetrics:
             "hfserve_inter_token_latency_seconds",
             "Gap between consecutive tokens of a choice as they reach the HTTP side (tokens that arrive "
             "together share the gap).",
-            by_request,
+            ("model",),
             TOKEN_GAP_BUCKETS,
         )
         self.e2e = self._histogram(
