@@ -53,6 +53,9 @@ def _serve_parser(sub: Any) -> None:
         "--responses-store-size", type=int, help="Responses kept in memory for previous_response_id (default 1000)."
     )
     p.add_argument("--responses-store-ttl", type=float, help="Seconds a stored response is kept (default 3600).")
+    p.add_argument(
+        "--no-metrics", dest="metrics", action="store_false", help="No request metrics (process metrics stay)."
+    )
     _media_options(p)
 
 
@@ -90,6 +93,7 @@ def _load_app(settings_json: str) -> Any:
     from app.observability.logging import configure_logging
 
     settings = Settings.model_validate_json(settings_json)
+    configure_logging(settings.log_level)
     app = create_app(settings, engine_log_setup=partial(configure_logging, settings.log_level))
     # Granian configures logging in the worker after loading the app; ours goes on top at startup.
     app.on_startup.insert(0, lambda: configure_logging(settings.log_level))
@@ -101,7 +105,7 @@ def serve(settings: Settings) -> None:
     from granian.log import LogLevels
     from granian.server import Server
 
-    from app.observability.logging import configure_logging
+    from app.observability.logging import configure_logging, granian_log_config
 
     configure_logging(settings.log_level)
     server = Server(
@@ -111,7 +115,7 @@ def serve(settings: Settings) -> None:
         interface=Interfaces.ASGI,
         workers=1,
         log_level=LogLevels(settings.log_level),
-        log_dictconfig={"version": 1, "disable_existing_loggers": False},
+        log_dictconfig=granian_log_config(settings.log_level),
     )
     server.serve(target_loader=partial(_load_app, settings.model_dump_json()), wrap_loader=False)
 

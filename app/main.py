@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
+import structlog
 from litestar import Litestar
 from litestar.config.cors import CORSConfig
 from litestar.datastructures import State
@@ -23,7 +24,7 @@ from app.api.deps import (
 )
 from app.api.errors import handle_app_error, handle_http_error, handle_unexpected
 from app.api.health import HealthController
-from app.api.middleware import api_key_middleware, request_id_middleware
+from app.api.middleware import api_key_middleware, request_middleware
 from app.api.models import ModelsController
 from app.api.responses import ResponsesController
 from app.api.transcriptions import TranscriptionsController
@@ -32,6 +33,7 @@ from app.engine.loader import LoadOptions, load_model
 from app.errors import HfServeError
 from app.media.limits import FetchPolicy, MediaLimits
 from app.models.registry import Loader, ModelRegistry
+from app.observability.telemetry import Telemetry
 from app.serving.chat import ChatDefaults, ChatService
 from app.serving.completions import CompletionService
 from app.serving.health import HealthService
@@ -42,6 +44,8 @@ from app.serving.response_store import ResponseStore
 from app.serving.responses import ResponsesService
 from app.serving.transcriptions import TranscriptionService
 from app.settings import Settings
+
+log = structlog.get_logger(__name__)
 
 
 def media_config(settings: Settings) -> MediaConfig:
@@ -65,8 +69,14 @@ def media_config(settings: Settings) -> MediaConfig:
 
 
 def create_app(
-    settings: Settings, *, loader: Loader = load_model, engine_log_setup: Callable[[], None] | None = None
+    settings: Settings,
+    *,
+    loader: Loader = load_model,
+    engine_log_setup: Callable[[], None] | None = None,
+    telemetry: Telemetry | None = None,
 ) -> Litestar:
+    """``telemetry``: by default tracing as the ``OTEL_*`` environment says, and metrics unless turned off."""
+    telemetry = telemetry or Telemetry.from_env(metrics=settings.metrics, log_setup=engine_log_setup)
     options = LoadOptions(
         dtype=settings.dtype,
         device=settings.device,
@@ -76,6 +86,7 @@ def create_app(
         max_model_len=settings.max_model_len,
         cpu_threads=settings.cpu_threads,
         log_setup=engine_log_setup,
+        trace_steps=telemetry.tracing,
         limits=BatchLimits(
             max_batch_size=settings.max_batch_size,
             max_num_batched_tokens=settings.max_num_batched_tokens,
@@ -84,7 +95,11 @@ def create_app(
             stream_interval=settings.stream_interval_ms / 1000,
         ),
     )
-    registry = ModelRegistry(options, idle_timeout=settings.model_timeout, pinned=settings.model, loader=loader)
+    registry = ModelRegistry(
+        options, idle_timeout=settings.model_timeout, pinned=settings.model, loader=loader, telemetry=telemetry
+    )
+    if telemetry.metrics is not None:
+        telemetry.metrics.watch_engines(registry.engine_load)
     defaults = ChatDefaults(
         chat_template_kwargs=dict(settings.chat_template_kwargs),
         reasoning=settings.reasoning,
@@ -101,19 +116,22 @@ def create_app(
             ),
             "transcription_service": TranscriptionService(registry, media),
             "models_service": ModelsService(registry),
-            "health_service": HealthService(registry),
+            "health_service": HealthService(registry, telemetry),
         }
     )
 
     @asynccontextmanager
     async def run_registry(_: Litestar) -> AsyncIterator[None]:
+        telemetry.start()
+        log.info("telemetry", **telemetry.describe())
         await registry.start()
         try:
             yield
         finally:
             await registry.close()
+            telemetry.shutdown()
 
-    middleware = [request_id_middleware]
+    middleware = [request_middleware(telemetry)]
     if settings.api_key:
         middleware.append(api_key_middleware(settings.api_key))
     cors = None
@@ -152,4 +170,5 @@ def create_app(
         state=state,
         request_max_body_size=settings.max_body_size,
         openapi_config=None,
+        logging_config=None,  # logging is ours (app.observability.logging), for stdlib loggers too
     )

@@ -72,6 +72,7 @@ class Settings(BaseSettings):
     max_video_frames: int = Field(64, ge=1, description="Frames sampled from one video at most.")
     video_frames: int = Field(8, ge=1, description="Frames sampled from a video by default.")
     video_fps: float | None = Field(None, gt=0, description="Sample videos at this rate by default instead.")
+    metrics: bool = Field(True, description="Request metrics at /metrics (process metrics are always there).")
 
     @field_validator("cors_origins", "api_key", "allowed_media_hosts", mode="before")
     @classmethod

@@ -5,6 +5,10 @@ gets the same load (bench/loadgen.py). Upstream runs from its own environment (b
 ``make bench-env``). Results go to stdout as a Markdown table and to bench/results/*.json.
 
     .venv/bin/python bench/compare.py --requests 256 --concurrency 32 --max-tokens 64 --prompt-words 25
+
+``--observability`` runs hfserve twice instead, side by side: with tracing and metrics off (``--no-metrics``,
+no ``OTEL_*``) and on (metrics, and every span exported over OTLP/HTTP to a sink in this process,
+bench/otlp_sink.py). It reports both servers' rounds and the on/off throughput ratio of every round.
 """
 
 from __future__ import annotations
@@ -13,12 +17,15 @@ import argparse
 import json
 import os
 import signal
+import statistics
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import httpx
+import psutil
+from otlp_sink import OtlpSink
 
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
@@ -88,11 +95,46 @@ def load(url: str, args: argparse.Namespace, requests: int) -> dict[str, object]
     return json.loads(subprocess.run(command, check=True, capture_output=True, text=True).stdout)
 
 
+def cpu_seconds(pid: int) -> dict[str, float]:
+    """CPU seconds used so far by a server's processes: its HTTP side (the process we started and its direct
+    children: granian's worker) and everything below that (the engine processes)."""
+    totals = {"http": 0.0, "engine": 0.0}
+    top = psutil.Process(pid)
+
+    def add(process: psutil.Process, depth: int) -> None:
+        try:
+            times = process.cpu_times()
+            children = process.children()
+        except psutil.NoSuchProcess:
+            return
+        totals["http" if depth <= 1 else "engine"] += times.user + times.system
+        for child in children:
+            add(child, depth + 1)
+
+    add(top, 0)
+    return totals
+
+
+def measured_load(url: str, args: argparse.Namespace, requests: int, pid: int) -> dict[str, object]:
+    """One round, with the CPU time the server spent on it per generated token: unlike throughput, that
+    hardly moves with what else the machine is doing."""
+    before = cpu_seconds(pid)
+    result = load(url, args, requests)
+    after = cpu_seconds(pid)
+    tokens = max(1, int(result["output_tokens"]))  # type: ignore[call-overload]
+    for side in ("http", "engine"):
+        result[f"{side}_cpu_us_per_token"] = round((after[side] - before[side]) * 1e6 / tokens, 1)
+    return result
+
+
 def summarize(rounds: list[dict[str, object]]) -> dict[str, object]:
     ordered = sorted(rounds, key=lambda r: float(r["output_tok_s"]))  # type: ignore[arg-type]
     result = dict(ordered[len(ordered) // 2])  # the median round by throughput
     result["rounds_tok_s"] = [r["output_tok_s"] for r in rounds]  # in the order they ran
     result["failed"] = sum(int(r.get("failed", 0)) for r in rounds)  # type: ignore[call-overload]
+    for key in ("http_cpu_us_per_token", "engine_cpu_us_per_token"):
+        if all(key in r for r in rounds):
+            result[key] = statistics.median(float(r[key]) for r in rounds)  # type: ignore[arg-type]
     return result
 
 
@@ -115,28 +157,76 @@ def ceiling(args: argparse.Namespace, env: dict[str, str]) -> dict[str, object]:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
+Servers = dict[str, tuple[list[str], int, dict[str, str]]]  # name -> (command, port, extra environment)
+
+
 def measure_interleaved(
-    servers: dict[str, tuple[list[str], int]], env: dict[str, str], args: argparse.Namespace, logs: Path
-) -> dict[str, dict[str, object]]:
+    servers: Servers, env: dict[str, str], args: argparse.Namespace, logs: Path, *, with_ceiling: bool = True
+) -> tuple[dict[str, dict[str, object]], dict[str, list[dict[str, object]]]]:
     """Start every server, then run rounds in turn (A, B, C, A, B, C...): the machine's speed drifts over
     minutes, and interleaving gives every server the same share of good and bad moments. Idle servers
-    use no CPU (checked for upstream with top)."""
+    use no CPU (checked for upstream with top). Returns the median round of each, and every round."""
     procs: dict[str, subprocess.Popen[bytes]] = {}
-    rounds: dict[str, list[dict[str, object]]] = {name: [] for name in [*servers, "ceiling"]}
+    rounds: dict[str, list[dict[str, object]]] = {name: [] for name in [*servers, *(["ceiling"] * with_ceiling)]}
     try:
-        for name, (command, port) in servers.items():
-            procs[name] = start(command, env, logs / f"{name.replace(' ', '_')}.log")
+        for name, (command, port, extra) in servers.items():
+            procs[name] = start(command, env | extra, logs / f"{name.replace(' ', '_')}.log")
             wait_up(f"http://127.0.0.1:{port}", procs[name])
             load(f"http://127.0.0.1:{port}", args, args.concurrency)  # warm-up: first requests compile, allocate
         for _ in range(args.rounds):
-            for name, (_, port) in servers.items():
-                rounds[name].append(load(f"http://127.0.0.1:{port}", args, args.requests))
+            for name, (_, port, _) in servers.items():
+                rounds[name].append(measured_load(f"http://127.0.0.1:{port}", args, args.requests, procs[name].pid))
                 print(f"{name}: {rounds[name][-1]['output_tok_s']} tok/s", file=sys.stderr)
-            rounds["ceiling"].append(ceiling(args, env))  # the idle servers use no CPU meanwhile
+            if with_ceiling:
+                rounds["ceiling"].append(ceiling(args, env))  # the idle servers use no CPU meanwhile
     finally:
         for proc in procs.values():
             stop(proc)
-    return {name: summarize(runs) for name, runs in rounds.items()}
+    return {name: summarize(runs) for name, runs in rounds.items()}, rounds
+
+
+def observability_overhead(env: dict[str, str], args: argparse.Namespace, logs: Path) -> str:
+    """hfserve with tracing and metrics off, and on (spans exported to a local sink), rounds interleaved."""
+    hfserve = [str(Path(sys.executable).parent / "hfserve"), "serve", MODEL, "--host", "127.0.0.1"]
+    with OtlpSink() as sink:
+        on = {"OTEL_EXPORTER_OTLP_ENDPOINT": sink.endpoint, "OTEL_SERVICE_NAME": "hfserve-bench"}
+        servers: Servers = {
+            "off": ([*hfserve, "--port", "8321", "--no-metrics"], 8321, {}),
+            "on": ([*hfserve, "--port", "8322"], 8322, on),
+        }
+        results, rounds = measure_interleaved(servers, env, args, logs, with_ceiling=False)
+        exported = sink.counts()
+    ratios = [
+        float(b["output_tok_s"]) / float(a["output_tok_s"])  # type: ignore[arg-type]
+        for a, b in zip(rounds["off"], rounds["on"], strict=True)
+    ]
+    median = statistics.median(ratios)
+    record = {"args": vars(args) | {"hf_home": str(args.hf_home)}, "results": results, "ratios": ratios}
+    (logs / "results.json").write_text(json.dumps(record | {"exported": exported}, indent=2))
+    rows = [
+        "| hfserve | output tok/s (median) | every round, in order | CPU µs per token: HTTP / engine (median) "
+        "| TTFT p50 / p99 ms | ITL p50 / p99 ms | failed |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for name, r in results.items():
+        rows.append(
+            f"| {name} | {r['output_tok_s']} | {r['rounds_tok_s']} | {r['http_cpu_us_per_token']} / "
+            f"{r['engine_cpu_us_per_token']} | {r['ttft_ms_p50']} / {r['ttft_ms_p99']} | "
+            f"{r['itl_ms_p50']} / {r['itl_ms_p99']} | {r['failed']} |"
+        )
+    http = [
+        float(b["http_cpu_us_per_token"]) / float(a["http_cpu_us_per_token"])  # type: ignore[arg-type]
+        for a, b in zip(rounds["off"], rounds["on"], strict=True)
+    ]
+    rows += [
+        "",
+        f"on / off, per round: {[round(x, 3) for x in ratios]}",
+        f"median on / off: {median:.3f} (cost {1 - median:+.1%}); mean: {sum(ratios) / len(ratios):.3f}",
+        f"HTTP-side CPU per token, on / off, per round: {[round(x, 3) for x in http]}; "
+        f"median {statistics.median(http):.3f}",
+        f"exported to the sink: {exported}",
+    ]
+    return "\n".join(rows)
 
 
 def main() -> None:
@@ -148,6 +238,9 @@ def main() -> None:
     p.add_argument("--prompt-words", type=int, default=25)
     p.add_argument("--rounds", type=int, default=3, help="load runs per server; the median is reported")
     p.add_argument("--skip-upstream", action="store_true")
+    p.add_argument(
+        "--observability", action="store_true", help="hfserve with tracing and metrics off vs on, nothing else"
+    )
     p.add_argument(
         "--variant",
         action="append",
@@ -162,19 +255,22 @@ def main() -> None:
         check=True,
         capture_output=True,
     )
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("HF_", "HFSERVE_"))}
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("HF_", "HFSERVE_", "OTEL_"))}
     env.update(HF_HOME=str(args.hf_home), HF_HUB_OFFLINE="1", TOKENIZERS_PARALLELISM="false")
     stamp = time.strftime("%Y%m%dT%H%M%S")
     logs = BENCH / "results" / stamp
     logs.mkdir(parents=True, exist_ok=True)
+    if args.observability:
+        print(observability_overhead(env, args, logs))
+        return
     hfserve = [str(Path(sys.executable).parent / "hfserve"), "serve", MODEL, "--host", "127.0.0.1"]
-    servers: dict[str, tuple[list[str], int]] = {"hfserve": ([*hfserve, "--port", "8301"], 8301)}
+    servers: Servers = {"hfserve": ([*hfserve, "--port", "8301"], 8301, {})}
     for i, flags in enumerate(args.variant):
-        servers[f"hfserve {flags}"] = ([*hfserve, "--port", str(8310 + i), *flags.split()], 8310 + i)
+        servers[f"hfserve {flags}"] = ([*hfserve, "--port", str(8310 + i), *flags.split()], 8310 + i, {})
     if not args.skip_upstream:
         upstream = [str(UPSTREAM), "serve", MODEL, "--host", "127.0.0.1", "--port", "8302", *UPSTREAM_CB]
-        servers["upstream"] = (upstream, 8302)
-    results = measure_interleaved(servers, env, args, logs)
+        servers["upstream"] = (upstream, 8302, {})
+    results, _ = measure_interleaved(servers, env, args, logs)
     (logs / "results.json").write_text(
         json.dumps({"args": vars(args) | {"hf_home": str(args.hf_home)}, "results": results}, indent=2)
     )

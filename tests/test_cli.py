@@ -75,6 +75,7 @@ def test_no_flags_give_the_defaults(served: list[Settings]) -> None:
         (["--max-batch-size", "4"], "max_batch_size", 4),
         (["--max-model-len", "512"], "max_model_len", 512),
         (["--max-body-size", "4096"], "max_body_size", 4096),
+        (["--no-metrics"], "metrics", False),
     ],
 )
 def test_flag_maps_to_setting(served: list[Settings], argv: list[str], field: str, expected: Any) -> None:

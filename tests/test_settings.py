@@ -22,6 +22,7 @@ def test_defaults() -> None:
     assert s.default_seed is None
     assert s.log_level == "info"
     assert s.max_body_size == 32 * 1024 * 1024
+    assert s.metrics is True
 
 
 def test_scalar_values_from_env(clean_env: pytest.MonkeyPatch) -> None:
@@ -32,6 +33,7 @@ def test_scalar_values_from_env(clean_env: pytest.MonkeyPatch) -> None:
     clean_env.setenv("HFSERVE_DEFAULT_SEED", "7")
     clean_env.setenv("HFSERVE_DEVICE", "cuda:1")
     clean_env.setenv("HFSERVE_LOG_LEVEL", "DEBUG")
+    clean_env.setenv("HFSERVE_METRICS", "false")
     s = Settings()
     assert s.model == "org/name@v1"
     assert s.port == 9001
@@ -40,6 +42,7 @@ def test_scalar_values_from_env(clean_env: pytest.MonkeyPatch) -> None:
     assert s.default_seed == 7
     assert s.device == "cuda:1"
     assert s.log_level == "debug"
+    assert s.metrics is False
 
 
 def test_env_names_are_case_insensitive(clean_env: pytest.MonkeyPatch) -> None:

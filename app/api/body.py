@@ -9,6 +9,7 @@ from litestar import Request
 from pydantic import ValidationError
 
 from app.errors import InvalidRequest
+from app.observability.telemetry import phase
 from app.protocol.common import WireRequest
 
 log = structlog.get_logger(__name__)
@@ -42,12 +43,15 @@ def validation_error(exc: ValidationError) -> InvalidRequest:
 
 async def parse_body(request: Request, model: type[RequestT]) -> RequestT:
     body = await request.body()
-    if not body.strip():
-        raise InvalidRequest("The request body is empty; expected a JSON object.")
-    try:
-        parsed = model.model_validate_json(body)
-    except ValidationError as exc:
-        raise validation_error(exc) from exc
+    with phase("validate", {"http.request.body.size": len(body)}) as span:
+        if not body.strip():
+            raise InvalidRequest("The request body is empty; expected a JSON object.")
+        try:
+            parsed = model.model_validate_json(body)
+        except ValidationError as exc:
+            raise validation_error(exc) from exc
+        if span is not None and isinstance(stream := getattr(parsed, "stream", None), bool):
+            span.set_attribute("gen_ai.request.stream", stream)
     for name in parsed.model_extra or {}:
         if (model.__name__, name) not in _logged_unknown:
             _logged_unknown.add((model.__name__, name))

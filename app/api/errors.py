@@ -8,6 +8,7 @@ from litestar.exceptions import HTTPException
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 
 from app.errors import HfServeError
+from app.observability.telemetry import note_error
 
 log = structlog.get_logger(__name__)
 
@@ -21,6 +22,7 @@ _HTTP_TYPES = {
 
 
 def error_response(error: HfServeError) -> Response[dict[str, object]]:
+    note_error(error.code or error.type, error.status)
     return Response(content=error.body(), status_code=error.status, headers=error.headers)
 
 

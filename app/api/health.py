@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from litestar import Controller, Response, get
-from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
 from app.serving.health import HealthService
 
@@ -20,5 +19,6 @@ class HealthController(Controller):
         return Response(body, status_code=200 if ok else 503, headers={} if ok else {"Retry-After": "5"})
 
     @get("/metrics", cache=False)
-    async def metrics(self) -> Response[bytes]:
-        return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
+    async def metrics(self, health_service: HealthService) -> Response[bytes]:
+        body, content_type = health_service.metrics()
+        return Response(body, media_type=content_type)

@@ -10,6 +10,7 @@ from litestar.response import Stream
 from pydantic import BaseModel
 
 from app.errors import HfServeError
+from app.observability.telemetry import note_error, phase
 
 log = structlog.get_logger(__name__)
 
@@ -27,19 +28,27 @@ async def encode(events: AsyncIterator[BaseModel], *, done: bool, named: bool = 
 
     ``named`` streams (the Responses API) also carry each event's ``type`` as the SSE ``event:`` field.
     """
-    try:
-        async for event in events:
-            yield frame(event, getattr(event, "type", None) if named else None)
-    except HfServeError as exc:
-        yield frame(exc.body(), "error" if named else None)
-        return
-    except Exception as exc:
-        log.exception("stream_failed", error_type=type(exc).__name__)
-        error = HfServeError("The server had an error while streaming the response.")
-        yield frame(error.body(), "error" if named else None)
-        return
-    if done:
-        yield DONE
+    with phase("stream") as span:
+        frames = 0
+        try:
+            async for event in events:
+                frames += 1
+                yield frame(event, getattr(event, "type", None) if named else None)
+        except HfServeError as exc:
+            note_error(exc.code or exc.type, exc.status)
+            yield frame(exc.body(), "error" if named else None)
+            return
+        except Exception as exc:
+            log.exception("stream_failed", error_type=type(exc).__name__)
+            note_error("server_error", 500)
+            error = HfServeError("The server had an error while streaming the response.")
+            yield frame(error.body(), "error" if named else None)
+            return
+        finally:
+            if span is not None:
+                span.set_attribute("hfserve.stream.frames", frames)
+        if done:
+            yield DONE
 
 
 def sse_response(events: AsyncIterator[BaseModel], *, done: bool = True, named: bool = False) -> Stream:

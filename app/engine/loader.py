@@ -23,6 +23,7 @@ from huggingface_hub.errors import (
     RevisionNotFoundError,
 )
 from transformers import AutoConfig, AutoTokenizer, BitsAndBytesConfig
+from transformers.utils import logging as transformers_logging
 
 from app.engine.admission import BatchLimits
 from app.engine.architectures import generative_task
@@ -34,6 +35,11 @@ from app.engine.types import ModelInfo, PromptRenderer, ServingModel
 from app.errors import InvalidRequest, ModelLoadFailed, ModelNotFound
 
 log = structlog.get_logger(__name__)
+
+# transformers logs through the root logger (app.observability.logging's pipeline), not a handler of its own;
+# both processes that load models import this module.
+transformers_logging.disable_default_handler()
+transformers_logging.enable_propagation()
 
 DOWNLOAD_PATTERNS = ["*.json", "*.safetensors", "*.model", "*.txt", "*.jinja", "*.tiktoken", "*.py"]
 _WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt")
@@ -51,6 +57,7 @@ class LoadOptions:
     max_model_len: int | None = None
     cpu_threads: int | None = None  # None: all cores but one, leaving one to the HTTP side
     log_setup: Callable[[], None] | None = None  # run first in the engine process (picklable)
+    trace_steps: bool = False  # the engine process records what each step did (tracing is on)
     limits: BatchLimits = field(default_factory=BatchLimits)
 
 

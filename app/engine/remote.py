@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import multiprocessing
 import threading
 from collections.abc import Callable
@@ -19,7 +20,7 @@ import structlog
 from app.engine.admission import check_request
 from app.engine.progress import ProgressFn
 from app.engine.stream import RequestStream
-from app.engine.types import EngineHealth, FinishEvent, GenerationRequest, ModelInfo
+from app.engine.types import EngineHealth, EngineObserver, FinishEvent, GenerationRequest, ModelInfo
 from app.errors import EngineFailure, ModelLoadFailed, Overloaded
 
 log = structlog.get_logger(__name__)
@@ -38,6 +39,7 @@ class RemoteEngine:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._failure: str | None = None
         self._stopping = False
+        self.observer: EngineObserver | None = None  # telemetry: sees every delivery, on the loop
 
     @classmethod
     def spawn(
@@ -113,14 +115,17 @@ class RemoteEngine:
     def _attach(self, loop: asyncio.AbstractEventLoop) -> None:
         if self._loop is not loop:
             self._loop = loop
-            loop.add_reader(self._conn.fileno(), self._on_readable)
+            # in an empty context: the callback must not run in a copy of the first request's context
+            contextvars.Context().run(loop.add_reader, self._conn.fileno(), self._on_readable)
 
     def _on_readable(self) -> None:
         try:
             while self._conn.poll():
-                _, batch, self._running, _ = self._conn.recv()
+                _, batch, self._running, _, steps = self._conn.recv()
                 for request_id, events in batch:
                     self._dispatch(request_id, events)
+                if self.observer is not None:
+                    self.observer.delivered(batch, steps)
         except (EOFError, OSError):
             self._close_pipe("the inference process exited")
 
@@ -145,9 +150,13 @@ class RemoteEngine:
                 self._loop.remove_reader(self._conn.fileno())
         self._conn.close()
         outcome = "abort" if self._stopping else "error"
+        batch = []
         for request_id, open_choices in list(self._open.items()):
             events = [FinishEvent(request_id, outcome, 0, 0, error=reason, index=i) for i in sorted(open_choices)]
             self._streams[request_id].queue.put_nowait(events)
+            batch.append((request_id, events))
+        if self.observer is not None:
+            self.observer.delivered(batch, [])
         self._streams.clear()
         self._open.clear()
         self._unstarted.clear()

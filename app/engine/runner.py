@@ -16,7 +16,6 @@ import queue
 import threading
 from collections import deque
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 import structlog
@@ -27,7 +26,9 @@ from app.engine.admission import BatchLimits, check_request
 from app.engine.batch import KVBatch, mergeable, prefill, prefill_chunk, repeat_rows
 from app.engine.constraints import Grammars
 from app.engine.detokenizer import TextAssembler
+from app.engine.rows import EngineRequest, Row
 from app.engine.sampler import BatchSampler, Draw, SequenceSampling
+from app.engine.steps import StepLog
 from app.engine.stream import Delivery, RequestStream
 from app.engine.types import EngineEvent, EngineHealth, FinishEvent, FinishReason, GenerationRequest, TokenEvent
 from app.engine.types import TokenLogprob as Logprob
@@ -36,38 +37,18 @@ from app.errors import EngineFailure, Overloaded
 log = structlog.get_logger(__name__)
 
 
-@dataclass(eq=False)
-class _Request:
-    request: GenerationRequest
-    stream: Any  # where the delivery sends its events: a RequestStream, or a handle in the engine process
-    open: int
-    prompt: list[int]
-    done: int = 0  # prompt tokens already prefilled (chunked prefill)
-    cache: DynamicCache | None = None
-
-    @property
-    def id(self) -> str:
-        return self.request.request_id
-
-
-@dataclass(eq=False)
-class _Row:
-    """One choice being decoded: a row of the running batch."""
-
-    owner: _Request
-    index: int
-    sampling: SequenceSampling
-    text: TextAssembler
-    token: int = 0
-    produced: int = 0
-    events: list[EngineEvent] = field(default_factory=list)
-
-
 class BatchedEngine:
     """An ``EngineClient`` batching every concurrent request of one model in one decode loop."""
 
     def __init__(
-        self, model: Any, tokenizer: Any, *, name: str, limits: BatchLimits, delivery: Delivery | None = None
+        self,
+        model: Any,
+        tokenizer: Any,
+        *,
+        name: str,
+        limits: BatchLimits,
+        delivery: Delivery | None = None,
+        trace_steps: bool = False,
     ) -> None:
         self._model, self._tokenizer, self._limits = model, tokenizer, limits
         self._vocab = int(model.get_output_embeddings().weight.shape[0])
@@ -77,10 +58,10 @@ class BatchedEngine:
         self._sampler = BatchSampler(self._vocab, model.device)
         self._grammars = Grammars(tokenizer, self._vocab)
         self._batch = KVBatch(model, prebuilt_masks=batchable)
-        self._rows: list[_Row] = []
-        self._waiting: deque[_Request] = deque()
-        self._chunked: _Request | None = None
-        self._inbox: queue.Queue[_Request | None] = queue.Queue()
+        self._rows: list[Row] = []
+        self._waiting: deque[EngineRequest] = deque()
+        self._chunked: EngineRequest | None = None
+        self._inbox: queue.Queue[EngineRequest | None] = queue.Queue()
         self._lock = threading.Lock()
         self._live: set[str] = set()
         self._aborted: set[str] = set()
@@ -88,6 +69,7 @@ class BatchedEngine:
         self._stopping = False
         self._failure: str | None = None
         self._delivery = delivery or Delivery(limits.stream_interval)
+        self._steps = StepLog(self._delivery.steps, enabled=trace_steps)
         self._thread = threading.Thread(target=self._run, name=f"engine[{name}]", daemon=True)
         self._thread.start()
 
@@ -117,7 +99,7 @@ class BatchedEngine:
         with self._lock:
             self._admitted += 1
             self._live.add(request.request_id)
-        self._inbox.put(_Request(request, handle, request.params.n, list(request.prompt_ids)))
+        self._inbox.put(EngineRequest(request, handle, request.params.n, list(request.prompt_ids)))
 
     def abort(self, request_id: str) -> None:
         with self._lock:
@@ -145,9 +127,11 @@ class BatchedEngine:
             with torch.inference_mode():
                 while self._take_new(block=not (self._rows or self._waiting or self._chunked)):
                     self._drop_aborted()
+                    self._steps.begin()
                     self._admit()
                     if self._rows:
                         self._decode()
+                    self._steps.end()
                     self._deliver()
         except BaseException as exc:  # the loop itself died: health turns false
             self._failure = repr(exc)
@@ -192,7 +176,7 @@ class BatchedEngine:
         budget = self._limits.max_num_batched_tokens
         if self._chunked is not None:
             budget -= self._continue_chunked(budget)
-        picked: list[_Request] = []
+        picked: list[EngineRequest] = []
         rows = len(self._rows)
         width = self._batch.width
         while self._waiting and self._chunked is None:
@@ -220,7 +204,8 @@ class BatchedEngine:
         budget = self._limits.max_kv_tokens
         return budget is None or not self._rows or rows * width <= budget
 
-    def _prefill(self, requests: list[_Request]) -> None:
+    def _prefill(self, requests: list[EngineRequest]) -> None:
+        self._steps.prefilling(requests, sum(len(r.prompt) for r in requests))
         try:
             media = requests[0].request.inputs if len(requests) == 1 else None
             cache, mask, logits = prefill(self._model, [r.prompt for r in requests], self._pad, media)
@@ -238,6 +223,7 @@ class BatchedEngine:
         req = self._chunked
         assert req is not None
         chunk = req.prompt[req.done : req.done + budget]
+        self._steps.prefilling((req,), len(chunk))
         try:
             req.cache = req.cache or DynamicCache(config=self._model.config)
             logits = prefill_chunk(self._model, req.cache, chunk, req.done)
@@ -258,10 +244,12 @@ class BatchedEngine:
                 self._waiting.appendleft(req)
         return len(chunk)
 
-    def _join(self, requests: list[_Request], cache: DynamicCache, mask: torch.Tensor, logits: torch.Tensor) -> None:
+    def _join(
+        self, requests: list[EngineRequest], cache: DynamicCache, mask: torch.Tensor, logits: torch.Tensor
+    ) -> None:
         """New rows (one per choice) sample their first token and join the running batch."""
         try:
-            rows = [_Row(req, i, self._sampling(req, i), self._text(req)) for req in requests for i in range(req.open)]
+            rows = [Row(req, i, self._sampling(req, i), self._text(req)) for req in requests for i in range(req.open)]
         except Exception as exc:  # e.g. a sampling state that cannot be built: only these requests fail
             log.exception("join_failed", requests=[r.id for r in requests])
             for req in requests:
@@ -272,21 +260,23 @@ class BatchedEngine:
         self._batch.add(cache, mask)
         with self._lock:
             self._admitted -= len(requests)
+        self._steps.joined(requests)
         finished = {first + i for i in self._advance(rows, logits)}
         if finished:
             self._keep([i for i in range(len(self._rows)) if i not in finished])
 
-    def _sampling(self, req: _Request, index: int) -> SequenceSampling:
+    def _sampling(self, req: EngineRequest, index: int) -> SequenceSampling:
         params = req.request.params
         grammar = self._grammars.matcher(params.grammar, params.stop_token_ids) if params.grammar else None
         return SequenceSampling(params, req.prompt, self._vocab, self._model.device, index, grammar)
 
-    def _text(self, req: _Request) -> TextAssembler:
+    def _text(self, req: EngineRequest) -> TextAssembler:
         return TextAssembler(self._tokenizer, req.request.params.stop, req.request.params.skip_special_tokens)
 
     # -- decode ---------------------------------------------------------------------------------
     def _decode(self) -> None:
         tokens = torch.tensor([row.token for row in self._rows], dtype=torch.long, device=self._model.device)
+        self._steps.decoding(self._rows)
         try:
             logits = self._batch.step(tokens)
         except Exception as exc:  # the forward pass cannot tell whose fault: fail the running rows only
@@ -299,7 +289,7 @@ class BatchedEngine:
         if finished:
             self._keep([i for i in range(len(self._rows)) if i not in finished])
 
-    def _advance(self, rows: list[_Row], logits: torch.Tensor) -> set[int]:
+    def _advance(self, rows: list[Row], logits: torch.Tensor) -> set[int]:
         """Sample the next token of every row; returns the positions (in ``rows``) that finished."""
         finite = torch.isfinite(logits[:, : self._vocab]).all(dim=-1).tolist()
         finished: set[int] = set()
@@ -316,7 +306,7 @@ class BatchedEngine:
                 finished.add(i)
         return finished
 
-    def _accept(self, row: _Row, draw: Draw) -> bool:
+    def _accept(self, row: Row, draw: Draw) -> bool:
         """Record one token for ``row``; True when the row is finished."""
         params = row.owner.request.params
         row.sampling.observe(draw.token_id)
@@ -344,15 +334,18 @@ class BatchedEngine:
         return (chosen,), (tuple(Logprob(t, decode([t]), lp) for t, lp in draw.top),)
 
     # -- events ---------------------------------------------------------------------------------
-    def _emit(self, row: _Row, event: EngineEvent) -> None:
+    def _emit(self, row: Row, event: EngineEvent) -> None:
         row.events.append(event)
         if len(row.events) == 1:
             self._delivery.add(row.owner.stream, row.events)
 
-    def _finish(self, row: _Row, reason: FinishReason, error: str | None = None) -> None:
+    def _finish(self, row: Row, reason: FinishReason, error: str | None = None) -> None:
         req = row.owner
         tail = row.text.finish() if reason != "error" else ""
-        self._emit(row, FinishEvent(req.id, reason, len(req.prompt), row.produced, tail, error, row.index))
+        finish = FinishEvent(
+            req.id, reason, len(req.prompt), row.produced, tail, error, row.index, timing=req.timing()
+        )
+        self._emit(row, finish)
         if reason == "abort":
             log.info("engine_request_aborted", request_id=req.id, index=row.index, completion_tokens=row.produced)
         req.open -= 1
@@ -361,15 +354,17 @@ class BatchedEngine:
                 self._live.discard(req.id)
                 self._aborted.discard(req.id)
 
-    def _fail_request(self, req: _Request, reason: FinishReason, error: str | None = None) -> None:
+    def _fail_request(self, req: EngineRequest, reason: FinishReason, error: str | None = None) -> None:
         """A request that never reached the batch (aborted while waiting, or its prefill failed)."""
         with self._lock:
             self._admitted -= 1
             self._live.discard(req.id)
         if reason == "abort":
             log.info("engine_request_aborted", request_id=req.id, completion_tokens=0)
+        timing = req.timing()
         events: list[EngineEvent] = [
-            FinishEvent(req.id, reason, len(req.prompt), 0, error=error, index=i) for i in range(req.open)
+            FinishEvent(req.id, reason, len(req.prompt), 0, error=error, index=i, timing=timing)
+            for i in range(req.open)
         ]
         self._delivery.add(req.stream, events)
 

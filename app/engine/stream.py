@@ -9,7 +9,7 @@ from collections import deque
 from collections.abc import Callable
 from contextlib import suppress
 
-from app.engine.types import EngineEvent, FinishEvent, TokenEvent
+from app.engine.types import EngineEvent, FinishEvent, StepRecord, TokenEvent
 
 
 class RequestStream:
@@ -73,6 +73,7 @@ class Delivery:
     def __init__(self, interval: float) -> None:
         self._interval = interval
         self._outbox: list[tuple[RequestStream, list[EngineEvent]]] = []
+        self.steps: list[StepRecord] = []  # step records (tracing) travel with the events; in-process: dropped
         self._pending: list[tuple[RequestStream, list[EngineEvent]]] = []
         self._lock = threading.Lock()
         self._scheduled = False
@@ -85,6 +86,7 @@ class Delivery:
 
     def flush(self, *, busy: bool) -> bool:
         """Hand over what this step collected; False when holding it back (the lists stay registered)."""
+        self.steps.clear()
         if not self._outbox or self.loop is None:
             self._outbox.clear()
             return True

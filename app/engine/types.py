@@ -93,10 +93,23 @@ class TokenEvent:
 
 
 @dataclass(frozen=True, slots=True)
+class RequestTiming:
+    """When the engine reached each stage of a request, in ``time.time_ns()`` (one clock for every process on
+    the host): it arrived, its prefill started, its first token was sampled, and this choice finished.
+    0 marks a stage it never reached."""
+
+    arrived: int
+    scheduled: int = 0
+    first_token: int = 0
+    finished: int = 0
+
+
+@dataclass(frozen=True, slots=True)
 class FinishEvent:
     """The last event of choice ``index``. ``text`` is held-back text released at the end.
 
-    ``prompt_tokens`` is the request's; ``completion_tokens`` counts this choice's tokens.
+    ``prompt_tokens`` is the request's; ``completion_tokens`` counts this choice's tokens. ``timing`` is set by
+    the engine (None for a finish made up outside it, e.g. when its process died).
     """
 
     request_id: str
@@ -107,6 +120,19 @@ class FinishEvent:
     error: str | None = None
     index: int = 0
     detail: Mapping[str, Any] | None = None  # task results beyond text, e.g. the language a speech model heard
+    timing: RequestTiming | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StepRecord:
+    """What one step of the batching loop did. Recorded only when tracing is on, and sent over the pipe with
+    the step's events; the HTTP process turns it into a span linked to the requests in it."""
+
+    started: int  # time.time_ns()
+    ended: int
+    prefill_ids: tuple[str, ...]  # requests prefilled in this step (whole prompts, or one chunk of a long one)
+    prefill_tokens: int
+    decode_ids: tuple[str, ...]  # the request of every row decoded in this step (n choices: n entries)
 
 
 EngineEvent = TokenEvent | FinishEvent
@@ -128,6 +154,15 @@ class EventStream(Protocol):
     async def __anext__(self) -> EngineEvent: ...
 
     def close(self) -> None: ...
+
+
+class EngineObserver(Protocol):
+    """Sees what an engine delivers, once per delivery (not per token): telemetry hooks in here."""
+
+    def delivered(self, batch: Sequence[tuple[str, Sequence[EngineEvent]]], steps: Sequence[StepRecord]) -> None:
+        """``batch``: the events of each request since the last delivery; ``steps``: what the engine's steps
+        did meanwhile (recorded only when tracing is on). Runs on the event loop; must not raise."""
+        ...
 
 
 @runtime_checkable

@@ -3,7 +3,8 @@
 It talks to its ``RemoteEngine`` over one duplex pipe. In: ``("generate", GenerationRequest)``,
 ``("abort", request_id)``, ``("stop",)``. Out: ``("progress", stage, current, total)`` while loading,
 then ``("ready", ModelInfo, max_rows)`` or ``("error", message)``, then one ``("events", batch, running,
-waiting)`` per delivery, where ``batch`` is ``[(request_id, [events...]), ...]``.
+waiting, steps)`` per delivery, where ``batch`` is ``[(request_id, [events...]), ...]`` and ``steps`` the
+``StepRecord``s of the steps since the last delivery (empty unless tracing is on).
 """
 
 from __future__ import annotations
@@ -41,9 +42,11 @@ class PipeDelivery(Delivery):
             return False
         batch: list[tuple[str, list[EngineEvent]]] = [(h.request_id, list(events)) for h, events in self._outbox]
         self._outbox.clear()
+        steps = self.steps[:]  # the step log keeps appending to this very list
+        self.steps.clear()
         running, waiting = self.stats()
         with self._send_lock:
-            self._conn.send(("events", batch, running, waiting))
+            self._conn.send(("events", batch, running, waiting, steps))
         return True
 
 
@@ -64,8 +67,12 @@ def serve(conn: Connection, folder: str, name: str, options: Any, log_setup: Cal
     try:
         model, tokenizer, info = load_weights(folder, name, options, progress)
         delivery = PipeDelivery(conn, send_lock, options.limits.stream_interval)
-        engine_class = SpeechEngine if info.task == "speech-to-text" else BatchedEngine
-        engine = engine_class(model, tokenizer, name=name, limits=options.limits, delivery=delivery)
+        if info.task == "speech-to-text":
+            engine = SpeechEngine(model, tokenizer, name=name, limits=options.limits, delivery=delivery)
+        else:
+            engine = BatchedEngine(
+                model, tokenizer, name=name, limits=options.limits, delivery=delivery, trace_steps=options.trace_steps
+            )
     except Exception as exc:  # reported to the loading request, which fails with it
         with send_lock:
             conn.send(("error", f"{type(exc).__name__}: {exc}"))

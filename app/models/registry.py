@@ -21,6 +21,8 @@ from app.engine.loader import LoadedModel, LoadOptions, load_model
 from app.engine.types import ServingModel
 from app.errors import HfServeError, ModelLoadFailed, ModelNotAllowed, ServiceUnavailable
 from app.models.ids import ModelRef, parse_model_ref
+from app.models.observed import observe
+from app.observability.telemetry import Telemetry, phase
 
 log = structlog.get_logger(__name__)
 Loader = Callable[..., LoadedModel]
@@ -57,6 +59,7 @@ class _Entry:
     error: HfServeError | None = None
     task: asyncio.Task[None] | None = None
     loaded: LoadedModel | None = None
+    serving: ServingModel | None = None  # what requests get: ``loaded.serving``, observed
     subscribers: set[asyncio.Queue[LoadUpdate]] = field(default_factory=set)
     active: int = 0
     last_used: float = 0.0
@@ -71,8 +74,10 @@ class ModelRegistry:
         idle_timeout: float = 300,
         pinned: str | None = None,
         loader: Loader = load_model,
+        telemetry: Telemetry | None = None,
     ) -> None:
         self._options = options
+        self._telemetry = telemetry or Telemetry(metrics=False)
         self._idle_timeout = idle_timeout
         self._loader = loader
         self._pinned = parse_model_ref(pinned) if pinned else None
@@ -183,16 +188,17 @@ class ModelRegistry:
             if entry is None or entry.state in (ModelState.ABSENT, ModelState.FAILED):
                 entry = self._ensure_loading(ref)
             if entry.state == ModelState.LOADING and entry.task is not None:
-                await asyncio.shield(entry.task)
+                with phase("model.wait", {"hfserve.model": ref.name}):
+                    await asyncio.shield(entry.task)
                 if entry.state == ModelState.FAILED and entry.error is not None:
                     raise entry.error
             elif entry.state == ModelState.UNLOADING:
                 await entry.unloaded.wait()
-            elif entry.state == ModelState.READY and entry.loaded is not None:
+            elif entry.state == ModelState.READY and entry.serving is not None:
                 break
         entry.active += 1
         try:
-            yield entry.loaded.serving
+            yield entry.serving
         finally:
             entry.active -= 1
             entry.last_used = time.monotonic()
@@ -227,8 +233,12 @@ class ModelRegistry:
                 del self._entries[name]  # any name can fail: only the pinned model's failure is kept (/ready)
             self._publish(entry, LoadUpdate("error", name, message=error.message))
             return
+        entry.serving = observe(entry.loaded, self._telemetry)
         entry.state, entry.last_used = ModelState.READY, time.monotonic()
-        log.info("model_load_finished", model=name, seconds=round(time.monotonic() - started, 3))
+        seconds = time.monotonic() - started
+        if self._telemetry.metrics is not None:
+            self._telemetry.metrics.model_load.labels(name).observe(seconds)
+        log.info("model_load_finished", model=name, seconds=round(seconds, 3))
         self._publish(entry, LoadUpdate("ready", name, cached=False))
 
     def _on_progress(self, entry: _Entry, stage: str, current: int | None, total: int | None) -> None:
@@ -272,7 +282,7 @@ class ModelRegistry:
     async def _unload(self, entry: _Entry) -> None:
         entry.state = ModelState.UNLOADING
         log.info("model_unloading", model=entry.ref.name)
-        loaded, entry.loaded = entry.loaded, None
+        loaded, entry.loaded, entry.serving = entry.loaded, None, None
         try:
             if loaded is not None:
                 await asyncio.to_thread(loaded.close)

@@ -9,6 +9,7 @@ import structlog
 
 from app.engine.types import FinishEvent, TokenEvent
 from app.errors import EngineFailure, ServiceUnavailable
+from app.observability.telemetry import outcome_fields
 from app.protocol.chat import TokenLogprob, TopLogprob
 from app.protocol.common import Usage
 from app.protocol.completions import CompletionLogprobs
@@ -70,6 +71,7 @@ def log_outcome(
         prompt_tokens=usage.prompt_tokens,
         completion_tokens=usage.completion_tokens,
         duration_ms=duration_ms,
+        **outcome_fields(request_id),
     )
     for finish in finishes.values():
         raise_for_finish(finish)

@@ -1,0 +1,46 @@
+"""What the batching loop keeps per request and per row (choice) being decoded."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from transformers import DynamicCache
+
+from app.engine.detokenizer import TextAssembler
+from app.engine.sampler import SequenceSampling
+from app.engine.types import EngineEvent, GenerationRequest, RequestTiming
+
+
+@dataclass(eq=False)
+class EngineRequest:
+    request: GenerationRequest
+    stream: Any  # where the delivery sends its events: a RequestStream, or a handle in the engine process
+    open: int
+    prompt: list[int]
+    done: int = 0  # prompt tokens already prefilled (chunked prefill)
+    cache: DynamicCache | None = None
+    arrived: int = field(default_factory=time.time_ns)
+    scheduled: int = 0  # when its prefill started (time.time_ns)
+    first_token: int = 0  # when its first token was sampled
+
+    @property
+    def id(self) -> str:
+        return self.request.request_id
+
+    def timing(self) -> RequestTiming:
+        return RequestTiming(self.arrived, self.scheduled, self.first_token, time.time_ns())
+
+
+@dataclass(eq=False)
+class Row:
+    """One choice being decoded: a row of the running batch."""
+
+    owner: EngineRequest
+    index: int
+    sampling: SequenceSampling
+    text: TextAssembler
+    token: int = 0
+    produced: int = 0
+    events: list[EngineEvent] = field(default_factory=list)

@@ -1,0 +1,202 @@
+"""Prometheus metrics, in a registry per app (tests build several apps in one process).
+
+Labels stay few and bounded: ``model`` (only names of loaded models), ``endpoint`` (route templates),
+``status``, ``finish_reason`` and error ``type`` (codes of our own errors). No request ids.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_left
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Any
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    GC_COLLECTOR,
+    PLATFORM_COLLECTOR,
+    PROCESS_COLLECTOR,
+    CollectorRegistry,
+    Counter,
+    generate_latest,
+)
+from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.gc_collector import GCCollector
+from prometheus_client.platform_collector import PlatformCollector
+from prometheus_client.process_collector import ProcessCollector
+
+LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.5, 0.75, 1, 2.5, 5, 10, 20, 40, 80, 160, 320)
+TOKEN_GAP_BUCKETS = (0.001, 0.0025, 0.005, 0.0075, 0.01, 0.015, 0.02, 0.03, 0.04, 0.05, 0.075, 0.1, 0.2, 0.5, 1, 2.5)
+LOAD_BUCKETS = (0.5, 1, 2.5, 5, 10, 20, 40, 80, 160, 320, 640, 1280)
+
+EngineLoad = Callable[[], Mapping[str, Mapping[str, int]]]  # model -> {"running": rows, "waiting": requests}
+
+__all__ = ["CONTENT_TYPE_LATEST", "LoopHistogram", "RequestMetrics", "new_registry"]
+
+
+def new_registry() -> CollectorRegistry:
+    """A registry with the process, platform and GC collectors the default one has."""
+    registry = CollectorRegistry()
+    for default, make in (
+        (PROCESS_COLLECTOR, lambda: ProcessCollector(registry=registry)),
+        (PLATFORM_COLLECTOR, lambda: PlatformCollector(registry=registry)),
+        (GC_COLLECTOR, lambda: GCCollector(registry=registry)),
+    ):
+        if default is not None:
+            make()
+    return registry
+
+
+class _Series:
+    __slots__ = ("bounds", "counts", "sum")
+
+    def __init__(self, bounds: tuple[float, ...]) -> None:
+        self.bounds = bounds
+        self.counts = [0] * (len(bounds) + 1)  # the last one is +Inf
+        self.sum = 0.0
+
+    def observe(self, value: float, count: int = 1) -> None:
+        self.counts[bisect_left(self.bounds, value)] += count
+        self.sum += value * count
+
+
+class LoopHistogram:
+    """A histogram observed from the event loop only, so without a lock: a bisect per observation, about a
+    seventh of what prometheus_client's costs. That matters for one observation per generated token.
+    ``observe(value, count)`` records ``count`` observations of one value (tokens that arrived together)."""
+
+    def __init__(self, name: str, documentation: str, labelnames: Sequence[str], buckets: Sequence[float]) -> None:
+        self.name, self.documentation = name, documentation
+        self.labelnames = tuple(labelnames)
+        self.bounds = tuple(float(b) for b in buckets)
+        self._series: dict[tuple[str, ...], _Series] = {}
+
+    def labels(self, *values: str) -> _Series:
+        series = self._series.get(values)
+        if series is None:
+            series = self._series[values] = _Series(self.bounds)
+        return series
+
+    def collect(self) -> Iterator[Metric]:
+        family = HistogramMetricFamily(self.name, self.documentation, labels=self.labelnames)
+        for values, series in list(self._series.items()):
+            cumulative, buckets = 0, []
+            for bound, count in zip((*self.bounds, float("inf")), series.counts, strict=True):
+                cumulative += count
+                buckets.append((_le(bound), cumulative))
+            family.add_metric(list(values), buckets, series.sum)
+        yield family
+
+
+def _le(bound: float) -> str:
+    return "+Inf" if bound == float("inf") else repr(bound)
+
+
+class _Counter:
+    """A prometheus_client counter whose label children are kept: ``labels()`` validates and locks on every
+    call, a few microseconds each, several times per request."""
+
+    def __init__(self, name: str, documentation: str, labelnames: Sequence[str], registry: CollectorRegistry) -> None:
+        self._counter = Counter(name, documentation, list(labelnames), registry=registry)
+        self._children: dict[tuple[str, ...], Any] = {}
+
+    def labels(self, *values: str) -> Any:
+        child = self._children.get(values)
+        if child is None:
+            child = self._children[values] = self._counter.labels(*values)
+        return child
+
+
+class _EngineCollector:
+    """Read at scrape time from the engines themselves: nothing to keep in step on the request path."""
+
+    def __init__(self) -> None:
+        self.source: EngineLoad = dict
+
+    def collect(self) -> Iterator[Metric]:
+        load = self.source()
+        running = GaugeMetricFamily(
+            "hfserve_requests_running", "Sequences being decoded (a request with n choices counts n).", labels=["model"]
+        )
+        waiting = GaugeMetricFamily(
+            "hfserve_requests_waiting", "Requests admitted and waiting for their first token.", labels=["model"]
+        )
+        loaded = GaugeMetricFamily("hfserve_model_loaded", "1 for every model loaded and ready.", labels=["model"])
+        for model, counts in load.items():
+            running.add_metric([model], counts.get("running", 0))
+            waiting.add_metric([model], counts.get("waiting", 0))
+            loaded.add_metric([model], 1)
+        yield from (running, waiting, loaded)
+
+
+class RequestMetrics:
+    """Every metric about requests, tokens, models and errors."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.registry = registry
+        by_request = ("model", "endpoint")
+        self.ttft = self._histogram(
+            "hfserve_time_to_first_token_seconds",
+            "From the request's arrival to its first generated token.",
+            by_request,
+            LATENCY_BUCKETS,
+        )
+        self.itl = self._histogram(
+            "hfserve_inter_token_latency_seconds",
+            "Gap between consecutive tokens of a choice as they reach the HTTP side (tokens that arrive "
+            "together share the gap).",
+            ("model",),
+            TOKEN_GAP_BUCKETS,
+        )
+        self.e2e = self._histogram(
+            "hfserve_e2e_request_latency_seconds",
+            "From the request's arrival to its last byte sent, for requests that reached a model.",
+            by_request,
+            LATENCY_BUCKETS,
+        )
+        self.queue = self._histogram(
+            "hfserve_request_queue_time_seconds",
+            "From admission to the start of the request's prefill in the engine.",
+            ("model",),
+            LATENCY_BUCKETS,
+        )
+        self.model_load = self._histogram(
+            "hfserve_model_load_duration_seconds", "Time to load a model, download included.", ("model",), LOAD_BUCKETS
+        )
+        self.prompt_tokens = _Counter("hfserve_prompt_tokens", "Prompt tokens prefilled.", ["model"], registry)
+        self.generation_tokens = _Counter("hfserve_generation_tokens", "Tokens generated.", ["model"], registry)
+        self.requests = _Counter(
+            "hfserve_requests",
+            "HTTP requests by endpoint, status (499: the client left before the response was complete) and "
+            "finish reason of their choices (none: no generation).",
+            ["model", "endpoint", "status", "finish_reason"],
+            registry,
+        )
+        self.disconnects = _Counter(
+            "hfserve_client_disconnects",
+            "Requests whose client went away before the response was complete.",
+            ["model", "endpoint"],
+            registry,
+        )
+        self.errors = _Counter(
+            "hfserve_errors",
+            "Error responses and errors sent mid-stream, by error code.",
+            ["endpoint", "type"],
+            registry,
+        )
+        self._engines = _EngineCollector()
+        registry.register(self._engines)  # type: ignore[arg-type]
+
+    def _histogram(
+        self, name: str, documentation: str, labels: Sequence[str], buckets: Sequence[float]
+    ) -> LoopHistogram:
+        histogram = LoopHistogram(name, documentation, labels, buckets)
+        self.registry.register(histogram)  # type: ignore[arg-type]
+        return histogram
+
+    def watch_engines(self, source: EngineLoad) -> None:
+        """Where the running/waiting/loaded gauges are read from at scrape time."""
+        self._engines.source = source
+
+
+def exposition(registry: CollectorRegistry) -> bytes:
+    return generate_latest(registry)
