@@ -5,6 +5,8 @@ trained tiny chat model (it emits Qwen3's `<think>` spans and `<tool_call>` JSON
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import jsonschema
@@ -13,7 +15,7 @@ from openai import OpenAI
 
 from app.testing.canned_chats import CANNED_CHATS, CAPITAL_ANSWER, WEATHER_TOOL
 from app.testing.tiny_models import CHAT_MODEL_ID, NEVER_EOS_MODEL_ID
-from tests.support.server import ServerProcess
+from tests.support.server import ServerProcess, run_server
 
 NO_THINKING = {"chat_template_kwargs": {"enable_thinking": False}}
 THINKING = {"chat_template_kwargs": {"enable_thinking": True}}
@@ -292,3 +294,33 @@ def test_plain_answers_are_unchanged_with_tools_offered(client: OpenAI) -> None:
     assert completion.choices[0].message.tool_calls is None
     assert completion.choices[0].finish_reason == "stop"
     assert completion.choices[0].message.content  # text stays content
+
+
+# -- server flags -------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def flagged(hf_home: Path, logs_dir: Path) -> Iterator[OpenAI]:
+    """``--reasoning off`` and a tool-call parser that is not the model's own."""
+    with run_server(hf_home, logs_dir, "--reasoning", "off", "--tool-call-parser", "llama3_json") as proc:
+        yield OpenAI(base_url=proc.base_url, api_key="unused", max_retries=0)
+
+
+def test_reasoning_flag_and_request_override(flagged: OpenAI) -> None:
+    canned = _canned("capital-thinking")
+    off = flagged.chat.completions.create(model=CHAT_MODEL_ID, messages=canned["messages"], temperature=0)
+    assert off.choices[0].message.content == CAPITAL_ANSWER
+    assert getattr(off.choices[0].message, "reasoning_content", None) is None
+    on = flagged.chat.completions.create(
+        model=CHAT_MODEL_ID, messages=canned["messages"], temperature=0, extra_body=THINKING
+    )
+    assert on.choices[0].message.reasoning_content == canned["reasoning"]
+
+
+def test_tool_call_parser_flag_overrides_detection(flagged: OpenAI) -> None:
+    completion = flagged.chat.completions.create(
+        model=CHAT_MODEL_ID, messages=WEATHER["messages"], tools=[WEATHER_TOOL], temperature=0, extra_body=THINKING
+    )  # thinking on, as the model was trained for this question
+    message = completion.choices[0].message
+    assert message.tool_calls is None  # the Llama 3 parser does not read this model's <tool_call> blocks
+    assert "<tool_call>" in message.content and completion.choices[0].finish_reason == "stop"
