@@ -34,12 +34,13 @@ from app.errors import HfServeError
 from app.media.limits import FetchPolicy, MediaLimits
 from app.models.registry import Loader, ModelRegistry
 from app.observability.telemetry import Telemetry
-from app.serving.chat import ChatDefaults, ChatService
+from app.serving.chat import ChatService
 from app.serving.completions import CompletionService
 from app.serving.health import HealthService
 from app.serving.media import MediaConfig
 from app.serving.models import ModelsService
 from app.serving.output import check_tool_parser
+from app.serving.prompting import ChatDefaults
 from app.serving.response_store import ResponseStore
 from app.serving.responses import ResponsesService
 from app.serving.transcriptions import TranscriptionService

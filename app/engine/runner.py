@@ -342,9 +342,7 @@ class BatchedEngine:
     def _finish(self, row: Row, reason: FinishReason, error: str | None = None) -> None:
         req = row.owner
         tail = row.text.finish() if reason != "error" else ""
-        finish = FinishEvent(
-            req.id, reason, len(req.prompt), row.produced, tail, error, row.index, timing=req.timing()
-        )
+        finish = FinishEvent(req.id, reason, len(req.prompt), row.produced, tail, error, row.index, timing=req.timing())
         self._emit(row, finish)
         if reason == "abort":
             log.info("engine_request_aborted", request_id=req.id, index=row.index, completion_tokens=row.produced)

@@ -31,30 +31,10 @@ from app.protocol.chat import (
 from app.serving.generation import SAMPLING_FIELDS, chat_logprobs, log_outcome, raise_for_finish, usage_of
 from app.serving.media import MediaConfig, media_part
 from app.serving.output import ChoiceOutput, chunk_tool_calls, finish_reason, merge
-from app.serving.params import to_sampling_params
-from app.serving.prompting import check_tool_choice, render_chat
+from app.serving.prompting import ChatDefaults, check_tool_choice, render_chat
 from app.serving.structured import response_format_grammar
 
 log = structlog.get_logger(__name__)
-
-
-@dataclass(frozen=True, slots=True)
-class ChatDefaults:
-    """Server-wide defaults from the command line."""
-
-    chat_template_kwargs: dict[str, Any]
-    reasoning: str = "auto"  # auto | on | off
-    default_seed: int | None = None
-    tool_call_parser: str | None = None  # --tool-call-parser: overrides detection
-
-
-def template_kwargs(defaults: ChatDefaults, requested: dict[str, Any] | None) -> dict[str, Any]:
-    """Server defaults, then ``--reasoning``, then what the request asks for."""
-    kwargs = dict(defaults.chat_template_kwargs)
-    if defaults.reasoning != "auto":
-        kwargs["enable_thinking"] = defaults.reasoning == "on"
-    kwargs.update(requested or {})
-    return kwargs
 
 
 def reject_unsupported(req: ChatCompletionRequest) -> None:
@@ -145,22 +125,15 @@ class ChatService:
                 tools=req.tools,
                 tool_choice=req.tool_choice,
                 parallel_tool_calls=req.parallel_tool_calls is not False,
-                template_kwargs=template_kwargs(self._defaults, req.chat_template_kwargs),
-                tool_parser=self._defaults.tool_call_parser,
+                chat_template_kwargs=req.chat_template_kwargs,
+                defaults=self._defaults,
                 format_grammar=format_grammar,
                 media=self._media,
             )
             fields = req.model_dump(include=set(SAMPLING_FIELDS), exclude_none=True)
             fields["max_tokens"] = req.max_completion_tokens or req.max_tokens
             fields["logprobs"] = (req.top_logprobs or 0) if req.logprobs else None
-            params = to_sampling_params(
-                fields,
-                info=model.info,
-                prompt_tokens=len(rendered.prompt),
-                default_seed=self._defaults.default_seed,
-                grammar=rendered.grammar,
-                skip_special_tokens=not rendered.plan.keep_special_tokens,
-            )
+            params = rendered.sampling(fields, model.info, self._defaults.default_seed)
             request_id = f"chatcmpl-{uuid.uuid4().hex}"
             request = GenerationRequest(request_id, rendered.prompt, params, inputs=rendered.inputs)
             events = model.engine.generate(request)  # admission: may 429

@@ -21,11 +21,9 @@ from app.protocol.response_objects import (
     ResponseUsage,
 )
 from app.protocol.responses import InputItem, ResponseRequest
-from app.serving.chat import ChatDefaults, template_kwargs
 from app.serving.generation import SAMPLING_FIELDS, chat_logprobs, log_outcome, raise_for_finish
 from app.serving.media import MediaConfig
-from app.serving.params import to_sampling_params
-from app.serving.prompting import check_tool_choice, render_chat
+from app.serving.prompting import ChatDefaults, check_tool_choice, render_chat
 from app.serving.response_events import ResponseBuilder
 from app.serving.response_items import as_input_item, chat_tools, input_items, to_chat_messages
 from app.serving.response_store import ResponseStore
@@ -117,22 +115,15 @@ class ResponsesService:
                 tools=chat_tools(req.tools),
                 tool_choice=req.tool_choice,
                 parallel_tool_calls=req.parallel_tool_calls is not False,
-                template_kwargs=template_kwargs(self._defaults, req.chat_template_kwargs),
-                tool_parser=self._defaults.tool_call_parser,
+                chat_template_kwargs=req.chat_template_kwargs,
+                defaults=self._defaults,
                 format_grammar=format_grammar,
                 media=self._media,
             )
             fields = req.model_dump(include=set(SAMPLING_FIELDS), exclude_none=True)
             fields["max_tokens"] = req.max_output_tokens
             fields["logprobs"] = (req.top_logprobs or 0) if logprobs else None
-            params = to_sampling_params(
-                fields,
-                info=model.info,
-                prompt_tokens=len(rendered.prompt),
-                default_seed=self._defaults.default_seed,
-                grammar=rendered.grammar,
-                skip_special_tokens=not rendered.plan.keep_special_tokens,
-            )
+            params = rendered.sampling(fields, model.info, self._defaults.default_seed)
             response = ResponseObject(
                 id=f"resp_{uuid.uuid4().hex}",
                 created_at=int(time.time()),

@@ -12,7 +12,7 @@ from app.errors import EngineFailure
 from app.parsers.base import ParsedDelta, PlainTextParser
 from app.protocol.response_objects import ResponseObject
 from app.protocol.responses import MessageItem
-from app.serving.chat import ChatDefaults
+from app.serving.prompting import ChatDefaults
 from app.serving.response_store import ResponseStore
 from app.serving.responses import ResponsesService, _Prepared
 

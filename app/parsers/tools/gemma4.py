@@ -112,27 +112,10 @@ class Gemma4ToolParser(ToolStreamParser):
         return True
 
     def _s_close(self) -> bool:
-        if not self._skip_ws():
-            return False
-        found = self._expect(CLOSE)
-        if found is None:
-            return False
-        if found:
-            self._take(len(CLOSE))
-        self._state = "text"
-        return True
+        return self._end_block(CLOSE)
 
     def _s_bad(self) -> bool:
-        before, marker, rest = split_at_marker(self._buf, (CLOSE, OPEN), self._final)
-        self._buf = rest
-        self._raw += before
-        if marker is None:
-            return False
-        self._malformed(CLOSE if marker == CLOSE else "")
-        if marker == OPEN:
-            self._begin_raw(OPEN)
-        self._state = "head" if marker == OPEN else "text"
-        return True
+        return self._skip_malformed(CLOSE, OPEN, "head")
 
     def _close_args(self) -> None:
         self._args(self._index, "}" if self._params else "{}")

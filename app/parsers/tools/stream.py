@@ -14,7 +14,7 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 from app.parsers.base import ParsedDelta
-from app.parsers.scan import Emitter
+from app.parsers.scan import Emitter, split_at_marker
 from app.parsers.tools.schema import tool_schemas
 
 
@@ -81,6 +81,31 @@ class ToolStreamParser:
         if not self._final and literal.startswith(self._buf):
             return None
         return False
+
+    def _end_block(self, close: str) -> bool:
+        """After a call: skip whitespace and the block's closing marker (when it is there), back to text.
+        False while the buffer is too short to tell."""
+        found = self._expect(close) if self._skip_ws() else None
+        if found is None:
+            return False
+        if found:
+            self._take(len(close))
+        self._state = "text"
+        return True
+
+    def _skip_malformed(self, close: str, open_: str, reopen: str) -> bool:
+        """Inside a call that does not parse: its raw text goes back as content up to the next marker; a
+        closing one ends it, an opening one starts a new call in state ``reopen``."""
+        before, marker, rest = split_at_marker(self._buf, (close, open_), self._final)
+        self._buf = rest
+        self._raw += before
+        if marker is None:
+            return False
+        self._malformed(close if marker == close else "")
+        if marker == open_:
+            self._begin_raw(open_)
+        self._state = reopen if marker == open_ else "text"
+        return True
 
     def _begin_raw(self, marker: str) -> None:
         self._raw = marker
