@@ -114,7 +114,9 @@ def test_build_inputs_stay_out_of_the_final_image(hfserve_image: BuiltImage, doc
     output = docker_client.containers.run(
         hfserve_image.tag,
         entrypoint=["/bin/sh", "-c"],
-        command=["ls /tmp; ls /src 2>&1; ls /usr/local/share/ca-certificates; python -c 'import app; print(app.__file__)'"],
+        command=[
+            "ls /tmp; ls /src 2>&1; ls /usr/local/share/ca-certificates; python -c 'import app; print(app.__file__)'"
+        ],
         network_mode="none",
         remove=True,
     ).decode()
