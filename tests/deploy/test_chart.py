@@ -10,11 +10,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
-from tests.support.chart import FULLNAME, NAMESPACE, kubernetes_validate, lint, render
+from tests.support.chart import CHART, FULLNAME, NAMESPACE, kubernetes_validate, lint, render
 from tests.support.server import ROOT
 
 DOCKERFILE = (ROOT / "Dockerfile").read_text()
+CI_VALUES = list((CHART / "ci").glob("*-values.yaml"))
 KEDA = {"enabled": True, "prometheus": {"serverAddress": "http://prometheus-operated.monitoring:9090"}}
 INGRESS = {
     "enabled": True,
@@ -23,27 +25,10 @@ INGRESS = {
     "tls": [{"secretName": "llm-tls", "hosts": ["llm.example.com"]}],
 }
 
+# The value sets CI lints and validates too (charts/hfserve/ci/*-values.yaml), plus the defaults.
 VALUE_SETS: dict[str, dict[str, Any]] = {
     "defaults": {},
-    "pinned-with-secrets": {
-        "model": "Qwen/Qwen2.5-0.5B-Instruct@main",
-        "apiKeys": {"existingSecret": "hfserve-keys"},
-        "huggingface": {"token": {"existingSecret": "hf-token", "key": "HF_TOKEN"}, "offline": True},
-        "config": {"HFSERVE_MAX_BATCH_SIZE": 64, "HFSERVE_ENABLE_CORS": True, "HFSERVE_DTYPE": "bfloat16"},
-    },
-    "ingress-hpa-monitor": {
-        "ingress": INGRESS,
-        "autoscaling": {"enabled": True, "targetMemoryUtilizationPercentage": 70},
-        "metrics": {"serviceMonitor": {"enabled": True, "labels": {"release": "prometheus"}}},
-    },
-    "keda-existing-claim": {"keda": KEDA, "persistence": {"existingClaim": "models"}},
-    "cpu-only-ephemeral": {
-        "gpu": {"enabled": False},
-        "persistence": {"enabled": False},
-        "shm": {"enabled": False},
-        "podDisruptionBudget": {"enabled": False},
-        "serviceAccount": {"create": False},
-    },
+    **{path.name.removesuffix("-values.yaml"): yaml.safe_load(path.read_text()) for path in sorted(CI_VALUES)},
 }
 
 

@@ -56,17 +56,32 @@ def resolved(*profiles: str, env: dict[str, str] | None = None) -> dict[str, Any
     return yaml.safe_load(compose(*flags, "config", env={**base_env, **(env or {})}).stdout)
 
 
+def _ports(service: dict[str, Any]) -> list[str]:
+    """``host_ip:published:target`` whether compose v1 (strings) or v2 (mappings) resolved them."""
+    return [
+        port if isinstance(port, str) else f"{port.get('host_ip', '')}:{port['published']}:{port['target']}"
+        for port in service.get("ports", [])
+    ]
+
+
+def _volumes(service: dict[str, Any]) -> dict[str, str]:
+    """Mount target -> source, from v1's ``source:target[:mode]`` strings or v2's mappings."""
+    pairs = (v.split(":")[:2] if isinstance(v, str) else (v["source"], v["target"]) for v in service["volumes"])
+    return {target: source for source, target in pairs}
+
+
 def test_gpu_service_is_the_default() -> None:
     services = resolved()["services"]
     gpu = services["hfserve"]
     assert "profiles" not in gpu  # `docker compose up` starts it
     devices = gpu["deploy"]["resources"]["reservations"]["devices"]
-    assert devices == [{"driver": "nvidia", "count": "all", "capabilities": ["gpu"]}]
+    assert [(d["driver"], d["capabilities"]) for d in devices] == [("nvidia", ["gpu"])]
+    assert devices[0]["count"] in ("all", -1)  # v2 writes "all" as -1
     assert gpu["environment"]["HFSERVE_MODEL"] == "Qwen/Qwen2.5-0.5B-Instruct"
     assert gpu["restart"] == "unless-stopped"
-    assert gpu["volumes"][0].startswith("hf-cache:/data")
+    assert _volumes(gpu)["/data"] == "hf-cache"
     assert gpu["healthcheck"]["test"] == ["CMD", "python", "/usr/local/lib/hfserve/healthcheck.py", "/ready"]
-    assert gpu["ports"][0].startswith("127.0.0.1:8000:8000")
+    assert [p.removesuffix("/tcp") for p in _ports(gpu)] == ["127.0.0.1:8000:8000"]
     assert services["hfserve-cpu"]["profiles"] == ["cpu"] and services["otel-collector"]["profiles"] == ["otel"]
 
 
@@ -83,8 +98,7 @@ def test_cpu_service_has_no_gpu_and_env_flows_through() -> None:
 
 def test_otel_profile_mounts_the_collector_config() -> None:
     collector = resolved("otel")["services"]["otel-collector"]
-    config_mount = next(v for v in collector["volumes"] if v.split(":")[1] == "/etc/otelcol/config.yaml")
-    config = yaml.safe_load((ROOT / config_mount.split(":")[0]).read_text())
+    config = yaml.safe_load((ROOT / _volumes(collector)["/etc/otelcol/config.yaml"]).read_text())
     assert set(config["service"]["pipelines"]) == {"traces", "metrics", "logs"}
     assert config["receivers"]["otlp"]["protocols"]["http"]["endpoint"].endswith(":4318")
 
@@ -108,6 +122,7 @@ def stack(hfserve_image: BuiltImage, tmp_path: Path) -> Iterator[Stack]:
                                   "HF_HUB_OFFLINE": "1"})  # fmt: skip
     service = config["services"]["hfserve-cpu"]
     assert service.pop("ports")  # the one change: host network, loopback address, free port
+    service.pop("networks", None)  # compose v2 names the default network explicitly
     service["network_mode"] = "host"
     service["environment"].update(HFSERVE_HOST="127.0.0.1", HFSERVE_PORT=str(port))
     file = tmp_path / "docker-compose.loopback.yml"
