@@ -3,6 +3,7 @@
 Container and compose tests need a Docker engine (see ``tests/support/docker_engine.py``). Without one
 they skip with the reason, repeated in the summary at the end of the run; with
 ``HFSERVE_REQUIRE_DOCKER=1`` (set by ``.ci/run``) they fail instead, so CI cannot pass without them.
+The engine lives for this package only: it is stopped as soon as the last deployment test is done.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
             terminalreporter.write_line(note)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def docker_engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DockerEngine]:
     engine, why = acquire_engine(tmp_path_factory.mktemp("dockerd"))
     if engine is None:
@@ -48,7 +49,7 @@ def docker_engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DockerEn
         engine.stop()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def docker_client(docker_engine: DockerEngine) -> Iterator[Any]:
     import docker
 
@@ -59,7 +60,7 @@ def docker_client(docker_engine: DockerEngine) -> Iterator[Any]:
         client.close()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def hfserve_image(docker_client: Any, tmp_path_factory: pytest.TempPathFactory) -> BuiltImage:
     """The image of this repository, built on the local Debian base (layers cached between runs)."""
     base = ensure_base_image(docker_client)
@@ -68,7 +69,7 @@ def hfserve_image(docker_client: Any, tmp_path_factory: pytest.TempPathFactory) 
     return built
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def container_hf_home(tiny_models: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A copy of the tiny-model cache the container's non-root user may write to (mounted at /data)."""
     home = tmp_path_factory.mktemp("container_hf_home")
