@@ -57,10 +57,11 @@ RUN if [ -n "${TORCH_WHEEL}" ]; then \
     fi
 
 WORKDIR /src
-COPY pyproject.toml README.md ./
+COPY pyproject.toml ./
 RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']))" \
       > /tmp/requirements.txt \
  && pip install -r /tmp/requirements.txt
+COPY README.md ./
 COPY app/ ./app/
 RUN pip install --no-deps . \
  && python -c "import app.cli, torch; print('torch', torch.__version__)"

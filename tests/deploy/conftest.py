@@ -65,7 +65,10 @@ def hfserve_image(docker_client: Any, tmp_path_factory: pytest.TempPathFactory) 
     """The image of this repository, built on the local Debian base (layers cached between runs)."""
     base = ensure_base_image(docker_client)
     built = build_image(docker_client, base, IMAGE_TAG, tmp_path_factory.mktemp("image") / "build.log")
-    _NOTES.append(f"image {built.tag} built on {built.base_image} in {built.seconds:.1f} s (log: {built.log_path})")
+    _NOTES.append(
+        f"image {built.tag} built on {built.base_image} by {built.builder} in {built.seconds:.1f} s"
+        f" (log: {built.log_path})"
+    )
     return built
 
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
-import re
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +13,7 @@ import pytest
 import yaml
 
 from tests.support.chart import CHART, render
+from tests.support.server import ROOT
 
 BAD_VALUES: dict[str, dict[str, Any]] = {
     "unknown top-level key": {"replicas": 2},
@@ -64,42 +67,35 @@ def test_schema_accepts_the_documented_examples() -> None:
             chart.validate_schema(values)
 
 
-def _documented_keys(lines: list[str]) -> tuple[list[str], list[str]]:
-    """helm-docs' rule: a key with ``# --`` above it is documented (its children are its default);
-    any other key must be a map whose keys are all documented. Returns (documented, undocumented)."""
-    documented, undocumented, stack = [], [], []  # stack: (indent, path, covered)
-    comment: list[str] = []
-    for line in lines:
-        stripped = line.strip()
-        if stripped.startswith("#"):
-            comment.append(stripped)
-            continue
-        match = re.match(r"^(\s*)([A-Za-z][\w.-]*):(.*)$", line)
-        if not match:
-            comment = [] if not stripped else comment
-            continue
-        indent, key, rest = len(match.group(1)), match.group(2), match.group(3).strip()
-        while stack and stack[-1][0] >= indent:
-            stack.pop()
-        path = f"{stack[-1][1]}.{key}" if stack else key
-        covered = bool(stack) and stack[-1][2]
-        has_doc = any(c.startswith("# --") for c in comment)
-        comment = []
-        if not covered:
-            if has_doc:
-                documented.append(path)
-            elif rest and not rest.startswith("#"):  # a leaf with a value and no description
-                undocumented.append(path)
-        stack.append((indent, path, covered or has_doc))
-    return documented, undocumented
+def _values_doc() -> Any:
+    spec = importlib.util.spec_from_file_location("chart_values_doc", ROOT / "scripts" / "chart_values_doc.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def test_every_value_has_a_helm_docs_description() -> None:
-    documented, undocumented = _documented_keys((CHART / "values.yaml").read_text().splitlines())
+    documented, undocumented = _values_doc().documented_keys((CHART / "values.yaml").read_text().splitlines())
     assert undocumented == []
-    assert {"replicaCount", "model", "config", "keda.prometheus.metricName", "probes.startup.failureThreshold"} <= set(
-        documented
+    expected = {"replicaCount", "model", "config", "keda.prometheus.metricName", "probes.startup.failureThreshold"}
+    assert expected <= set(documented)
+    assert all(documented.values())
+
+
+def test_documenting_finds_undocumented_leaves() -> None:
+    lines = ["# -- doc", "a: 1", "b:", "  # -- doc", "  c: 2", "  d: 3", "# -- doc", "e:", "  f: 1"]
+    documented, undocumented = _values_doc().documented_keys(lines)
+    assert (list(documented), undocumented) == (["a", "b.c", "e"], ["b.d"])
+
+
+def test_chart_readme_values_table_is_current() -> None:
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "chart_values_doc.py"), "--check"], capture_output=True, text=True
     )
+    assert result.returncode == 0, result.stderr
+    row = '| keda.prometheus.metricName | string | `"hfserve_requests_waiting"` |'
+    assert row in (CHART / "README.md").read_text()
 
 
 def test_every_value_is_in_the_schema_and_defaults_validate() -> None:
