@@ -6,7 +6,7 @@ TORCH  ?= torch==2.13.0
 MODEL  ?=
 ARGS   ?=
 
-.PHONY: install run test lint clean bench bench-env
+.PHONY: install run test lint clean bench bench-env deploy-tools
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -22,11 +22,16 @@ run: install
 	$(VENV)/bin/hfserve demo
 	$(VENV)/bin/hfserve serve $(MODEL) $(ARGS)
 
-## The whole suite: lint, architecture contracts, unit and end-to-end tests.
-## (media-deps installs ffmpeg and espeak-ng when run as root with apt; otherwise those tests skip, saying why)
+## The whole suite: lint, architecture contracts, unit and end-to-end tests, deployment tests.
+## (media-deps installs ffmpeg and espeak-ng when run as root with apt; otherwise those tests skip, saying why.
+## The container tests start (and stop) a private Docker engine when they can, else they skip and say why.)
 test: install
 	bash scripts/media-deps.sh
 	$(PY) -m pytest -q
+
+## Debian packages the container tests need (docker.io, debootstrap, docker-compose); root or sudo.
+deploy-tools:
+	scripts/deploy-tools.sh
 
 lint: install
 	$(VENV)/bin/ruff check app tests

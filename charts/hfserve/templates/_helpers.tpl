@@ -1,0 +1,71 @@
+{{/* Chart name, truncated to the 63 characters Kubernetes names allow. */}}
+{{- define "hfserve.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/* Fully qualified name: the release name, plus the chart name unless the release already has it. */}}
+{{- define "hfserve.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{- define "hfserve.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{- define "hfserve.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "hfserve.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end }}
+
+{{- define "hfserve.labels" -}}
+helm.sh/chart: {{ include "hfserve.chart" . }}
+{{ include "hfserve.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Values.image.tag | default .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{- end }}
+
+{{- define "hfserve.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create }}
+{{- default (include "hfserve.fullname" .) .Values.serviceAccount.name }}
+{{- else }}
+{{- default "default" .Values.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{- define "hfserve.image" -}}
+{{- printf "%s:%s" .Values.image.repository (.Values.image.tag | default .Chart.AppVersion) }}
+{{- end }}
+
+{{- define "hfserve.claimName" -}}
+{{- .Values.persistence.existingClaim | default (printf "%s-cache" (include "hfserve.fullname" .)) }}
+{{- end }}
+
+{{/* Resources with the GPU limit merged in. */}}
+{{- define "hfserve.resources" -}}
+{{- $resources := deepCopy (.Values.resources | default dict) }}
+{{- if .Values.gpu.enabled }}
+{{- $limits := get $resources "limits" | default dict }}
+{{- $_ := set $limits .Values.gpu.resourceName (.Values.gpu.count | int) }}
+{{- $_ := set $resources "limits" $limits }}
+{{- end }}
+{{- toYaml $resources }}
+{{- end }}
+
+{{/* Settings the chart owns, and the checks that span several values. */}}
+{{- define "hfserve.validate" -}}
+{{- if and .Values.autoscaling.enabled .Values.keda.enabled }}
+{{- fail "autoscaling.enabled and keda.enabled are exclusive: KEDA creates its own HorizontalPodAutoscaler" }}
+{{- end }}
+{{- if and .Values.keda.enabled (not .Values.keda.prometheus.serverAddress) }}
+{{- fail "keda.enabled needs keda.prometheus.serverAddress (the Prometheus URL KEDA queries)" }}
+{{- end }}
+{{- end }}
