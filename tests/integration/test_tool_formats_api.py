@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import openai
 import pytest
 from openai import OpenAI
 
@@ -202,3 +203,29 @@ def test_gemma4_thought_channel_is_reasoning(client: OpenAI) -> None:
     for chunk in chunks:
         for choice in chunk.choices:
             assert _no_markers(choice.delta.content) and _no_markers(getattr(choice.delta, "reasoning_content", ""))
+
+
+@pytest.mark.parametrize("model", [LLAMA3_MODEL_ID, MISTRAL_MODEL_ID])
+def test_forced_call_in_the_models_own_syntax(client: OpenAI, model: str) -> None:
+    """``tool_choice: required`` constrains decoding to the family's call syntax (Mistral's by the
+    ``[TOOL_CALLS]`` token's id), even where the model would just greet."""
+    choice = client.chat.completions.create(
+        model=model,
+        messages=[{"role": "user", "content": "Hello"}],
+        tools=[FORECAST_TOOL],
+        tool_choice="required",
+        parallel_tool_calls=False,
+        temperature=0,
+        max_tokens=96,
+    ).choices[0]
+    assert choice.finish_reason == "tool_calls" and choice.message.content is None
+    [call] = choice.message.tool_calls
+    assert call.function.name == "get_forecast"
+    assert set(json.loads(call.function.arguments)) == {"city", "days"}
+
+
+@pytest.mark.parametrize("model", [QWEN3_CODER_MODEL_ID, GEMMA4_MODEL_ID])
+def test_forced_call_is_refused_where_no_grammar_exists(client: OpenAI, model: str) -> None:
+    with pytest.raises(openai.BadRequestError) as caught:
+        client.chat.completions.create(model=model, tool_choice="required", **CALL_KWARGS)
+    assert caught.value.body["param"] == "tool_choice"
