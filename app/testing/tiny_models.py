@@ -9,6 +9,10 @@ cache so that ``from_pretrained("hfserve/tiny-chat")`` works with ``HF_HUB_OFFLI
 * :data:`NEVER_EOS_MODEL_ID`: untrained Qwen3 that can never emit EOS (see
   :func:`build_never_eos_model`), so every request generates exactly ``max_tokens``.
 * :data:`ENCODER_MODEL_ID`: a tiny ``DistilBertModel`` (not generative), for model filtering.
+
+The media models (:mod:`app.testing.media_models`) and one tool-calling model per other tool-call
+format (:mod:`app.testing.tool_models`) are built and cached the same way; ``hfserve demo`` installs
+only tiny-chat.
 """
 
 from __future__ import annotations

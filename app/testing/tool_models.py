@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 from app.testing.tokenizer import TokenizerSpec, build_tokenizer
 from app.testing.tool_chats import render_gemma4, render_llama3, render_mistral, render_qwen3_coder, tool_chats
 from app.testing.tool_templates import GEMMA4_TEMPLATE, LLAMA3_TEMPLATE, MISTRAL_TEMPLATE, QWEN3_CODER_TEMPLATE
-from app.testing.training import causal_lm, fit_canned_chats, init_weights, padded, save_model, seeded
+from app.testing.training import causal_lm, fit_canned_chats, init_weights, padded, qwen3_model, save_model, seeded
 
 if TYPE_CHECKING:
     from transformers import PreTrainedModel, PreTrainedTokenizerFast
@@ -119,9 +119,7 @@ ModelFactory = Callable[["PreTrainedTokenizerFast", int], "PreTrainedModel"]
 
 
 def _qwen3(tok: PreTrainedTokenizerFast, vocab_size: int) -> PreTrainedModel:
-    from transformers import Qwen3Config, Qwen3ForCausalLM
-
-    return causal_lm(Qwen3Config, Qwen3ForCausalLM, vocab_size, eos=tok.eos_token_id, pad=tok.pad_token_id)
+    return qwen3_model(vocab_size, tie=True, eos_id=tok.eos_token_id, pad_id=tok.pad_token_id)
 
 
 def _llama(tok: PreTrainedTokenizerFast, vocab_size: int) -> PreTrainedModel:
