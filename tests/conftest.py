@@ -67,3 +67,17 @@ def media_hf_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
     ensure_demo_models(MEDIA_BUILD_CACHE, which=(VISION_MODEL_ID, AUDIO_MODEL_ID, SPEECH_MODEL_ID, CHAT_MODEL_ID))
     return clone_hf_home(MEDIA_BUILD_CACHE, tmp_path_factory.mktemp("media_hf_home"))
+
+
+# The tool-calling models (one per tool-call format) likewise have their own cache.
+TOOL_BUILD_CACHE = ROOT / ".cache" / "tiny-tool-models"
+
+
+@pytest.fixture(scope="session")
+def tool_hf_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An HF_HOME with the tiny Qwen3-Coder, Llama 3, Mistral and Gemma 4 tool-calling models."""
+    from app.testing.tiny_models import ensure_demo_models
+    from app.testing.tool_models import TOOL_MODEL_IDS
+
+    ensure_demo_models(TOOL_BUILD_CACHE, which=TOOL_MODEL_IDS)
+    return clone_hf_home(TOOL_BUILD_CACHE, tmp_path_factory.mktemp("tool_hf_home"))

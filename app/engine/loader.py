@@ -208,6 +208,7 @@ def load_weights(folder: str, name: str, opts: LoadOptions, progress: ProgressFn
         vocab_size=int(model.get_output_embeddings().weight.shape[0]),
         model_type=str(getattr(config, "model_type", "") or ""),
         added_tokens=dict(tokenizer.get_added_vocab()),
+        special_tokens=frozenset(t.content for t in tokenizer.added_tokens_decoder.values() if t.special),
         chat_template=template if isinstance(template := getattr(tokenizer, "chat_template", None), str) else "",
         task=task or "text-generation",
     )

@@ -214,6 +214,7 @@ class ModelInfo:
     modalities: frozenset[str] = frozenset({"text"})
     model_type: str = ""  # config.model_type
     added_tokens: Mapping[str, int] = field(default_factory=dict)  # the tokenizer's added tokens and their ids
+    special_tokens: frozenset[str] = frozenset()  # added tokens that decoding drops unless told to keep them
     chat_template: str = ""
     task: str = "text-generation"  # or image-text-to-text, multimodal-lm, speech-to-text
     audio_sampling_rate: int | None = None  # what the processor's feature extractor wants

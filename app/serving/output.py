@@ -85,7 +85,10 @@ def plan_output(
         raise InvalidRequest(str(exc), param="tools") from exc
     reasoning = select_reasoning_parser(traits)
     inside = reasoning is not None and reasoning.opened_by(prompt_tail)
-    markers = getattr(tool_factory, "markers", ()) if tool_factory else ()
+    # Delimiters that are special tokens vanish from decoded text unless special tokens are kept (Mistral's
+    # [TOOL_CALLS], Llama's <|python_tag|>, Gemma 4's tool-call and channel tokens); added tokens that are
+    # not special (Qwen's <tool_call>, <think>) are decoded either way.
+    markers = [*getattr(tool_factory, "markers", ()), *(reasoning.markers if reasoning else ())]
     return OutputPlan(
         tool_factory=tool_factory,
         tools=tuple(tools or ()),
@@ -93,7 +96,7 @@ def plan_output(
         inside_reasoning=inside,
         single_call=not parallel_tool_calls,
         tool_parser_name=getattr(tool_factory, "name", None),
-        keep_special_tokens=any(marker in info.added_tokens for marker in markers),
+        keep_special_tokens=any(marker in info.special_tokens for marker in markers),
     )
 
 

@@ -10,11 +10,16 @@ Every entry of :data:`CANNED_CHATS` is a dict with:
 * ``reasoning``, ``content``, ``tool_calls``: the intended parsed answer
   (``tool_calls`` items are ``{"name": str, "arguments": dict}``).
 * ``completion``: the exact raw text the model generates greedily before ``<|im_end|>``.
+* ``stop``: the token that ends the completion when it is not the tokenizer's eos (else None).
+
+:func:`canned_chat` builds one; other output formats pass their own ``render``
+(see :mod:`app.testing.tool_chats`).
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 WEATHER_TOOL: dict[str, Any] = {
@@ -50,7 +55,10 @@ def render_completion(
     return text
 
 
-def _chat(
+Render = Callable[[str, str | None, list[dict[str, Any]] | None], str]
+
+
+def canned_chat(
     name: str,
     messages: list[dict[str, Any]],
     content: str,
@@ -58,8 +66,11 @@ def _chat(
     tools: list[dict[str, Any]] | None = None,
     reasoning: str | None = None,
     tool_calls: list[dict[str, Any]] | None = None,
+    render: Render = render_completion,
+    stop: str | None = None,
     **template_kwargs: Any,
 ) -> dict[str, Any]:
+    """One canned chat (see the module docstring); ``render`` writes the parsed answer as raw output."""
     return {
         "name": name,
         "messages": messages,
@@ -68,48 +79,49 @@ def _chat(
         "reasoning": reasoning,
         "content": content,
         "tool_calls": tool_calls or [],
-        "completion": render_completion(content, reasoning, tool_calls),
+        "completion": render(content, reasoning, tool_calls),
+        "stop": stop,
     }
 
 
-def _user(text: str) -> dict[str, Any]:
+def user(text: str) -> dict[str, Any]:
     return {"role": "user", "content": text}
 
 
 def _name_chat(name: str) -> dict[str, Any]:
     messages = [
-        _user(f"My name is {name}."),
+        user(f"My name is {name}."),
         {"role": "assistant", "content": f"Nice to meet you, {name}!"},
-        _user("What is my name?"),
+        user("What is my name?"),
     ]
-    return _chat(f"name-{name.lower()}", messages, f"Your name is {name}.")
+    return canned_chat(f"name-{name.lower()}", messages, f"Your name is {name}.")
 
 
 GREETING = "Hello! I am a tiny demo model served by hfserve."
 CAPITAL_ANSWER = "The capital of France is Paris."
 
 CANNED_CHATS: list[dict[str, Any]] = [
-    _chat("greeting", [_user("Hello")], GREETING),
-    _chat("greeting-no-thinking", [_user("Hello")], GREETING, enable_thinking=False),
-    _chat("capital-no-thinking", [_user(_CAPITAL_Q)], CAPITAL_ANSWER, enable_thinking=False),
-    _chat(
+    canned_chat("greeting", [user("Hello")], GREETING),
+    canned_chat("greeting-no-thinking", [user("Hello")], GREETING, enable_thinking=False),
+    canned_chat("capital-no-thinking", [user(_CAPITAL_Q)], CAPITAL_ANSWER, enable_thinking=False),
+    canned_chat(
         "capital-thinking",
-        [_user(_CAPITAL_Q)],
+        [user(_CAPITAL_Q)],
         CAPITAL_ANSWER,
         reasoning="The user asks for the capital of France. It is Paris.",
         enable_thinking=True,
     ),
-    _chat(
+    canned_chat(
         "weather-tool-call",
-        [_user(_WEATHER_Q)],
+        [user(_WEATHER_Q)],
         "",
         tools=[WEATHER_TOOL],
         tool_calls=[{"name": "get_weather", "arguments": _WEATHER_ARGS}],
     ),
-    _chat(
+    canned_chat(
         "weather-tool-result",
         [
-            _user(_WEATHER_Q),
+            user(_WEATHER_Q),
             {
                 "role": "assistant",
                 "content": None,

@@ -9,6 +9,10 @@ cache so that ``from_pretrained("hfserve/tiny-chat")`` works with ``HF_HUB_OFFLI
 * :data:`NEVER_EOS_MODEL_ID`: untrained Qwen3 that can never emit EOS (see
   :func:`build_never_eos_model`), so every request generates exactly ``max_tokens``.
 * :data:`ENCODER_MODEL_ID`: a tiny ``DistilBertModel`` (not generative), for model filtering.
+
+The media models (:mod:`app.testing.media_models`) and one tool-calling model per other tool-call
+format (:mod:`app.testing.tool_models`) are built and cached the same way; ``hfserve demo`` installs
+only tiny-chat.
 """
 
 from __future__ import annotations
@@ -21,23 +25,25 @@ import tempfile
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from app.testing.canned_chats import CANNED_CHATS, render_completion
 from app.testing.hf_cache import hub_cache_dir, install_in_hf_cache, install_into_hub, read_hub_ref, repo_dir
 from app.testing.media_models import MEDIA_BUILDERS
 from app.testing.tokenizer import SPECIAL_TOKENS, TEXT_ADDED_TOKENS, build_tokenizer
+from app.testing.tool_models import TOOL_BUILDERS
 from app.testing.training import (
-    encode_canned_chats,
+    RECIPE_FILE,
+    fit_canned_chats,
     init_weights,
-    make_batches,
-    min_teacher_forced_margin,
+    padded,
+    qwen3_model,
+    save_model,
     seeded,
-    train,
 )
 
 if TYPE_CHECKING:
-    from transformers import PreTrainedModel, PreTrainedTokenizerFast
+    from transformers import PreTrainedTokenizerFast
 
 __all__ = [
     "CANNED_CHATS",
@@ -59,7 +65,6 @@ CHAT_MODEL_ID = "hfserve/tiny-chat"
 NEVER_EOS_MODEL_ID = "hfserve/tiny-never-eos"
 ENCODER_MODEL_ID = "hfserve/tiny-encoder"
 
-RECIPE_FILE = "hfserve_tiny_model.json"
 _RECIPE_SOURCES = (
     "canned_chats.py",
     "chat_template.py",
@@ -67,8 +72,10 @@ _RECIPE_SOURCES = (
     "training.py",
     "tiny_models.py",
     "media_models.py",
+    "tool_chats.py",
+    "tool_templates.py",
+    "tool_models.py",
 )
-_MIN_MARGIN = 2.0  # teacher-forced logit margin every trained token must reach
 _BAN_LOGIT = 1000.0
 
 
@@ -82,68 +89,16 @@ def recipe_hash() -> str:
     return digest.hexdigest()[:16]
 
 
-def _padded(n: int, multiple: int = 64) -> int:
-    """Embedding rows rounded up, like real checkpoints (config.vocab_size > len(tokenizer))."""
-    return -(-n // multiple) * multiple
-
-
-def _qwen3(vocab_size: int, *, tie: bool, eos_id: int, pad_id: int) -> PreTrainedModel:
-    from transformers import GenerationConfig, Qwen3Config, Qwen3ForCausalLM
-
-    config = Qwen3Config(
-        hidden_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        head_dim=16,
-        intermediate_size=128,
-        vocab_size=vocab_size,
-        max_position_embeddings=2048,
-        tie_word_embeddings=tie,
-        eos_token_id=eos_id,
-        pad_token_id=pad_id,
-        bos_token_id=None,
-    )
-    model = Qwen3ForCausalLM(config)
-    # Plain greedy defaults (no sampling presets) so tests control every sampling parameter.
-    model.generation_config = GenerationConfig(eos_token_id=eos_id, pad_token_id=pad_id, bos_token_id=None)
-    return model
-
-
-def _save(model: PreTrainedModel, out_dir: Path, recipe: dict[str, Any]) -> Path:
-    model.save_pretrained(str(out_dir))
-    meta = {"recipe": recipe_hash(), **recipe}
-    (out_dir / RECIPE_FILE).write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
-    return out_dir
-
-
 def build_chat_model(out_dir: Path, *, steps: int = 180, seed: int = 0, lr: float = 5e-3) -> Path:
-    """Train the tiny Qwen3 chat model on :data:`CANNED_CHATS` and save it (with tokenizer).
-
-    Trains ``steps`` AdamW steps, then keeps training in short rounds (up to ``3 * steps``
-    extra) until every canned token wins greedy decoding by a logit margin of at least
-    ``_MIN_MARGIN``, so results hold on other CPUs/thread counts too.
-    """
+    """Train the tiny Qwen3 chat model on :data:`CANNED_CHATS` and save it (with tokenizer);
+    see :func:`app.testing.training.fit_canned_chats`."""
     out_dir = Path(out_dir)
     tok = build_tokenizer(out_dir)
-    pairs = encode_canned_chats(tok)
     with seeded(seed) as gen:
-        model = _qwen3(_padded(len(tok)), tie=True, eos_id=tok.eos_token_id, pad_id=tok.pad_token_id)
+        model = qwen3_model(padded(len(tok)), tie=True, eos_id=tok.eos_token_id, pad_id=tok.pad_token_id)
         init_weights(model, gen)
-        model.set_attn_implementation("eager")  # CPU SDPA backward with a padding mask is ~20x slower
-        batches = make_batches(pairs, tok.pad_token_id)
-        loss = train(model, batches, steps, lr)
-        margin, total = min_teacher_forced_margin(model, batches), steps
-        while margin < _MIN_MARGIN and total < 4 * steps:
-            loss = train(model, batches, max(1, steps // 4), lr / 3)
-            margin, total = min_teacher_forced_margin(model, batches), total + max(1, steps // 4)
-        model.set_attn_implementation("sdpa")
-    if margin <= 0:
-        raise RuntimeError(f"tiny chat model did not learn the canned chats (margin {margin:.3f})")
-    if margin < _MIN_MARGIN:
-        log.warning("tiny chat model: greedy margin only %.2f; answers may differ on other CPUs", margin)
-    log.info("tiny chat model: %d steps, loss %.4f, min margin %.2f", total, loss, margin)
-    return _save(model, out_dir, {"kind": "chat", "seed": seed, "steps": steps, "lr": lr})
+        fit = fit_canned_chats(model, tok, CANNED_CHATS, steps=steps, lr=lr, label="tiny chat model")
+    return save_model(model, out_dir, {"kind": "chat", "seed": seed, **fit})
 
 
 def _banned_token_ids(tok: PreTrainedTokenizerFast, vocab_size: int) -> list[int]:
@@ -172,11 +127,11 @@ def build_never_eos_model(out_dir: Path, *, seed: int = 0) -> Path:
 
     out_dir = Path(out_dir)
     tok = build_tokenizer(out_dir)
-    vocab_size = _padded(len(tok))
+    vocab_size = padded(len(tok))
     banned = _banned_token_ids(tok, vocab_size)
     allowed = sorted(set(range(vocab_size)) - set(banned))
     with seeded(seed) as gen:
-        model = _qwen3(vocab_size, tie=False, eos_id=tok.eos_token_id, pad_id=tok.pad_token_id)
+        model = qwen3_model(vocab_size, tie=False, eos_id=tok.eos_token_id, pad_id=tok.pad_token_id)
         init_weights(model, gen)
         with torch.no_grad():
             emb = model.get_input_embeddings().weight
@@ -191,7 +146,7 @@ def build_never_eos_model(out_dir: Path, *, seed: int = 0) -> Path:
             head[allowed[1]] = -head[allowed[0]]
             head[banned] = 0.0
             head[banned, 0] = -_BAN_LOGIT
-    return _save(model, out_dir, {"kind": "never-eos", "seed": seed})
+    return save_model(model, out_dir, {"kind": "never-eos", "seed": seed})
 
 
 def build_encoder_model(out_dir: Path, *, seed: int = 0) -> Path:
@@ -206,7 +161,7 @@ def build_encoder_model(out_dir: Path, *, seed: int = 0) -> Path:
     out_dir = Path(out_dir)
     tok = build_tokenizer(out_dir, model_max_length=512, chat_template=False)
     config = DistilBertConfig(
-        vocab_size=_padded(len(tok)),
+        vocab_size=padded(len(tok)),
         dim=32,
         n_layers=2,
         n_heads=2,
@@ -217,7 +172,7 @@ def build_encoder_model(out_dir: Path, *, seed: int = 0) -> Path:
     with seeded(seed) as gen:
         model = DistilBertModel(config)
         init_weights(model, gen)
-    return _save(model, out_dir, {"kind": "encoder", "seed": seed})
+    return save_model(model, out_dir, {"kind": "encoder", "seed": seed})
 
 
 BUILDERS: dict[str, Callable[[Path], Path]] = {
@@ -225,6 +180,7 @@ BUILDERS: dict[str, Callable[[Path], Path]] = {
     NEVER_EOS_MODEL_ID: build_never_eos_model,
     ENCODER_MODEL_ID: build_encoder_model,
     **MEDIA_BUILDERS,
+    **TOOL_BUILDERS,
 }
 
 
@@ -238,6 +194,14 @@ def _is_current(hub_dir: Path, repo_id: str) -> bool:
     except (OSError, ValueError):
         return False
     return meta.get("recipe") == recipe_hash() and (snapshot / "config.json").is_file()
+
+
+def _stamp(folder: Path) -> Path:
+    """Record the recipe hash in the model's recipe file (created for builders that write none)."""
+    path = folder / RECIPE_FILE
+    meta = json.loads(path.read_text()) if path.is_file() else {}
+    path.write_text(json.dumps({**meta, "recipe": recipe_hash()}, indent=2, sort_keys=True) + "\n")
+    return folder
 
 
 def ensure_demo_models(hf_home: Path | None = None, *, which: Iterable[str] = (CHAT_MODEL_ID,)) -> list[str]:
@@ -267,7 +231,7 @@ def ensure_demo_models(hf_home: Path | None = None, *, which: Iterable[str] = (C
                 continue
             start = time.perf_counter()
             with tempfile.TemporaryDirectory(prefix="hfserve-tiny-") as tmp:
-                sha = install_into_hub(BUILDERS[repo_id](Path(tmp) / "model"), hub_dir, repo_id)
+                sha = install_into_hub(_stamp(BUILDERS[repo_id](Path(tmp) / "model")), hub_dir, repo_id)
             log.info("built %s@%s in %.1fs", repo_id, sha[:8], time.perf_counter() - start)
             installed.append(repo_id)
     return installed

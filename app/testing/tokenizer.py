@@ -1,4 +1,4 @@
-"""Offline byte-level BPE tokenizer for the tiny test models (Qwen2/Qwen3 compatible).
+"""Offline byte-level BPE tokenizers for the tiny test models (Qwen2/Qwen3 compatible).
 
 The BPE is trained with the ``tokenizers`` library on a small built-in corpus using the
 exact normalizer / pre-tokenizer / decoder that ``transformers.Qwen2Tokenizer`` builds,
@@ -6,14 +6,19 @@ and is saved with ``tokenizer_class: Qwen2Tokenizer`` (as real Qwen3 checkpoints
 This matters in transformers 5: ``AutoTokenizer`` re-instantiates ``Qwen2Tokenizer`` from
 the vocab/merges, which rebuilds the Qwen2 pre-tokenizer; training with anything else
 would silently change the ids after a save/load round trip.
+
+A :class:`TokenizerSpec` names a model family's added tokens, its eos/pad/bos and chat template;
+:data:`CHAT_TOKENIZER` is tiny-chat's (Qwen3). The other families' specs live with their builders.
 """
 
 from __future__ import annotations
 
 import json
 import re
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from app.testing.canned_chats import CANNED_CHATS
 from app.testing.chat_template import CHAT_TEMPLATE
@@ -44,28 +49,74 @@ def hello(name: str) -> str:
 """
 
 
-def _rendered_chats() -> list[str]:
-    """Each canned chat rendered through the chat template (prompt + completion)."""
+@dataclass(frozen=True)
+class TokenizerSpec:
+    """A model family's tokens and chat template.
+
+    ``special_tokens`` are added as special tokens in this order (ids right after the BPE vocab),
+    then ``text_tokens`` as non-special added tokens. ``eos``, ``pad`` and ``bos`` name tokens of
+    ``special_tokens`` (``pad``/``bos`` may be None). ``chats`` (canned chats, see
+    :mod:`app.testing.canned_chats`) are rendered through ``chat_template`` into the BPE corpus.
+    """
+
+    special_tokens: tuple[str, ...]
+    text_tokens: tuple[str, ...]
+    eos: str
+    pad: str | None
+    bos: str | None
+    chat_template: str
+    chats: Sequence[dict[str, Any]]
+
+    @property
+    def added_tokens(self) -> tuple[str, ...]:
+        return (*self.special_tokens, *self.text_tokens)
+
+
+CHAT_TOKENIZER = TokenizerSpec(
+    special_tokens=SPECIAL_TOKENS,
+    text_tokens=TEXT_ADDED_TOKENS,
+    eos=IM_END,
+    pad=ENDOFTEXT,
+    bos=None,
+    chat_template=CHAT_TEMPLATE,
+    chats=CANNED_CHATS,
+)
+
+
+def _tojson(value: Any, indent: int | None = None, separators: Any = None, sort_keys: bool = False) -> str:
+    """The ``tojson`` filter as transformers' chat-template environment defines it."""
+    return json.dumps(value, ensure_ascii=False, indent=indent, separators=separators, sort_keys=sort_keys)
+
+
+def render_chat(spec: TokenizerSpec, chat: dict[str, Any]) -> str:
+    """A canned chat's prompt through ``spec``'s template, rendered the way ``apply_chat_template`` does
+    (same Jinja options, filters and special-token variables), without a tokenizer."""
+    from jinja2.ext import loopcontrols
     from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-    env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True)
-    env.filters["tojson"] = lambda value: json.dumps(value, ensure_ascii=False)
-    template = env.from_string(CHAT_TEMPLATE)
-    return [
-        template.render(
-            messages=chat["messages"], tools=chat["tools"], add_generation_prompt=True, **chat["chat_template_kwargs"]
-        )
-        + chat["completion"]
-        for chat in CANNED_CHATS
-    ]
+    def raise_exception(message: str) -> None:
+        raise ValueError(message)
+
+    env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True, extensions=[loopcontrols])
+    env.filters["tojson"] = _tojson
+    env.globals["raise_exception"] = raise_exception
+    return env.from_string(spec.chat_template).render(
+        messages=chat["messages"],
+        tools=chat["tools"],
+        add_generation_prompt=True,
+        bos_token=spec.bos or "",
+        eos_token=spec.eos,
+        **chat["chat_template_kwargs"],
+    )
 
 
-def training_corpus() -> list[str]:
+def training_corpus(spec: TokenizerSpec = CHAT_TOKENIZER) -> list[str]:
     """Deterministic training text: generic prose plus the rendered canned chats, split on the
     added tokens exactly as the tokenizer splits them before BPE."""
-    splitter = re.compile("|".join(re.escape(t) for t in (*SPECIAL_TOKENS, *TEXT_ADDED_TOKENS)))
+    splitter = re.compile("|".join(re.escape(t) for t in spec.added_tokens))
     texts = _GENERIC_TEXT.splitlines()
-    for text in _rendered_chats():
+    for chat in spec.chats:
+        text = render_chat(spec, chat) + chat["completion"]
         texts += [piece for piece in splitter.split(text) if piece]
     return texts * 3
 
@@ -73,21 +124,22 @@ def training_corpus() -> list[str]:
 def build_tokenizer(
     out_dir: Path | None = None,
     *,
+    spec: TokenizerSpec = CHAT_TOKENIZER,
     vocab_size: int = 2048,
     model_max_length: int = 2048,
     chat_template: bool = True,
 ) -> PreTrainedTokenizerFast:
     """Train the BPE tokenizer, attach the chat template and save it into ``out_dir``.
 
-    Ids: trained BPE tokens first, then ``<|endoftext|> <|im_start|> <|im_end|>`` and the
-    non-special text tokens (same order as Qwen3). eos is ``<|im_end|>``, pad ``<|endoftext|>``.
+    Ids: trained BPE tokens first, then ``spec.special_tokens`` and ``spec.text_tokens`` in order
+    (for tiny-chat, as in Qwen3: eos ``<|im_end|>``, pad ``<|endoftext|>``, no bos).
     """
     from tokenizers import Regex, Tokenizer, decoders, normalizers, pre_tokenizers, trainers
     from tokenizers.models import BPE
     from transformers import AddedToken
     from transformers.models.qwen2.tokenization_qwen2 import PRETOKENIZE_REGEX, Qwen2Tokenizer
 
-    n_added = len(SPECIAL_TOKENS) + len(TEXT_ADDED_TOKENS)
+    n_added = len(spec.added_tokens)
     bpe = Tokenizer(BPE())
     bpe.normalizer = normalizers.NFC()
     bpe.pre_tokenizer = pre_tokenizers.Sequence(
@@ -103,28 +155,29 @@ def build_tokenizer(
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
         show_progress=False,
     )
-    bpe.train_from_iterator(training_corpus(), trainer)
+    bpe.train_from_iterator(training_corpus(spec), trainer)
     model = json.loads(bpe.to_str())["model"]
     merges = [tuple(m.split(" ", 1)) if isinstance(m, str) else tuple(m) for m in model["merges"]]
 
+    first, *rest = spec.special_tokens
     tok = Qwen2Tokenizer(
         vocab=model["vocab"],
         merges=merges,
         unk_token=None,
-        eos_token=ENDOFTEXT,  # switched to <|im_end|> below, once the ids are fixed
-        pad_token=ENDOFTEXT,
+        eos_token=first,  # the real eos/pad/bos are set below, once the ids are fixed
+        pad_token=first,
         model_max_length=model_max_length,
         clean_up_tokenization_spaces=False,
     )
-    tok.add_special_tokens({"extra_special_tokens": [IM_START, IM_END]})
-    tok.add_tokens([AddedToken(t, special=False, normalized=False) for t in TEXT_ADDED_TOKENS])
-    tok.eos_token = IM_END
+    tok.add_special_tokens({"extra_special_tokens": rest})
+    tok.add_tokens([AddedToken(t, special=False, normalized=False) for t in spec.text_tokens])
+    tok.eos_token, tok.pad_token, tok.bos_token = spec.eos, spec.pad, spec.bos
     base = len(model["vocab"])
-    ids = tok.convert_tokens_to_ids([*SPECIAL_TOKENS, *TEXT_ADDED_TOKENS])
+    ids = tok.convert_tokens_to_ids(list(spec.added_tokens))
     if ids != list(range(base, base + n_added)):
         raise RuntimeError(f"unexpected added-token ids {ids} (base vocab {base})")
     if chat_template:
-        tok.chat_template = CHAT_TEMPLATE
+        tok.chat_template = spec.chat_template
     if out_dir is not None:
         Path(out_dir).mkdir(parents=True, exist_ok=True)
         tok.save_pretrained(str(out_dir))

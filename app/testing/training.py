@@ -1,11 +1,14 @@
-"""Seeding, initialisation and the small training loop behind the tiny chat model."""
+"""Tiny model shapes, seeding, initialisation and the small training loop behind the tiny chat models."""
 
 from __future__ import annotations
 
 import contextlib
+import json
+import logging
 import math
-from collections.abc import Iterator
-from typing import TYPE_CHECKING
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from app.testing.canned_chats import CANNED_CHATS
 
@@ -15,6 +18,64 @@ if TYPE_CHECKING:
 
 Batch = dict[str, "torch.Tensor"]
 Pair = tuple[list[int], list[int]]  # (prompt ids, completion ids + eos)
+
+log = logging.getLogger(__name__)
+
+RECIPE_FILE = "hfserve_tiny_model.json"  # what a model was built from; the installer adds the recipe hash
+MIN_MARGIN = 2.0  # teacher-forced logit margin every trained token must reach
+
+
+# Every tiny decoder: 2 layers of width 64, 4 query and 2 key/value heads of 16 (~0.1 M parameters
+# with a 2048-token vocabulary).
+TINY_DIMS: dict[str, int] = {
+    "hidden_size": 64,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 4,
+    "num_key_value_heads": 2,
+    "head_dim": 16,
+    "intermediate_size": 128,
+    "max_position_embeddings": 2048,
+}
+
+
+def padded(n: int, multiple: int = 64) -> int:
+    """Embedding rows rounded up, like real checkpoints (config.vocab_size > len(tokenizer))."""
+    return -(-n // multiple) * multiple
+
+
+def causal_lm(
+    config_class: Any,
+    model_class: Any,
+    vocab_size: int,
+    *,
+    eos: int | list[int],
+    pad: int | None,
+    bos: int | None = None,
+    tie: bool = True,
+    **config: Any,
+) -> PreTrainedModel:
+    """A :data:`TINY_DIMS` causal LM of the given family with plain greedy generation defaults
+    (no sampling presets, so tests control every sampling parameter)."""
+    from transformers import GenerationConfig
+
+    model = model_class(
+        config_class(
+            **{**TINY_DIMS, **config},
+            vocab_size=vocab_size,
+            tie_word_embeddings=tie,
+            eos_token_id=eos,
+            pad_token_id=pad,
+            bos_token_id=bos,
+        )
+    )
+    model.generation_config = GenerationConfig(eos_token_id=eos, pad_token_id=pad, bos_token_id=bos)
+    return model
+
+
+def qwen3_model(vocab_size: int, *, tie: bool, eos_id: int, pad_id: int) -> PreTrainedModel:
+    from transformers import Qwen3Config, Qwen3ForCausalLM
+
+    return causal_lm(Qwen3Config, Qwen3ForCausalLM, vocab_size, eos=eos_id, pad=pad_id, tie=tie)
 
 
 @contextlib.contextmanager
@@ -46,10 +107,13 @@ def init_weights(model: torch.nn.Module, gen: torch.Generator, std: float = 0.02
                 param.normal_(0.0, std, generator=gen)
 
 
-def encode_canned_chats(tok: PreTrainedTokenizerFast) -> list[Pair]:
-    """``(prompt_ids, completion_ids + [eos])`` for each canned chat, tokenized like a server would."""
+def encode_canned_chats(tok: PreTrainedTokenizerFast, chats: Sequence[dict[str, Any]] = CANNED_CHATS) -> list[Pair]:
+    """``(prompt_ids, completion_ids + [stop])`` for each canned chat, tokenized like a server would.
+
+    The stop token is the chat's ``stop`` (a token string, for families that end some turns with
+    another end-of-generation token than the tokenizer's eos), else ``tok.eos_token``."""
     pairs = []
-    for chat in CANNED_CHATS:
+    for chat in chats:
         prompt = tok.apply_chat_template(
             chat["messages"],
             tools=chat["tools"],
@@ -59,7 +123,8 @@ def encode_canned_chats(tok: PreTrainedTokenizerFast) -> list[Pair]:
         )
         prompt_ids = tok(prompt, add_special_tokens=False)["input_ids"]
         completion_ids = tok(chat["completion"], add_special_tokens=False)["input_ids"]
-        pairs.append((prompt_ids, [*completion_ids, tok.eos_token_id]))
+        stop = tok.convert_tokens_to_ids(chat.get("stop") or tok.eos_token)
+        pairs.append((prompt_ids, [*completion_ids, stop]))
     return pairs
 
 
@@ -136,3 +201,42 @@ def train(model: PreTrainedModel, batches: list[Batch], steps: int, lr: float) -
         opt.zero_grad(set_to_none=True)
     model.eval()
     return total
+
+
+def fit_canned_chats(
+    model: PreTrainedModel,
+    tok: PreTrainedTokenizerFast,
+    chats: Sequence[dict[str, Any]],
+    *,
+    steps: int,
+    lr: float,
+    label: str,
+) -> dict[str, Any]:
+    """Train ``model`` (inside :func:`seeded`) until greedy decoding reproduces every canned chat.
+
+    Trains ``steps`` AdamW steps, then keeps training in short rounds (up to ``3 * steps`` extra)
+    until every canned token wins greedy decoding by a logit margin of at least :data:`MIN_MARGIN`,
+    so results hold on other CPUs/thread counts too. Returns what was done, for the model's recipe file.
+    """
+    pad = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
+    batches = make_batches(encode_canned_chats(tok, chats), pad)
+    model.set_attn_implementation("eager")  # CPU SDPA backward with a padding mask is ~20x slower
+    loss = train(model, batches, steps, lr)
+    margin, total = min_teacher_forced_margin(model, batches), steps
+    while margin < MIN_MARGIN and total < 4 * steps:
+        loss = train(model, batches, max(1, steps // 4), lr / 3)
+        margin, total = min_teacher_forced_margin(model, batches), total + max(1, steps // 4)
+    model.set_attn_implementation("sdpa")
+    if margin <= 0:
+        raise RuntimeError(f"{label} did not learn its canned chats (margin {margin:.3f})")
+    if margin < MIN_MARGIN:
+        log.warning("%s: greedy margin only %.2f; answers may differ on other CPUs", label, margin)
+    log.info("%s: %d steps, loss %.4f, min margin %.2f", label, total, loss, margin)
+    return {"steps": total, "lr": lr}
+
+
+def save_model(model: PreTrainedModel, out_dir: Path, meta: dict[str, Any]) -> Path:
+    """Save the weights (and generation config) with ``meta`` in :data:`RECIPE_FILE`."""
+    model.save_pretrained(str(out_dir))
+    (Path(out_dir) / RECIPE_FILE).write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
+    return Path(out_dir)

@@ -15,6 +15,7 @@ from openai import OpenAI
 
 from app.testing.canned_chats import CANNED_CHATS, CAPITAL_ANSWER, WEATHER_TOOL
 from app.testing.tiny_models import CHAT_MODEL_ID, NEVER_EOS_MODEL_ID
+from tests.support.chat_stream import stream_chat
 from tests.support.server import ServerProcess, run_server
 
 NO_THINKING = {"chat_template_kwargs": {"enable_thinking": False}}
@@ -46,29 +47,6 @@ def _canned(name: str) -> dict[str, Any]:
 WEATHER = _canned("weather-tool-call")
 
 
-def _stream_chat(client: OpenAI, **kwargs: Any) -> tuple[dict[str, Any], list[Any]]:
-    """Reassembles a chat stream the way clients do; returns the message and the raw chunks."""
-    chunks = list(client.chat.completions.create(stream=True, **kwargs))
-    message: dict[str, Any] = {"content": "", "reasoning_content": "", "tool_calls": {}}
-    finish = None
-    for chunk in chunks:
-        for choice in chunk.choices:
-            delta = choice.delta
-            message["content"] += delta.content or ""
-            message["reasoning_content"] += getattr(delta, "reasoning_content", None) or ""
-            for call in delta.tool_calls or []:
-                entry = message["tool_calls"].setdefault(call.index, {"id": None, "name": None, "arguments": ""})
-                if call.id:
-                    assert entry["id"] is None, "id and name come once, first"
-                    entry["id"], entry["name"] = call.id, call.function.name
-                else:
-                    assert entry["id"] is not None, "arguments before the call's id"
-                entry["arguments"] += call.function.arguments or ""
-            finish = choice.finish_reason or finish
-    message["finish_reason"] = finish
-    return message, chunks
-
-
 # -- chat ---------------------------------------------------------------------------------------------
 
 
@@ -88,7 +66,7 @@ def test_chat_tool_call_non_stream(client: OpenAI) -> None:
 def test_chat_tool_call_stream_reassembles_to_the_non_stream_result(client: OpenAI) -> None:
     kwargs = {"model": CHAT_MODEL_ID, "messages": WEATHER["messages"], "tools": [WEATHER_TOOL], "temperature": 0}
     whole = client.chat.completions.create(**kwargs).choices[0].message.tool_calls[0]
-    message, chunks = _stream_chat(client, **kwargs)
+    message, chunks = stream_chat(client, **kwargs)
     assert message["finish_reason"] == "tool_calls" and message["content"] == ""
     [call] = message["tool_calls"].values()
     assert (call["name"], call["arguments"]) == (whole.function.name, whole.function.arguments)
@@ -102,7 +80,7 @@ def test_reasoning_is_separated(client: OpenAI) -> None:
     kwargs = {"model": CHAT_MODEL_ID, "messages": canned["messages"], "temperature": 0, "extra_body": THINKING}
     message = client.chat.completions.create(**kwargs).choices[0].message
     assert (message.reasoning_content, message.content) == (canned["reasoning"], CAPITAL_ANSWER)
-    streamed, chunks = _stream_chat(client, **kwargs)
+    streamed, chunks = stream_chat(client, **kwargs)
     assert (streamed["reasoning_content"], streamed["content"]) == (canned["reasoning"], CAPITAL_ANSWER)
     for chunk in chunks:
         for choice in chunk.choices:
@@ -152,7 +130,7 @@ def test_tool_choice_required_forces_a_valid_call(client: OpenAI, stream: bool) 
         "extra_body": NO_THINKING,
     }
     if stream:
-        message, _ = _stream_chat(client, **kwargs)
+        message, _ = stream_chat(client, **kwargs)
         calls = [(c["name"], c["arguments"]) for c in message["tool_calls"].values()]
         finish = message["finish_reason"]
     else:
