@@ -6,9 +6,10 @@ gets the same load (bench/loadgen.py). Upstream runs from its own environment (b
 
     .venv/bin/python bench/compare.py --requests 256 --concurrency 32 --max-tokens 64 --prompt-words 25
 
-``--observability`` runs hfserve twice instead, side by side: with tracing and metrics off (``--no-metrics``,
-no ``OTEL_*``) and on (metrics, and every span exported over OTLP/HTTP to a sink in this process,
-bench/otlp_sink.py). It reports both servers' rounds and the on/off throughput ratio of every round.
+``--observability`` runs hfserve three times instead, side by side: with tracing and metrics off
+(``--no-metrics``, no ``OTEL_*``), with the default metrics only, and on (metrics, and every span exported
+over OTLP/HTTP to a sink in this process, bench/otlp_sink.py). It reports every server's rounds and the
+throughput ratio to "off" of every round.
 """
 
 from __future__ import annotations
@@ -192,6 +193,7 @@ def observability_overhead(env: dict[str, str], args: argparse.Namespace, logs: 
         on = {"OTEL_EXPORTER_OTLP_ENDPOINT": sink.endpoint, "OTEL_SERVICE_NAME": "hfserve-bench"}
         servers: Servers = {
             "off": ([*hfserve, "--port", "8321", "--no-metrics"], 8321, {}),
+            "metrics": ([*hfserve, "--port", "8323"], 8323, {}),  # the default: metrics on, no OTEL_* set
             "on": ([*hfserve, "--port", "8322"], 8322, on),
         }
         results, rounds = measure_interleaved(servers, env, args, logs, with_ceiling=False)
@@ -199,6 +201,10 @@ def observability_overhead(env: dict[str, str], args: argparse.Namespace, logs: 
     ratios = [
         float(b["output_tok_s"]) / float(a["output_tok_s"])  # type: ignore[arg-type]
         for a, b in zip(rounds["off"], rounds["on"], strict=True)
+    ]
+    metrics_only = [
+        float(b["output_tok_s"]) / float(a["output_tok_s"])  # type: ignore[arg-type]
+        for a, b in zip(rounds["off"], rounds["metrics"], strict=True)
     ]
     median = statistics.median(ratios)
     record = {"args": vars(args) | {"hf_home": str(args.hf_home)}, "results": results, "ratios": ratios}
@@ -222,6 +228,8 @@ def observability_overhead(env: dict[str, str], args: argparse.Namespace, logs: 
         "",
         f"on / off, per round: {[round(x, 3) for x in ratios]}",
         f"median on / off: {median:.3f} (cost {1 - median:+.1%}); mean: {sum(ratios) / len(ratios):.3f}",
+        f"metrics only / off, per round: {[round(x, 3) for x in metrics_only]}; "
+        f"median {statistics.median(metrics_only):.3f}",
         f"HTTP-side CPU per token, on / off, per round: {[round(x, 3) for x in http]}; "
         f"median {statistics.median(http):.3f}",
         f"exported to the sink: {exported}",
