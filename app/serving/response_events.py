@@ -108,8 +108,8 @@ class ResponseBuilder:
         part = item.content[0]
         part.text += text
         logprobs = logprobs or []  # OpenAI always sends the list on output_text events
-        if self._logprobs:
-            part.logprobs = [*(part.logprobs or []), *logprobs]
+        if part.logprobs is not None:  # set to [] when the request asked for logprobs
+            part.logprobs.extend(logprobs)
         events.append(self._delta("response.output_text.delta", item.id, text, logprobs))
         return events
 
