@@ -8,8 +8,8 @@ gets the same load (bench/loadgen.py). Upstream runs from its own environment (b
 
 ``--observability`` runs hfserve three times instead, side by side: with tracing and metrics off
 (``--no-metrics``, no ``OTEL_*``), with the default metrics only, and on (metrics, and every span exported
-over OTLP/HTTP to a sink in this process, bench/otlp_sink.py). It reports every server's rounds and the
-throughput ratio to "off" of every round.
+over OTLP/HTTP to a sink in this process, bench/otlp_sink.py). It reports every server's rounds, the
+throughput and CPU-per-token ratios to "off" of every round, and bootstrap intervals of their medians.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import random
 import signal
 import statistics
 import subprocess
@@ -96,24 +97,39 @@ def load(url: str, args: argparse.Namespace, requests: int) -> dict[str, object]
     return json.loads(subprocess.run(command, check=True, capture_output=True, text=True).stdout)
 
 
+_ENGINES: dict[int, bool] = {}
+
+
+def _is_engine(process: psutil.Process) -> bool:
+    """An engine process maps libtorch; the span export process (and multiprocessing's resource tracker)
+    do not."""
+    if process.pid not in _ENGINES:
+        _ENGINES[process.pid] = any("libtorch" in m.path for m in process.memory_maps())
+    return _ENGINES[process.pid]
+
+
 def cpu_seconds(pid: int) -> dict[str, float]:
     """CPU seconds used so far by a server's processes: its HTTP side (the process we started and its direct
-    children: granian's worker) and everything below that (the engine processes)."""
-    totals = {"http": 0.0, "engine": 0.0}
+    children: granian's worker), its engine processes, and its other helpers (the span export process)."""
+    totals = {"http": 0.0, "engine": 0.0, "export": 0.0}
     top = psutil.Process(pid)
 
     def add(process: psutil.Process, depth: int) -> None:
         try:
             times = process.cpu_times()
             children = process.children()
+            side = "http" if depth <= 1 else "engine" if _is_engine(process) else "export"
         except psutil.NoSuchProcess:
             return
-        totals["http" if depth <= 1 else "engine"] += times.user + times.system
+        totals[side] += times.user + times.system
         for child in children:
             add(child, depth + 1)
 
     add(top, 0)
     return totals
+
+
+SIDES = ("http", "engine", "export")
 
 
 def measured_load(url: str, args: argparse.Namespace, requests: int, pid: int) -> dict[str, object]:
@@ -123,8 +139,9 @@ def measured_load(url: str, args: argparse.Namespace, requests: int, pid: int) -
     result = load(url, args, requests)
     after = cpu_seconds(pid)
     tokens = max(1, int(result["output_tokens"]))  # type: ignore[call-overload]
-    for side in ("http", "engine"):
+    for side in SIDES:
         result[f"{side}_cpu_us_per_token"] = round((after[side] - before[side]) * 1e6 / tokens, 1)
+    result["cpu_us_per_token"] = round(sum(after[s] - before[s] for s in SIDES) * 1e6 / tokens, 1)
     return result
 
 
@@ -133,7 +150,7 @@ def summarize(rounds: list[dict[str, object]]) -> dict[str, object]:
     result = dict(ordered[len(ordered) // 2])  # the median round by throughput
     result["rounds_tok_s"] = [r["output_tok_s"] for r in rounds]  # in the order they ran
     result["failed"] = sum(int(r.get("failed", 0)) for r in rounds)  # type: ignore[call-overload]
-    for key in ("http_cpu_us_per_token", "engine_cpu_us_per_token"):
+    for key in (*(f"{side}_cpu_us_per_token" for side in SIDES), "cpu_us_per_token"):
         if all(key in r for r in rounds):
             result[key] = statistics.median(float(r[key]) for r in rounds)  # type: ignore[arg-type]
     return result
@@ -164,9 +181,10 @@ Servers = dict[str, tuple[list[str], int, dict[str, str]]]  # name -> (command, 
 def measure_interleaved(
     servers: Servers, env: dict[str, str], args: argparse.Namespace, logs: Path, *, with_ceiling: bool = True
 ) -> tuple[dict[str, dict[str, object]], dict[str, list[dict[str, object]]]]:
-    """Start every server, then run rounds in turn (A, B, C, A, B, C...): the machine's speed drifts over
-    minutes, and interleaving gives every server the same share of good and bad moments. Idle servers
-    use no CPU (checked for upstream with top). Returns the median round of each, and every round."""
+    """Start every server, then run rounds in turn (A, B, C, then C, A, B...: a new random order each
+    cycle): the machine's speed drifts over minutes, and interleaving gives every server the same share of
+    good and bad moments. Idle servers use no CPU (checked for upstream with top). Returns the median round
+    of each, and every round."""
     procs: dict[str, subprocess.Popen[bytes]] = {}
     rounds: dict[str, list[dict[str, object]]] = {name: [] for name in [*servers, *(["ceiling"] * with_ceiling)]}
     try:
@@ -174,10 +192,14 @@ def measure_interleaved(
             procs[name] = start(command, env | extra, logs / f"{name.replace(' ', '_')}.log")
             wait_up(f"http://127.0.0.1:{port}", procs[name])
             load(f"http://127.0.0.1:{port}", args, args.concurrency)  # warm-up: first requests compile, allocate
+        order, shuffle = list(servers), random.Random(args.seed).shuffle
         for _ in range(args.rounds):
-            for name, (_, port, _) in servers.items():
+            shuffle(order)  # no server always runs first, or always right after another one
+            for name in order:
+                port = servers[name][1]
                 rounds[name].append(measured_load(f"http://127.0.0.1:{port}", args, args.requests, procs[name].pid))
                 print(f"{name}: {rounds[name][-1]['output_tok_s']} tok/s", file=sys.stderr)
+                time.sleep(args.pause)  # what a server still does after its round lands in no other's
             if with_ceiling:
                 rounds["ceiling"].append(ceiling(args, env))  # the idle servers use no CPU meanwhile
     finally:
@@ -186,11 +208,37 @@ def measure_interleaved(
     return {name: summarize(runs) for name, runs in rounds.items()}, rounds
 
 
+def _ratios(rounds: dict[str, list[dict[str, object]]], name: str, key: str) -> list[float]:
+    """``key`` of ``name`` over ``key`` of "off", round by round (each pair ran back to back)."""
+    return [
+        float(b[key]) / float(a[key])  # type: ignore[arg-type]
+        for a, b in zip(rounds["off"], rounds[name], strict=True)
+    ]
+
+
+def _interval(values: list[float], draws: int = 2000) -> tuple[float, float]:
+    """A 90% bootstrap interval of the median of ``values`` (rounds resampled with replacement)."""
+    rng = random.Random(0)
+    medians = sorted(statistics.median(rng.choices(values, k=len(values))) for _ in range(draws))
+    return medians[int(draws * 0.05)], medians[int(draws * 0.95) - 1]
+
+
+def _pooled(runs: list[dict[str, object]]) -> float:
+    """Tokens over seconds, summed over every round."""
+    return sum(float(r["output_tokens"]) for r in runs) / sum(float(r["elapsed_s"]) for r in runs)  # type: ignore[arg-type]
+
+
 def observability_overhead(env: dict[str, str], args: argparse.Namespace, logs: Path) -> str:
-    """hfserve with tracing and metrics off, and on (spans exported to a local sink), rounds interleaved."""
+    """hfserve with tracing and metrics off, metrics only, and both on (spans exported to a local sink),
+    rounds interleaved."""
     hfserve = [str(Path(sys.executable).parent / "hfserve"), "serve", MODEL, "--host", "127.0.0.1"]
     with OtlpSink() as sink:
-        on = {"OTEL_EXPORTER_OTLP_ENDPOINT": sink.endpoint, "OTEL_SERVICE_NAME": "hfserve-bench"}
+        # spans leave every 200 ms instead of the default 5 s, so a round's export work falls inside it
+        on = {
+            "OTEL_EXPORTER_OTLP_ENDPOINT": sink.endpoint,
+            "OTEL_SERVICE_NAME": "hfserve-bench",
+            "OTEL_BSP_SCHEDULE_DELAY": "200",
+        }
         servers: Servers = {
             "off": ([*hfserve, "--port", "8321", "--no-metrics"], 8321, {}),
             "metrics": ([*hfserve, "--port", "8323"], 8323, {}),  # the default: metrics on, no OTEL_* set
@@ -198,42 +246,33 @@ def observability_overhead(env: dict[str, str], args: argparse.Namespace, logs: 
         }
         results, rounds = measure_interleaved(servers, env, args, logs, with_ceiling=False)
         exported = sink.counts()
-    ratios = [
-        float(b["output_tok_s"]) / float(a["output_tok_s"])  # type: ignore[arg-type]
-        for a, b in zip(rounds["off"], rounds["on"], strict=True)
-    ]
-    metrics_only = [
-        float(b["output_tok_s"]) / float(a["output_tok_s"])  # type: ignore[arg-type]
-        for a, b in zip(rounds["off"], rounds["metrics"], strict=True)
-    ]
-    median = statistics.median(ratios)
-    record = {"args": vars(args) | {"hf_home": str(args.hf_home)}, "results": results, "ratios": ratios}
+    record = {"args": vars(args) | {"hf_home": str(args.hf_home)}, "results": results, "rounds": rounds}
     (logs / "results.json").write_text(json.dumps(record | {"exported": exported}, indent=2))
     rows = [
-        "| hfserve | output tok/s (median) | every round, in order | CPU µs per token: HTTP / engine (median) "
-        "| TTFT p50 / p99 ms | ITL p50 / p99 ms | failed |",
-        "|---|---|---|---|---|---|---|",
+        "| hfserve | output tok/s: median round / pooled | CPU µs per token: HTTP / engine / export / all "
+        "(medians) | TTFT p50 / p99 ms | ITL p50 / p99 ms | failed |",
+        "|---|---|---|---|---|---|",
     ]
     for name, r in results.items():
         rows.append(
-            f"| {name} | {r['output_tok_s']} | {r['rounds_tok_s']} | {r['http_cpu_us_per_token']} / "
-            f"{r['engine_cpu_us_per_token']} | {r['ttft_ms_p50']} / {r['ttft_ms_p99']} | "
-            f"{r['itl_ms_p50']} / {r['itl_ms_p99']} | {r['failed']} |"
+            f"| {name} | {r['output_tok_s']} / {_pooled(rounds[name]):.0f} | {r['http_cpu_us_per_token']} / "
+            f"{r['engine_cpu_us_per_token']} / {r['export_cpu_us_per_token']} / {r['cpu_us_per_token']} | "
+            f"{r['ttft_ms_p50']} / {r['ttft_ms_p99']} | {r['itl_ms_p50']} / {r['itl_ms_p99']} | {r['failed']} |"
         )
-    http = [
-        float(b["http_cpu_us_per_token"]) / float(a["http_cpu_us_per_token"])  # type: ignore[arg-type]
-        for a, b in zip(rounds["off"], rounds["on"], strict=True)
-    ]
-    rows += [
-        "",
-        f"on / off, per round: {[round(x, 3) for x in ratios]}",
-        f"median on / off: {median:.3f} (cost {1 - median:+.1%}); mean: {sum(ratios) / len(ratios):.3f}",
-        f"metrics only / off, per round: {[round(x, 3) for x in metrics_only]}; "
-        f"median {statistics.median(metrics_only):.3f}",
-        f"HTTP-side CPU per token, on / off, per round: {[round(x, 3) for x in http]}; "
-        f"median {statistics.median(http):.3f}",
-        f"exported to the sink: {exported}",
-    ]
+    rows.append("")
+    for name in ("metrics", "on"):
+        throughput = _ratios(rounds, name, "output_tok_s")
+        low, high = _interval(throughput)
+        cpu = _ratios(rounds, name, "cpu_us_per_token")
+        cpu_low, cpu_high = _interval(cpu)
+        rows += [
+            f"**{name} / off**, throughput per round: {[round(x, 3) for x in throughput]}",
+            f"- throughput: median {statistics.median(throughput):.3f} (90% interval {low:.3f} to {high:.3f}); "
+            f"pooled {_pooled(rounds[name]) / _pooled(rounds['off']):.3f}",
+            f"- server CPU per token: median {statistics.median(cpu):.3f} "
+            f"(90% interval {cpu_low:.3f} to {cpu_high:.3f})",
+        ]
+    rows.append(f"exported to the sink: {exported}")
     return "\n".join(rows)
 
 
@@ -245,6 +284,8 @@ def main() -> None:
     p.add_argument("--max-tokens", type=int, default=64)
     p.add_argument("--prompt-words", type=int, default=25)
     p.add_argument("--rounds", type=int, default=3, help="load runs per server; the median is reported")
+    p.add_argument("--seed", type=int, default=0, help="of the order servers take in each cycle of rounds")
+    p.add_argument("--pause", type=float, default=0.5, help="seconds of quiet after each round")
     p.add_argument("--skip-upstream", action="store_true")
     p.add_argument(
         "--observability", action="store_true", help="hfserve with tracing and metrics off vs on, nothing else"

@@ -22,9 +22,8 @@ from urllib.parse import urlsplit
 
 import structlog
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
-from opentelemetry.proto.common.v1.common_pb2 import AnyValue, ArrayValue, InstrumentationScope, KeyValue
-from opentelemetry.proto.resource.v1.resource_pb2 import Resource as ResourceProto
-from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span, Status
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue, ArrayValue, KeyValue
+from opentelemetry.proto.trace.v1.trace_pb2 import Span
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.util.re import parse_env_headers
 
@@ -70,9 +69,56 @@ def _attributes(attributes: Mapping[str, Any]) -> list[KeyValue]:
     return [KeyValue(key=key, value=_value(value)) for key, value in attributes.items() if value is not None]
 
 
+class _Fragments:
+    """Serialized pieces of a ``Span`` (one attribute, one link), kept once made.
+
+    Building protobuf messages field by field from Python is most of what encoding costs, and most pieces
+    repeat: the same attribute values span after span, and every request's link in each of the engine steps
+    it took part in. A span is its fixed fields plus these pieces merged in, all of it done by protobuf's C
+    code; concatenated serialized fields parse as the message that holds them all. The cache is cleared
+    whole when it grows past ``limit`` (one-off values such as request ids pass through it)."""
+
+    def __init__(self, limit: int = 65536) -> None:
+        self._pieces: dict[tuple[Any, ...], bytes] = {}
+        self._limit = limit
+
+    def attribute(self, key: str, value: Any) -> bytes:
+        if isinstance(value, list | tuple):  # unhashable or rarely repeated: made each time
+            return Span(attributes=[KeyValue(key=key, value=_value(value))]).SerializeToString()
+        cache_key = (key, value.__class__, value)  # 1, 1.0 and True are equal but encode differently
+        piece = self._pieces.get(cache_key)
+        if piece is None:
+            piece = Span(attributes=[KeyValue(key=key, value=_value(value))]).SerializeToString()
+            self._keep(cache_key, piece)
+        return piece
+
+    def link(self, trace_id: int, span_id: int) -> bytes:
+        cache_key = (trace_id, span_id)
+        piece = self._pieces.get(cache_key)
+        if piece is None:
+            link = Span.Link(trace_id=trace_id.to_bytes(16, "big"), span_id=span_id.to_bytes(8, "big"))
+            piece = Span(links=[link]).SerializeToString()
+            self._keep(cache_key, piece)
+        return piece
+
+    def _keep(self, key: tuple[Any, ...], piece: bytes) -> None:
+        if len(self._pieces) >= self._limit:
+            self._pieces.clear()
+        self._pieces[key] = piece
+
+
+_FRAGMENTS = _Fragments()
+
+
 def encode(records: Iterable[SpanRecord], resource_attributes: Mapping[str, Any]) -> bytes:
-    spans = [
-        Span(
+    request = ExportTraceServiceRequest()
+    resource_spans = request.resource_spans.add()
+    resource_spans.resource.attributes.extend(_attributes(resource_attributes))
+    scope = resource_spans.scope_spans.add()
+    scope.scope.name = "hfserve"
+    add, attribute, link = scope.spans.add, _FRAGMENTS.attribute, _FRAGMENTS.link
+    for r in records:
+        span = add(
             trace_id=r.trace_id.to_bytes(16, "big"),
             span_id=r.span_id.to_bytes(8, "big"),
             parent_span_id=r.parent_id.to_bytes(8, "big") if r.parent_id else b"",
@@ -80,16 +126,16 @@ def encode(records: Iterable[SpanRecord], resource_attributes: Mapping[str, Any]
             kind=r.kind + 1,  # the SDK's SpanKind counts from 0, OTLP's from 1 (0 is unspecified)
             start_time_unix_nano=r.start,
             end_time_unix_nano=r.end,
-            attributes=_attributes(r.attributes),
-            links=[Span.Link(trace_id=t.to_bytes(16, "big"), span_id=s.to_bytes(8, "big")) for t, s in r.links],
-            status=Status(code=r.status, message=r.status_message or ""),
             flags=0x100 | 0x200 * r.remote_parent | 0x01,  # has-is-remote, is-remote, sampled
         )
-        for r in records
-    ]
-    scope = ScopeSpans(scope=InstrumentationScope(name="hfserve"), spans=spans)
-    resource_proto = ResourceProto(attributes=_attributes(resource_attributes))
-    request = ExportTraceServiceRequest(resource_spans=[ResourceSpans(resource=resource_proto, scope_spans=[scope])])
+        pieces = [attribute(key, value) for key, value in r.attributes.items() if value is not None]
+        pieces += [link(trace_id, span_id) for trace_id, span_id in r.links]
+        span.MergeFromString(b"".join(pieces))
+        span.status.SetInParent()
+        if r.status:
+            span.status.code = r.status  # type: ignore[assignment]
+        if r.status_message:
+            span.status.message = r.status_message
     return request.SerializeToString()
 
 

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue, ArrayValue, KeyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
 
-from app.observability.export import encode
+from app.observability.export import _Fragments, encode
 from app.observability.spans import ERROR, INTERNAL, SERVER, SpanRecord
 
 
@@ -34,3 +35,57 @@ def test_records_encode_to_otlp() -> None:
     assert second.parent_span_id == b"" and second.kind == Span.SPAN_KIND_INTERNAL
     [link] = second.links
     assert (link.trace_id, link.span_id) == ((0xAB).to_bytes(16, "big"), (1).to_bytes(8, "big"))
+
+
+def _reference(record: SpanRecord) -> Span:
+    """The span built field by field from messages, as the OTLP protobuf schema describes it."""
+
+    def value(v: object) -> AnyValue:
+        if isinstance(v, str):
+            return AnyValue(string_value=v)
+        if isinstance(v, bool):
+            return AnyValue(bool_value=v)
+        if isinstance(v, int):
+            return AnyValue(int_value=v)
+        if isinstance(v, float):
+            return AnyValue(double_value=v)
+        return AnyValue(array_value=ArrayValue(values=[value(x) for x in v]))  # type: ignore[attr-defined]
+
+    return Span(
+        trace_id=record.trace_id.to_bytes(16, "big"),
+        span_id=record.span_id.to_bytes(8, "big"),
+        parent_span_id=record.parent_id.to_bytes(8, "big") if record.parent_id else b"",
+        name=record.name,
+        kind=record.kind + 1,
+        start_time_unix_nano=record.start,
+        end_time_unix_nano=record.end,
+        attributes=[KeyValue(key=k, value=value(v)) for k, v in record.attributes.items() if v is not None],
+        links=[Span.Link(trace_id=t.to_bytes(16, "big"), span_id=s.to_bytes(8, "big")) for t, s in record.links],
+        status=Status(code=record.status, message=record.status_message or ""),  # type: ignore[arg-type]
+        flags=0x100 | 0x200 * record.remote_parent | 0x01,
+    )
+
+
+def test_repeated_attribute_values_and_links_encode_like_fresh_ones() -> None:
+    """Pieces are reused from span to span and batch to batch; values equal in Python but not on the wire
+    (1, 1.0, True) stay apart, and nothing of one span leaks into the next."""
+    links = ((0xAB, 0x01), (0xCD, 0x02))
+    records = [
+        SpanRecord(0x1, 0x10, 0, "engine.step", INTERNAL, 1, 2, {"n": 1, "model": "m"}, links),
+        SpanRecord(0x2, 0x20, 0, "engine.step", INTERNAL, 2, 3, {"n": 1.0, "model": "m"}, links[:1]),
+        SpanRecord(0x3, 0x30, 0x3, "decode", INTERNAL, 3, 4, {"n": True, "skip": None, "list": ["a", 1]}),
+        SpanRecord(0x4, 0x40, 0, "POST /v1/x", SERVER, 4, 5, {"n": 1}, status=ERROR, status_message="boom"),
+    ]
+    for _ in range(2):  # the second time, every piece comes from the cache
+        request = ExportTraceServiceRequest.FromString(encode(records, {"service.name": "svc"}))
+        spans = list(request.resource_spans[0].scope_spans[0].spans)
+        assert spans == [_reference(r) for r in records]
+
+
+def test_the_piece_cache_stays_bounded() -> None:
+    fragments = _Fragments(limit=4)
+    for i in range(10):
+        fragments.attribute("hfserve.engine_request_id", f"req-{i}")
+        fragments.link(i, i + 1)
+    assert len(fragments._pieces) <= 4
+    assert Span.FromString(fragments.link(7, 8)).links[0].span_id == (8).to_bytes(8, "big")
