@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import queue
 import threading
+import time
 from typing import Any
 
 import numpy as np
@@ -26,6 +27,7 @@ from app.engine.types import (
     FinishEvent,
     FinishReason,
     GenerationRequest,
+    RequestTiming,
     TokenEvent,
     TokenLogprob,
 )
@@ -60,12 +62,14 @@ class _Streamer:
         self._engine, self._request, self._handle, self._scores = engine, request, handle, scores
         self.prompt: list[int] | None = None
         self.ids: list[int] = []
+        self.first_token = 0  # when the first generated token came (time.time_ns)
         self._text = ""
 
     def put(self, value: torch.Tensor) -> None:
         if self.prompt is None:  # the decoder prompt (with the language Whisper detected)
             self.prompt = [int(t) for t in value.reshape(-1).tolist()]
             return
+        self.first_token = self.first_token or time.time_ns()
         for token in value.reshape(-1).tolist():
             self.ids.append(int(token))
             text = self._engine.decode(self.ids)
@@ -91,7 +95,7 @@ class SpeechEngine:
         self._whisper = getattr(model.config, "model_type", None) == "whisper"
         lang_to_id = getattr(model.generation_config, "lang_to_id", None) or {}
         self._languages = {int(i): token.strip("<|>") for token, i in lang_to_id.items()}
-        self._inbox: queue.Queue[tuple[GenerationRequest, Any] | None] = queue.Queue()
+        self._inbox: queue.Queue[tuple[GenerationRequest, Any, int] | None] = queue.Queue()
         self._lock = threading.Lock()
         self._aborted: set[str] = set()
         self._waiting = 0
@@ -106,7 +110,7 @@ class SpeechEngine:
     def submit(self, request: GenerationRequest, handle: Any) -> None:
         with self._lock:
             self._waiting += 1
-        self._inbox.put((request, handle))
+        self._inbox.put((request, handle, time.time_ns()))
 
     def abort(self, request_id: str) -> None:
         with self._lock:
@@ -133,26 +137,30 @@ class SpeechEngine:
     # -- the loop -------------------------------------------------------------------------------
     def _run(self) -> None:
         while (item := self._inbox.get()) is not None:
-            request, handle = item
+            request, handle, arrived = item
             with self._lock:
                 self._waiting -= 1
                 self._running = 1
             try:
-                self._transcribe(request, handle)
+                self._transcribe(request, handle, arrived)
             finally:
                 with self._lock:
                     self._running = 0
                     self._aborted.discard(request.request_id)
 
-    def _finish(self, request: GenerationRequest, handle: Any, reason: FinishReason, produced: int, **kw: Any) -> None:
-        self.send(handle, [FinishEvent(request.request_id, reason, len(request.prompt_ids), produced, **kw)])
-
-    def _transcribe(self, request: GenerationRequest, handle: Any) -> None:
-        if self.is_aborted(request.request_id):
-            self._finish(request, handle, "abort", 0)
-            return
+    def _transcribe(self, request: GenerationRequest, handle: Any, arrived: int) -> None:
+        scheduled = time.time_ns()
         scores = _Scores()
         streamer = _Streamer(self, request, handle, scores)
+
+        def finish(reason: FinishReason, produced: int, *, started: bool = True, **kw: Any) -> None:
+            timing = RequestTiming(arrived, scheduled * started, streamer.first_token, time.time_ns())
+            event = FinishEvent(request.request_id, reason, len(request.prompt_ids), produced, timing=timing, **kw)
+            self.send(handle, [event])
+
+        if self.is_aborted(request.request_id):  # aborted while it waited: it never started
+            finish("abort", 0, started=False)
+            return
         try:
             with torch.inference_mode(), torch.random.fork_rng(devices=[]):
                 if request.params.seed is not None:
@@ -161,7 +169,7 @@ class SpeechEngine:
                 self._model.generate(**kwargs, streamer=streamer, logits_processor=LogitsProcessorList([scores]))
         except Exception as exc:  # this window fails; the engine goes on
             log.exception("transcription_failed", request_id=request.request_id)
-            self._finish(request, handle, "error", len(streamer.ids), error=str(exc))
+            finish("error", len(streamer.ids), error=str(exc))
             return
         produced = len(streamer.ids)
         if self.is_aborted(request.request_id):
@@ -169,7 +177,7 @@ class SpeechEngine:
         else:
             reason = "length" if produced >= request.params.max_tokens else "stop"
         heard = next((self._languages[t] for t in streamer.prompt or [] if t in self._languages), None)
-        self._finish(request, handle, reason, produced, text=streamer.tail(), detail={"language": heard})
+        finish(reason, produced, text=streamer.tail(), detail={"language": heard})
 
     def _generate_kwargs(self, request: GenerationRequest) -> dict[str, Any]:
         device, dtype = self._model.device, self._model.dtype

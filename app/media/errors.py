@@ -15,3 +15,13 @@ class MediaError(Exception):
         super().__init__(message)
         self.message = message
         self.kind = kind
+
+    @property
+    def code(self) -> str:
+        """What a span records as its ``error.type``."""
+        return f"media_{self.kind}"
+
+    @property
+    def status(self) -> int:
+        """The HTTP status it becomes: only a missing decoder is the server's fault."""
+        return {"too_large": 413, "unavailable": 500}.get(self.kind, 400)

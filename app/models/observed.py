@@ -17,14 +17,16 @@ import structlog
 
 from app.engine.loader import LoadedModel
 from app.engine.types import (
+    EncodedPrompt,
     EngineClient,
     EngineEvent,
     EngineHealth,
     EventStream,
     FinishEvent,
     GenerationRequest,
-    PromptRenderer,
+    MediaInputs,
     ServingModel,
+    SpeechInput,
     StepRecord,
     TokenEvent,
 )
@@ -136,10 +138,16 @@ def _request_attributes(model: str, request: GenerationRequest) -> dict[str, Any
 
 class TracedRenderer:
     """Templating and tokenization in a ``tokenize`` span (they run in a worker thread, which carries the
-    request's context)."""
+    request's context). Whatever else the wrapped renderer offers (a media processor's or a speech model's
+    methods) is reached through it unchanged; a speech model's feature extraction is traced the same way."""
 
-    def __init__(self, renderer: PromptRenderer) -> None:
+    def __init__(self, renderer: Any) -> None:
         self._renderer = renderer
+
+    def __getattr__(self, name: str) -> Any:  # only called for what this class does not define
+        if name == "_renderer":  # not set yet (a copy being made): never recurse
+            raise AttributeError(name)
+        return getattr(self._renderer, name)
 
     def encode_chat(
         self,
@@ -150,23 +158,45 @@ class TracedRenderer:
     ) -> list[int]:
         with phase("tokenize", {"hfserve.prompt.kind": "chat_template"}) as span:
             ids = self._renderer.encode_chat(messages, tools=tools, template_kwargs=template_kwargs)
-            if span is not None:
-                span.set_attribute("hfserve.prompt.tokens", len(ids))
+            _count(span, ids)
             return ids
+
+    def encode_chat_media(
+        self,
+        messages: list[dict[str, Any]],
+        media: MediaInputs,
+        *,
+        tools: list[dict[str, Any]] | None = None,
+        template_kwargs: Mapping[str, Any] | None = None,
+    ) -> EncodedPrompt:
+        kinds = [k for k, items in (("image", media.images), ("audio", media.audios), ("video", media.videos)) if items]
+        with phase("tokenize", {"hfserve.prompt.kind": "chat_template", "hfserve.media.kinds": kinds}) as span:
+            encoded = self._renderer.encode_chat_media(messages, media, tools=tools, template_kwargs=template_kwargs)
+            _count(span, encoded.ids)
+            return encoded
 
     def encode_text(self, text: str, *, special_tokens: bool = False) -> list[int]:
         with phase("tokenize", {"hfserve.prompt.kind": "text"}) as span:
             ids = self._renderer.encode_text(text, special_tokens=special_tokens)
-            if span is not None:
-                span.set_attribute("hfserve.prompt.tokens", len(ids))
+            _count(span, ids)
             return ids
 
     def encode_fim(self, prefix: str, suffix: str) -> list[int]:
         with phase("tokenize", {"hfserve.prompt.kind": "fill_in_the_middle"}) as span:
             ids = self._renderer.encode_fim(prefix, suffix)
-            if span is not None:
-                span.set_attribute("hfserve.prompt.tokens", len(ids))
+            _count(span, ids)
             return ids
+
+    def prepare(self, samples: Any, *, language: str | None, prompt: str | None, timestamps: bool) -> SpeechInput:
+        with phase("tokenize", {"hfserve.prompt.kind": "audio_features"}) as span:
+            speech = self._renderer.prepare(samples, language=language, prompt=prompt, timestamps=timestamps)
+            _count(span, speech.prompt_ids)
+            return speech
 
     def decode(self, ids: list[int]) -> str:
         return self._renderer.decode(ids)
+
+
+def _count(span: Any, ids: Sequence[int]) -> None:
+    if span is not None:
+        span.set_attribute("hfserve.prompt.tokens", len(ids))

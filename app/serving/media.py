@@ -26,6 +26,7 @@ from app.media.fetch import load_url
 from app.media.image import decode_image
 from app.media.limits import Budget, FetchPolicy, MediaLimits
 from app.media.video import VideoRequest, decode_video
+from app.observability.telemetry import media_span
 
 log = structlog.get_logger(__name__)
 Kind = Literal["image", "audio", "video"]
@@ -127,24 +128,39 @@ def _http_error(exc: MediaError, param: str) -> HfServeError:
 
 def _raw_bytes(ref: MediaRef, config: MediaConfig, budget: Budget) -> bytes:
     """fetch: the encoded bytes of one part, counted against the request's byte budget."""
-    if ref.data is not None:
-        if len(ref.data) * 3 // 4 > budget.bytes_left + 3:
-            raise MediaError("The audio is larger than the bytes left for this request.", "too_large")
-        try:
-            data = base64.b64decode(ref.data, validate=True)
-        except (binascii.Error, ValueError) as exc:
-            raise MediaError("input_audio.data is not valid base64.") from exc
-    else:
-        assert ref.url is not None
-        data = load_url(ref.url, config.policy, budget.bytes_left).data
-    budget.take_bytes(len(data))
+    source = "inline" if ref.data is not None else _scheme(ref.url)
+    with media_span("fetch", **{"hfserve.media.kind": ref.kind, "hfserve.media.source": source}) as span:
+        if ref.data is not None:
+            if len(ref.data) * 3 // 4 > budget.bytes_left + 3:
+                raise MediaError("The audio is larger than the bytes left for this request.", "too_large")
+            try:
+                data = base64.b64decode(ref.data, validate=True)
+            except (binascii.Error, ValueError) as exc:
+                raise MediaError("input_audio.data is not valid base64.") from exc
+        else:
+            assert ref.url is not None
+            data = load_url(ref.url, config.policy, budget.bytes_left).data
+        budget.take_bytes(len(data))
+        if span is not None:
+            span.set_attribute("hfserve.media.bytes", len(data))
     return data
+
+
+def _scheme(url: str | None) -> str:
+    """Only the scheme of a media URL goes into a span, never its host, path or query."""
+    scheme = (url or "").partition(":")[0].lower()
+    return scheme if scheme in ("http", "https", "data", "file") else "other"
 
 
 def load_one(ref: MediaRef, info: ModelInfo, config: MediaConfig, budget: Budget) -> Any:
     """fetch + decode one part (blocking): a PIL image, float32 audio samples, or a ``DecodedVideo``."""
-    limits = config.limits
     data = _raw_bytes(ref, config, budget)
+    with media_span("decode", **{"hfserve.media.kind": ref.kind}):
+        return _decode(ref, data, info, config, budget)
+
+
+def _decode(ref: MediaRef, data: bytes, info: ModelInfo, config: MediaConfig, budget: Budget) -> Any:
+    limits = config.limits
     if ref.kind == "image":
         return decode_image(data, max_pixels=limits.max_image_pixels)
     rate = info.audio_sampling_rate or 16000

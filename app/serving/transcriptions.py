@@ -26,6 +26,7 @@ from app.errors import HfServeError, InvalidRequest, PayloadTooLarge, Unsupporte
 from app.media.audio import decode_audio, split_audio
 from app.media.errors import MediaError
 from app.models.registry import ModelRegistry
+from app.observability.telemetry import media_span
 from app.protocol.audio import (
     DurationUsage,
     Transcription,
@@ -107,13 +108,17 @@ class TranscriptionService:
     async def _decode(self, audio: bytes, rate: int) -> Sequence[float]:
         limits = self._media.limits
         try:
-            return await asyncio.to_thread(
-                decode_audio,
-                audio,
-                sample_rate=rate,
-                max_seconds=limits.max_audio_seconds,
-                timeout=limits.decode_timeout,
-            )
+            with media_span("decode", **{"hfserve.media.kind": "audio", "hfserve.media.bytes": len(audio)}) as span:
+                samples = await asyncio.to_thread(
+                    decode_audio,
+                    audio,
+                    sample_rate=rate,
+                    max_seconds=limits.max_audio_seconds,
+                    timeout=limits.decode_timeout,
+                )
+                if span is not None:
+                    span.set_attribute("hfserve.media.seconds", round(samples.size / rate, 3))
+                return samples
         except MediaError as exc:
             raise _media_error(exc) from exc
 
