@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol, runtime_checkable
+from typing import Any, Literal, NamedTuple, Protocol, runtime_checkable
 
 FinishReason = Literal["stop", "length", "abort", "error"]
 
@@ -123,10 +123,10 @@ class FinishEvent:
     timing: RequestTiming | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class StepRecord:
+class StepRecord(NamedTuple):
     """What one step of the batching loop did. Recorded only when tracing is on, and sent over the pipe with
-    the step's events; the HTTP process turns it into a span linked to the requests in it."""
+    the step's events; the HTTP process turns it into a span linked to the requests in it. A named tuple:
+    it pickles at a third of a slotted dataclass's cost, both ways."""
 
     started: int  # time.time_ns()
     ended: int

@@ -17,6 +17,7 @@ from typing import Any
 
 import structlog
 
+from app.engine.heap import freeze_heap
 from app.engine.loader import LoadedModel, LoadOptions, load_model
 from app.engine.types import ServingModel
 from app.errors import HfServeError, ModelLoadFailed, ModelNotAllowed, ServiceUnavailable
@@ -239,6 +240,7 @@ class ModelRegistry:
         if self._telemetry.metrics is not None:
             self._telemetry.metrics.model_load.labels(name).observe(seconds)
         log.info("model_load_finished", model=name, seconds=round(seconds, 3))
+        freeze_heap("model_loaded")
         self._publish(entry, LoadUpdate("ready", name, cached=False))
 
     def _on_progress(self, entry: _Entry, stage: str, current: int | None, total: int | None) -> None:
@@ -291,3 +293,4 @@ class ModelRegistry:
             self._entries.pop(entry.ref.name, None)
             entry.unloaded.set()
             log.info("model_unloaded", model=entry.ref.name)
+            freeze_heap("model_unloaded")  # what only that model held can be collected now
