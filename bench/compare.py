@@ -10,6 +10,8 @@ gets the same load (bench/loadgen.py). Upstream runs from its own environment (b
 (``--no-metrics``, no ``OTEL_*``), with the default metrics only, and on (metrics, and every span exported
 over OTLP/HTTP to a sink in this process, bench/otlp_sink.py). It reports every server's rounds, the
 throughput and CPU-per-token ratios to "off" of every round, and bootstrap intervals of their medians.
+Rounds run one server at a time; with ``--together`` every server is under load at once in each round,
+which compares their CPU per token closely (but not their throughput alone).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import statistics
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
@@ -208,6 +211,35 @@ def measure_interleaved(
     return {name: summarize(runs) for name, runs in rounds.items()}, rounds
 
 
+def measure_together(
+    servers: Servers, env: dict[str, str], args: argparse.Namespace, logs: Path
+) -> tuple[dict[str, dict[str, object]], dict[str, list[dict[str, object]]]]:
+    """Every server under its own load at the same time, round after round: whatever the machine does
+    (its speed drifts by a factor of two over minutes here) it does to all of them alike, so their CPU per
+    token compares closely. Their throughputs do not measure each alone: they share the cores."""
+    procs: dict[str, subprocess.Popen[bytes]] = {}
+    rounds: dict[str, list[dict[str, object]]] = {name: [] for name in servers}
+    try:
+        for name, (command, port, extra) in servers.items():
+            procs[name] = start(command, env | extra, logs / f"{name.replace(' ', '_')}.log")
+            wait_up(f"http://127.0.0.1:{port}", procs[name])
+            load(f"http://127.0.0.1:{port}", args, args.concurrency)
+        for _ in range(args.rounds):
+            with ThreadPoolExecutor(len(servers)) as pool:
+                futures = {
+                    name: pool.submit(measured_load, f"http://127.0.0.1:{port}", args, args.requests, procs[name].pid)
+                    for name, (_, port, _) in servers.items()
+                }
+                for name, future in futures.items():
+                    rounds[name].append(future.result())
+            print({name: runs[-1]["cpu_us_per_token"] for name, runs in rounds.items()}, file=sys.stderr)
+            time.sleep(args.pause)
+    finally:
+        for proc in procs.values():
+            stop(proc)
+    return {name: summarize(runs) for name, runs in rounds.items()}, rounds
+
+
 def _ratios(rounds: dict[str, list[dict[str, object]]], name: str, key: str) -> list[float]:
     """``key`` of ``name`` over ``key`` of "off", round by round (each pair ran back to back)."""
     return [
@@ -244,7 +276,10 @@ def observability_overhead(env: dict[str, str], args: argparse.Namespace, logs: 
             "metrics": ([*hfserve, "--port", "8323"], 8323, {}),  # the default: metrics on, no OTEL_* set
             "on": ([*hfserve, "--port", "8322"], 8322, on),
         }
-        results, rounds = measure_interleaved(servers, env, args, logs, with_ceiling=False)
+        if args.together:
+            results, rounds = measure_together(servers, env, args, logs)
+        else:
+            results, rounds = measure_interleaved(servers, env, args, logs, with_ceiling=False)
         exported = sink.counts()
     record = {"args": vars(args) | {"hf_home": str(args.hf_home)}, "results": results, "rounds": rounds}
     (logs / "results.json").write_text(json.dumps(record | {"exported": exported}, indent=2))
@@ -284,6 +319,11 @@ def main() -> None:
     p.add_argument("--max-tokens", type=int, default=64)
     p.add_argument("--prompt-words", type=int, default=25)
     p.add_argument("--rounds", type=int, default=3, help="load runs per server; the median is reported")
+    p.add_argument(
+        "--together",
+        action="store_true",
+        help="with --observability: load every server at once each round (compares CPU per token closely)",
+    )
     p.add_argument("--seed", type=int, default=0, help="of the order servers take in each cycle of rounds")
     p.add_argument("--pause", type=float, default=0.5, help="seconds of quiet after each round")
     p.add_argument("--skip-upstream", action="store_true")
