@@ -1,12 +1,12 @@
-"""Keeping Python's cyclic garbage collector off the objects a process builds once and keeps.
+"""Keeping Python's cyclic garbage collector off the objects the HTTP process builds once and keeps.
 
-Both kinds of process hold hundreds of thousands of long-lived objects (torch and transformers, a model's
-modules, a tokenizer): about 420,000 in the HTTP process, where one full collection takes ~270 ms on the
-machine of bench/README.md. Serving allocates steadily (events, chunks, span records), and every so often
+The HTTP process imports torch and transformers (through the tokenizer and processor code) and keeps each
+model's tokenizer: about 420,000 long-lived objects, and one full collection of them takes ~270 ms on the
+machine of bench/README.md. Serving allocates steadily (chunks, events, span records), and every so often
 the collector walks all of them again. ``freeze_heap`` collects what is garbage now, then moves everything
 still alive into the permanent generation (``gc.freeze``), which collections skip; objects made afterwards
-are collected as usual. Called once a model is loaded or unloaded: unfreezing first lets a model that went
-away be collected.
+are collected as usual. The registry calls it once a model is loaded or unloaded: unfreezing first lets
+what only an unloaded model held be collected.
 """
 
 from __future__ import annotations

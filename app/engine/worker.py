@@ -14,7 +14,6 @@ from collections.abc import Callable
 from multiprocessing.connection import Connection
 from typing import Any
 
-from app.engine.heap import freeze_heap
 from app.engine.stream import Delivery
 from app.engine.types import EngineEvent
 
@@ -79,7 +78,6 @@ def serve(conn: Connection, folder: str, name: str, options: Any, log_setup: Cal
             conn.send(("error", f"{type(exc).__name__}: {exc}"))
         return
     delivery.stats = lambda: (engine.health().running, engine.health().waiting)
-    freeze_heap("model_loaded")  # the weights and everything imported stay out of every collection
     with send_lock:
         conn.send(("ready", info, engine.max_rows))
     try:
