@@ -154,7 +154,7 @@ class SpeechEngine:
         streamer = _Streamer(self, request, handle, scores)
 
         def finish(reason: FinishReason, produced: int, *, started: bool = True, **kw: Any) -> None:
-            timing = RequestTiming(arrived, scheduled * started, streamer.first_token, time.time_ns())
+            timing = RequestTiming(arrived, scheduled if started else 0, streamer.first_token, time.time_ns())
             event = FinishEvent(request.request_id, reason, len(request.prompt_ids), produced, timing=timing, **kw)
             self.send(handle, [event])
 

@@ -83,28 +83,29 @@ class _Fragments:
         self._limit = limit
 
     def attribute(self, key: str, value: Any) -> bytes:
-        if isinstance(value, list | tuple):  # unhashable or rarely repeated: made each time
-            return Span(attributes=[KeyValue(key=key, value=_value(value))]).SerializeToString()
+        if isinstance(value, list | tuple):  # unhashable, and rarely repeated
+            return _attribute_piece(key, value)
         cache_key = (key, value.__class__, value)  # 1, 1.0 and True are equal but encode differently
         piece = self._pieces.get(cache_key)
-        if piece is None:
-            piece = Span(attributes=[KeyValue(key=key, value=_value(value))]).SerializeToString()
-            self._keep(cache_key, piece)
-        return piece
+        return piece if piece is not None else self._keep(cache_key, _attribute_piece(key, value))
 
     def link(self, trace_id: int, span_id: int) -> bytes:
         cache_key = (trace_id, span_id)
         piece = self._pieces.get(cache_key)
         if piece is None:
             link = Span.Link(trace_id=trace_id.to_bytes(16, "big"), span_id=span_id.to_bytes(8, "big"))
-            piece = Span(links=[link]).SerializeToString()
-            self._keep(cache_key, piece)
+            piece = self._keep(cache_key, Span(links=[link]).SerializeToString())
         return piece
 
-    def _keep(self, key: tuple[Any, ...], piece: bytes) -> None:
+    def _keep(self, key: tuple[Any, ...], piece: bytes) -> bytes:
         if len(self._pieces) >= self._limit:
             self._pieces.clear()
         self._pieces[key] = piece
+        return piece
+
+
+def _attribute_piece(key: str, value: Any) -> bytes:
+    return Span(attributes=[KeyValue(key=key, value=_value(value))]).SerializeToString()
 
 
 _FRAGMENTS = _Fragments()
