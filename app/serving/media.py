@@ -155,15 +155,23 @@ def _scheme(url: str | None) -> str:
 def load_one(ref: MediaRef, info: ModelInfo, config: MediaConfig, budget: Budget) -> Any:
     """fetch + decode one part (blocking): a PIL image, float32 audio samples, or a ``DecodedVideo``."""
     data = _raw_bytes(ref, config, budget)
-    with media_span("decode", **{"hfserve.media.kind": ref.kind}):
-        return _decode(ref, data, info, config, budget)
+    with media_span("decode", **{"hfserve.media.kind": ref.kind}) as span:
+        decoded = _decode(ref, data, info, config, budget)
+        if span is not None and ref.kind == "audio":
+            span.set_attribute("hfserve.media.seconds", round(decoded.size / _rate(info), 3))
+        return decoded
+
+
+def _rate(info: ModelInfo) -> int:
+    """The sampling rate audio is decoded at: the model's feature extractor's."""
+    return info.audio_sampling_rate or 16000
 
 
 def _decode(ref: MediaRef, data: bytes, info: ModelInfo, config: MediaConfig, budget: Budget) -> Any:
     limits = config.limits
     if ref.kind == "image":
         return decode_image(data, max_pixels=limits.max_image_pixels)
-    rate = info.audio_sampling_rate or 16000
+    rate = _rate(info)
     if ref.kind == "audio":
         check_format(ref.format, data)
         samples = decode_audio(data, sample_rate=rate, max_seconds=budget.seconds_left, timeout=limits.decode_timeout)

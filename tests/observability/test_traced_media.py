@@ -18,8 +18,8 @@ from opentelemetry.trace import SpanKind, StatusCode
 from app.main import create_app
 from app.observability.telemetry import Telemetry
 from app.settings import Settings
-from app.testing.media_models import SPEECH_MODEL_ID, VISION_MODEL_ID
-from tests.support.media import data_url, png, requires_ffmpeg, sine
+from app.testing.media_models import AUDIO_MODEL_ID, SPEECH_MODEL_ID, VISION_MODEL_ID
+from tests.support.media import b64, data_url, png, requires_ffmpeg, sine
 from tests.support.models import snapshot_path
 
 
@@ -119,3 +119,21 @@ def test_a_transcription_has_decode_and_feature_spans(media_hf_home: Path, tmp_p
     assert all(s.status.status_code != StatusCode.ERROR for s in children.values())
     assert server.attributes["http.response.status_code"] == 200
     assert server.attributes["gen_ai.usage.output_tokens"] >= 1
+
+
+@requires_ffmpeg
+def test_an_audio_chat_has_inline_fetch_and_timed_decode_spans(media_hf_home: Path, tmp_path: Path) -> None:
+    audio = sine(tmp_path / "tone.wav", seconds=1.0)
+    model = snapshot_path(media_hf_home, AUDIO_MODEL_ID)
+    content = [{"type": "input_audio", "input_audio": {"data": b64(audio), "format": "wav"}}]
+    body = {"model": str(model), "messages": [{"role": "user", "content": content}], "max_tokens": 2}
+    with _traced_app(model) as (client, exporter):
+        response = client.post("/v1/chat/completions", json=body)
+        assert response.status_code == 200, response.text
+        _server, children = _request_spans(exporter, "/v1/chat/completions")
+    fetch, decode = children["media.fetch"], children["media.decode"]
+    assert fetch.attributes["hfserve.media.source"] == "inline"
+    assert fetch.attributes["hfserve.media.bytes"] == len(audio)
+    assert decode.attributes["hfserve.media.kind"] == "audio"
+    assert decode.attributes["hfserve.media.seconds"] == pytest.approx(1.0, abs=0.05)
+    assert list(children["tokenize"].attributes["hfserve.media.kinds"]) == ["audio"]
