@@ -25,8 +25,11 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import httpx
 import psutil
@@ -181,6 +184,21 @@ def ceiling(args: argparse.Namespace, env: dict[str, str]) -> dict[str, object]:
 Servers = dict[str, tuple[list[str], int, dict[str, str]]]  # name -> (command, port, extra environment)
 
 
+@contextmanager
+def started(servers: Servers, env: dict[str, str], args: argparse.Namespace, logs: Path) -> Iterator[dict[str, Any]]:
+    """Every server started, up and warmed up (the first requests compile and allocate); stopped after."""
+    procs: dict[str, subprocess.Popen[bytes]] = {}
+    try:
+        for name, (command, port, extra) in servers.items():
+            procs[name] = start(command, env | extra, logs / f"{name.replace(' ', '_')}.log")
+            wait_up(f"http://127.0.0.1:{port}", procs[name])
+            load(f"http://127.0.0.1:{port}", args, args.concurrency)
+        yield procs
+    finally:
+        for proc in procs.values():
+            stop(proc)
+
+
 def measure_interleaved(
     servers: Servers, env: dict[str, str], args: argparse.Namespace, logs: Path, *, with_ceiling: bool = True
 ) -> tuple[dict[str, dict[str, object]], dict[str, list[dict[str, object]]]]:
@@ -188,13 +206,8 @@ def measure_interleaved(
     cycle): the machine's speed drifts over minutes, and interleaving gives every server the same share of
     good and bad moments. Idle servers use no CPU (checked for upstream with top). Returns the median round
     of each, and every round."""
-    procs: dict[str, subprocess.Popen[bytes]] = {}
     rounds: dict[str, list[dict[str, object]]] = {name: [] for name in [*servers, *(["ceiling"] * with_ceiling)]}
-    try:
-        for name, (command, port, extra) in servers.items():
-            procs[name] = start(command, env | extra, logs / f"{name.replace(' ', '_')}.log")
-            wait_up(f"http://127.0.0.1:{port}", procs[name])
-            load(f"http://127.0.0.1:{port}", args, args.concurrency)  # warm-up: first requests compile, allocate
+    with started(servers, env, args, logs) as procs:
         order, shuffle = list(servers), random.Random(args.seed).shuffle
         for _ in range(args.rounds):
             shuffle(order)  # no server always runs first, or always right after another one
@@ -205,9 +218,6 @@ def measure_interleaved(
                 time.sleep(args.pause)  # what a server still does after its round lands in no other's
             if with_ceiling:
                 rounds["ceiling"].append(ceiling(args, env))  # the idle servers use no CPU meanwhile
-    finally:
-        for proc in procs.values():
-            stop(proc)
     return {name: summarize(runs) for name, runs in rounds.items()}, rounds
 
 
@@ -217,26 +227,17 @@ def measure_together(
     """Every server under its own load at the same time, round after round: whatever the machine does
     (its speed drifts by a factor of two over minutes here) it does to all of them alike, so their CPU per
     token compares closely. Their throughputs do not measure each alone: they share the cores."""
-    procs: dict[str, subprocess.Popen[bytes]] = {}
     rounds: dict[str, list[dict[str, object]]] = {name: [] for name in servers}
-    try:
-        for name, (command, port, extra) in servers.items():
-            procs[name] = start(command, env | extra, logs / f"{name.replace(' ', '_')}.log")
-            wait_up(f"http://127.0.0.1:{port}", procs[name])
-            load(f"http://127.0.0.1:{port}", args, args.concurrency)
+    with started(servers, env, args, logs) as procs, ThreadPoolExecutor(len(servers)) as pool:
         for _ in range(args.rounds):
-            with ThreadPoolExecutor(len(servers)) as pool:
-                futures = {
-                    name: pool.submit(measured_load, f"http://127.0.0.1:{port}", args, args.requests, procs[name].pid)
-                    for name, (_, port, _) in servers.items()
-                }
-                for name, future in futures.items():
-                    rounds[name].append(future.result())
+            futures = {
+                name: pool.submit(measured_load, f"http://127.0.0.1:{port}", args, args.requests, procs[name].pid)
+                for name, (_, port, _) in servers.items()
+            }
+            for name, future in futures.items():
+                rounds[name].append(future.result())
             print({name: runs[-1]["cpu_us_per_token"] for name, runs in rounds.items()}, file=sys.stderr)
             time.sleep(args.pause)
-    finally:
-        for proc in procs.values():
-            stop(proc)
     return {name: summarize(runs) for name, runs in rounds.items()}, rounds
 
 
