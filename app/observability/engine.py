@@ -18,7 +18,7 @@ from typing import Any
 
 import structlog
 
-from app.observability.spans import INTERNAL, SpanRecord, new_span_id, new_trace_id
+from app.observability.spans import INTERNAL, SpanRecord, link_field, new_span_id, new_trace_id
 from app.observability.telemetry import RequestScope, Telemetry
 
 log = structlog.get_logger(__name__)
@@ -55,7 +55,7 @@ class EngineRequestTracker:
             scope.model = model
             scope.input_tokens += prompt
             if scope.traced:
-                telemetry.links[request_id] = (scope.trace_id, scope.span_id)
+                telemetry.links[request_id] = link_field(scope.trace_id, scope.span_id)
 
     @property
     def started(self) -> bool:
@@ -130,7 +130,7 @@ def record_steps(telemetry: Telemetry, model: str, records: Iterable[Any]) -> No
         return
     for record in records:
         members = dict.fromkeys((*record.prefill_ids, *record.decode_ids))
-        linked = tuple(links[rid] for rid in members if rid in links)
+        linked = b"".join([links[rid] for rid in members if rid in links])
         if not linked:
             continue
         attributes = {

@@ -15,19 +15,15 @@ import http.client
 import multiprocessing
 import os
 import ssl
+import struct
 import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
 import structlog
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
-from opentelemetry.proto.common.v1.common_pb2 import AnyValue, ArrayValue, KeyValue
-from opentelemetry.proto.trace.v1.trace_pb2 import Span
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.util.re import parse_env_headers
-
-from app.observability.spans import SpanRecord
 
 log = structlog.get_logger(__name__)
 _SPAWN = multiprocessing.get_context("spawn")
@@ -51,93 +47,130 @@ def resource() -> Resource:
     return Resource.create({} if named else {"service.name": DEFAULT_SERVICE_NAME})
 
 
-def _value(value: Any) -> AnyValue:
-    if isinstance(value, str):
-        return AnyValue(string_value=value)
-    if isinstance(value, bool):
-        return AnyValue(bool_value=value)
-    if isinstance(value, int):
-        return AnyValue(int_value=value)
-    if isinstance(value, float):
-        return AnyValue(double_value=value)
-    if isinstance(value, list | tuple):
-        return AnyValue(array_value=ArrayValue(values=[_value(v) for v in value]))
-    return AnyValue(string_value=str(value))
+# OTLP protobuf, written by hand. Building messages field by field from Python is most of what encoding
+# costs with the protobuf library; a span here is a few fixed-width fields and a list of short pieces, so
+# it is written directly (the message layouts are opentelemetry/proto/{trace,common}/v1/*.proto; a test
+# compares the output with messages built by the library). Tags are (field number << 3) | wire type.
 
 
-def _attributes(attributes: Mapping[str, Any]) -> list[KeyValue]:
-    return [KeyValue(key=key, value=_value(value)) for key, value in attributes.items() if value is not None]
+def _varint(n: int) -> bytes:
+    if n < 0x80:
+        return bytes((n,))
+    out = bytearray()
+    while n >= 0x80:
+        out.append(n & 0x7F | 0x80)
+        n >>= 7
+    out.append(n)
+    return bytes(out)
 
 
-class _Fragments:
-    """Serialized pieces of a ``Span`` (one attribute, one link), kept once made.
+def _field(tag: bytes, payload: bytes) -> bytes:
+    """A length-delimited field: its tag, the payload's length, the payload."""
+    return tag + _varint(len(payload)) + payload
 
-    Building protobuf messages field by field from Python is most of what encoding costs, and most pieces
-    repeat: the same attribute values span after span, and every request's link in each of the engine steps
-    it took part in. A span is its fixed fields plus these pieces merged in, all of it done by protobuf's C
-    code; concatenated serialized fields parse as the message that holds them all. The cache is cleared
-    whole when it grows past ``limit`` (one-off values such as request ids pass through it)."""
+
+_DOUBLE = struct.Struct("<Bd")
+_INT64 = (1 << 64) - 1  # negative int64s are written as their 64-bit two's complement
+
+
+def _any_value(value: Any) -> bytes:
+    """An ``AnyValue``: string (1), bool (2), int (3), double (4) or array (5) of them; anything else as its
+    string. Every one is written, zero or not: they are members of a oneof."""
+    cls = value.__class__
+    if cls is str:
+        return _field(b"\x0a", value.encode())
+    if cls is bool:
+        return b"\x10\x01" if value else b"\x10\x00"
+    if cls is int:
+        return b"\x18" + _varint(value & _INT64)
+    if cls is float:
+        return _DOUBLE.pack(0x21, value)
+    if cls is list or cls is tuple:
+        return _field(b"\x2a", b"".join([_field(b"\x0a", _any_value(v)) for v in value]))  # ArrayValue.values
+    for kind in (str, bool, int, float):  # subclasses (enums): as the value they are
+        if isinstance(value, kind):
+            return _any_value(kind(value))
+    return _any_value(str(value))
+
+
+def _key_value(tag: bytes, key: str, value: Any) -> bytes:
+    """A ``KeyValue`` (key 1, value 2) as field ``tag`` of its container."""
+    return _field(tag, _field(b"\x0a", key.encode()) + _field(b"\x12", _any_value(value)))
+
+
+_ATTRIBUTE = b"\x4a"  # Span.attributes (9); links (13) come written (spans.link_field)
+
+
+class _Pieces:
+    """A span's attributes as written, kept once made: most values repeat span after span. The cache is
+    cleared whole when it grows past ``limit`` (one-off values such as request ids pass through it)."""
 
     def __init__(self, limit: int = 65536) -> None:
         self._pieces: dict[tuple[Any, ...], bytes] = {}
         self._limit = limit
 
     def attribute(self, key: str, value: Any) -> bytes:
-        if isinstance(value, list | tuple):  # unhashable, and rarely repeated
-            return _attribute_piece(key, value)
-        cache_key = (key, value.__class__, value)  # 1, 1.0 and True are equal but encode differently
-        piece = self._pieces.get(cache_key)
-        return piece if piece is not None else self._keep(cache_key, _attribute_piece(key, value))
-
-    def link(self, trace_id: int, span_id: int) -> bytes:
-        cache_key = (trace_id, span_id)
+        cls = value.__class__
+        if cls is list or cls is tuple:  # unhashable, and rarely repeated
+            return _key_value(_ATTRIBUTE, key, value)
+        cache_key = (key, cls, value)  # 1, 1.0 and True are equal but encode differently
         piece = self._pieces.get(cache_key)
         if piece is None:
-            link = Span.Link(trace_id=trace_id.to_bytes(16, "big"), span_id=span_id.to_bytes(8, "big"))
-            piece = self._keep(cache_key, Span(links=[link]).SerializeToString())
-        return piece
-
-    def _keep(self, key: tuple[Any, ...], piece: bytes) -> bytes:
-        if len(self._pieces) >= self._limit:
-            self._pieces.clear()
-        self._pieces[key] = piece
+            if len(self._pieces) >= self._limit:
+                self._pieces.clear()
+            piece = self._pieces[cache_key] = _key_value(_ATTRIBUTE, key, value)
         return piece
 
 
-def _attribute_piece(key: str, value: Any) -> bytes:
-    return Span(attributes=[KeyValue(key=key, value=_value(value))]).SerializeToString()
+_PIECES = _Pieces()
+
+# the rest of a span, and where spans sit
+_TRACE_ID, _SPAN_ID, _PARENT_ID, _NAME = b"\x0a\x10", b"\x12\x08", b"\x22\x08", b"\x2a"  # fields 1, 2, 4, 5
+_KINDS = [bytes((0x30, kind + 1)) for kind in range(5)]  # 6; the SDK's SpanKind counts from 0, OTLP's from 1
+_TIMES = struct.Struct("<BQBQ")  # start (7) and end (8), both fixed64
+_NO_STATUS = b"\x7a\x00"  # an empty status (15): unset
+_FLAGS = [b"\x85\x01" + struct.pack("<I", 0x100 | 0x200 * remote | 0x01) for remote in (0, 1)]
+# flags (16, fixed32): has-is-remote, is-remote (the parent came in a traceparent header), sampled
+_SCOPE = _field(b"\x0a", _field(b"\x0a", b"hfserve"))  # ScopeSpans.scope (1): InstrumentationScope{name (1)}
+_SPAN, _SCOPE_SPANS, _RESOURCE, _RESOURCE_SPANS = b"\x12", b"\x12", b"\x0a", b"\x0a"
 
 
-_FRAGMENTS = _Fragments()
+def _status(code: int, message: str | None) -> bytes:
+    """``Status`` (15): message (2), code (3)."""
+    body = _field(b"\x12", message.encode()) if message else b""
+    return _field(b"\x7a", body + bytes((0x18, code)))
 
 
-def encode(records: Iterable[SpanRecord], resource_attributes: Mapping[str, Any]) -> bytes:
-    request = ExportTraceServiceRequest()
-    resource_spans = request.resource_spans.add()
-    resource_spans.resource.attributes.extend(_attributes(resource_attributes))
-    scope = resource_spans.scope_spans.add()
-    scope.scope.name = "hfserve"
-    add, attribute, link = scope.spans.add, _FRAGMENTS.attribute, _FRAGMENTS.link
-    for r in records:
-        span = add(
-            trace_id=r.trace_id.to_bytes(16, "big"),
-            span_id=r.span_id.to_bytes(8, "big"),
-            parent_span_id=r.parent_id.to_bytes(8, "big") if r.parent_id else b"",
-            name=r.name,
-            kind=r.kind + 1,  # the SDK's SpanKind counts from 0, OTLP's from 1 (0 is unspecified)
-            start_time_unix_nano=r.start,
-            end_time_unix_nano=r.end,
-            flags=0x100 | 0x200 * r.remote_parent | 0x01,  # has-is-remote, is-remote, sampled
-        )
-        pieces = [attribute(key, value) for key, value in r.attributes.items() if value is not None]
-        pieces += [link(trace_id, span_id) for trace_id, span_id in r.links]
-        span.MergeFromString(b"".join(pieces))
-        span.status.SetInParent()
-        if r.status:
-            span.status.code = r.status  # type: ignore[assignment]
-        if r.status_message:
-            span.status.message = r.status_message
-    return request.SerializeToString()
+class _Names(dict[str, bytes]):
+    """A span name's field, made once per name (a handful of them: stage names and routes)."""
+
+    def __missing__(self, name: str) -> bytes:
+        piece = _field(_NAME, name.encode())
+        if len(self) < 4096:
+            self[name] = piece
+        return piece
+
+
+_NAMES = _Names()
+
+
+def encode(records: Iterable[tuple[Any, ...]], resource_attributes: Mapping[str, Any]) -> bytes:
+    """An ``ExportTraceServiceRequest`` holding ``records`` (``SpanRecord``s, or the plain tuples they
+    travel as) under one resource and scope."""
+    attribute, names, times = _PIECES.attribute, _NAMES, _TIMES.pack
+    spans: list[bytes] = []
+    for trace_id, span_id, parent_id, name, kind, start, end, attributes, links, status, message, remote in records:
+        parts = [_TRACE_ID, trace_id.to_bytes(16, "big"), _SPAN_ID, span_id.to_bytes(8, "big")]
+        if parent_id:
+            parts += (_PARENT_ID, parent_id.to_bytes(8, "big"))
+        parts += (names[name], _KINDS[kind], times(0x39, start, 0x41, end))
+        parts += [attribute(key, value) for key, value in attributes.items() if value is not None]
+        parts += (links, _status(status, message) if status or message else _NO_STATUS, _FLAGS[remote])
+        span = b"".join(parts)
+        spans += (_SPAN, _varint(len(span)), span)
+    resource = b"".join([_key_value(b"\x0a", k, v) for k, v in resource_attributes.items()])  # Resource.attributes
+    body = _field(_RESOURCE, resource) + _field(_SCOPE_SPANS, _SCOPE + b"".join(spans))
+    return _field(_RESOURCE_SPANS, body)  # ExportTraceServiceRequest.resource_spans (1): ResourceSpans
 
 
 class OtlpHttpPoster:
@@ -195,7 +228,7 @@ def serve(conn: Any, log_setup: Callable[[], None] | None = None) -> None:
     attributes = dict(resource().attributes)
     delay = float(os.environ.get("OTEL_BSP_SCHEDULE_DELAY", "5000")) / 1000
     batch_size = int(os.environ.get("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", "512"))
-    held: list[SpanRecord] = []
+    held: list[tuple[Any, ...]] = []
     due = time.monotonic() + delay
     running = True
     while running:
@@ -205,7 +238,7 @@ def serve(conn: Any, log_setup: Callable[[], None] | None = None) -> None:
                 if records is None:
                     running = False
                 else:
-                    held.extend(map(SpanRecord._make, records))
+                    held.extend(records)
         except (EOFError, OSError):  # the HTTP process is gone
             running = False
         while held and (len(held) >= batch_size or not running or time.monotonic() >= due):

@@ -47,13 +47,30 @@ class SpanRecord(NamedTuple):
     start: int  # time.time_ns()
     end: int
     attributes: dict[str, Any]
-    links: tuple[tuple[int, int], ...] = ()  # (trace_id, span_id) of linked spans
+    links: bytes = b""  # the linked spans, as their OTLP ``Span.links`` fields (``link_field``), one after another
     status: int = UNSET  # StatusCode value
     status_message: str | None = None
     remote_parent: bool = False  # the parent came in a traceparent header
 
 
 _SAMPLED = TraceFlags(TraceFlags.SAMPLED)
+_LINK_FIELD = b"\x6a\x1c\x0a\x10"  # Span.links (13), 28 bytes long: its trace id (1, 16 bytes) ...
+_LINK_SPAN = b"\x12\x08"  # ... and its span id (2, 8 bytes)
+LINK_SIZE = 30
+
+
+def link_field(trace_id: int, span_id: int) -> bytes:
+    """A link to a span as the OTLP ``Span.links`` field that holds it: made once per linked span, and
+    joined as is into every span that links to it (an engine step links to every request in it)."""
+    return _LINK_FIELD + trace_id.to_bytes(16, "big") + _LINK_SPAN + span_id.to_bytes(8, "big")
+
+
+def linked(links: bytes) -> list[tuple[int, int]]:
+    """(trace id, span id) of each link in ``links`` (joined ``link_field``s)."""
+    return [
+        (int.from_bytes(links[i + 4 : i + 20], "big"), int.from_bytes(links[i + 22 : i + 30], "big"))
+        for i in range(0, len(links), LINK_SIZE)
+    ]
 
 
 def to_readable(record: SpanRecord, resource: Resource) -> ReadableSpan:
@@ -62,7 +79,7 @@ def to_readable(record: SpanRecord, resource: Resource) -> ReadableSpan:
     parent = None
     if record.parent_id:
         parent = SpanContext(record.trace_id, record.parent_id, record.remote_parent, _SAMPLED)
-    links = [Link(SpanContext(trace_id, span_id, False, _SAMPLED)) for trace_id, span_id in record.links]
+    links = [Link(SpanContext(trace_id, span_id, False, _SAMPLED)) for trace_id, span_id in linked(record.links)]
     return ReadableSpan(
         name=record.name,
         context=context,
@@ -124,7 +141,7 @@ class ExportProcessWriter(SpanWriter):
             self.dropped += 1
             return
         self._pending.append(record)
-        if len(self._pending) >= self._batch:
+        if len(self._pending) == self._batch:  # once, as it fills up: the thread then takes all there is
             self._wake.set()
 
     def _run(self) -> None:

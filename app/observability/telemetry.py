@@ -60,7 +60,7 @@ class Telemetry:
         self.sampler = sampler or ParentBased(ALWAYS_ON)
         self.registry = new_registry()
         self.metrics = RequestMetrics(self.registry) if metrics else None
-        self.links: dict[str, tuple[int, int]] = {}  # engine request id -> its request's (trace id, span id)
+        self.links: dict[str, bytes] = {}  # engine request id -> a link to its request's span (``link_field``)
         self._log_setup = log_setup
         self._process: Any = None
 

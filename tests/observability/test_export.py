@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import enum
+
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, ArrayValue, KeyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
 
-from app.observability.export import _Fragments, encode
-from app.observability.spans import ERROR, INTERNAL, SERVER, SpanRecord
+from app.observability.export import _Pieces, encode
+from app.observability.spans import ERROR, INTERNAL, SERVER, SpanRecord, link_field, linked
 
 
 def test_records_encode_to_otlp() -> None:
@@ -17,7 +19,9 @@ def test_records_encode_to_otlp() -> None:
          "gen_ai.request.temperature": 0.5, "http.route": "/v1/chat/completions"},
         status=ERROR, status_message="engine_error", remote_parent=True,
     )  # fmt: skip
-    step = SpanRecord(0xCD, 0x02, 0, "engine.step", INTERNAL, 20, 30, {"hfserve.step.batch_size": 2}, ((0xAB, 0x01),))
+    step = SpanRecord(
+        0xCD, 0x02, 0, "engine.step", INTERNAL, 20, 30, {"hfserve.step.batch_size": 2}, link_field(0xAB, 0x01)
+    )
     request = ExportTraceServiceRequest.FromString(encode([server, step], {"service.name": "svc"}))
     [resource_spans] = request.resource_spans
     assert [(a.key, a.value.string_value) for a in resource_spans.resource.attributes] == [("service.name", "svc")]
@@ -35,6 +39,10 @@ def test_records_encode_to_otlp() -> None:
     assert second.parent_span_id == b"" and second.kind == Span.SPAN_KIND_INTERNAL
     [link] = second.links
     assert (link.trace_id, link.span_id) == ((0xAB).to_bytes(16, "big"), (1).to_bytes(8, "big"))
+
+
+class Kind(enum.StrEnum):
+    CHAT = "chat"
 
 
 def _reference(record: SpanRecord) -> Span:
@@ -60,7 +68,9 @@ def _reference(record: SpanRecord) -> Span:
         start_time_unix_nano=record.start,
         end_time_unix_nano=record.end,
         attributes=[KeyValue(key=k, value=value(v)) for k, v in record.attributes.items() if v is not None],
-        links=[Span.Link(trace_id=t.to_bytes(16, "big"), span_id=s.to_bytes(8, "big")) for t, s in record.links],
+        links=[
+            Span.Link(trace_id=t.to_bytes(16, "big"), span_id=s.to_bytes(8, "big")) for t, s in linked(record.links)
+        ],
         status=Status(code=record.status, message=record.status_message or ""),  # type: ignore[arg-type]
         flags=0x100 | 0x200 * record.remote_parent | 0x01,
     )
@@ -69,12 +79,34 @@ def _reference(record: SpanRecord) -> Span:
 def test_repeated_attribute_values_and_links_encode_like_fresh_ones() -> None:
     """Pieces are reused from span to span and batch to batch; values equal in Python but not on the wire
     (1, 1.0, True) stay apart, and nothing of one span leaks into the next."""
-    links = ((0xAB, 0x01), (0xCD, 0x02))
+    links = link_field(0xAB, 0x01) + link_field(0xCD, 0x02)
     records = [
         SpanRecord(0x1, 0x10, 0, "engine.step", INTERNAL, 1, 2, {"n": 1, "model": "m"}, links),
-        SpanRecord(0x2, 0x20, 0, "engine.step", INTERNAL, 2, 3, {"n": 1.0, "model": "m"}, links[:1]),
+        SpanRecord(0x2, 0x20, 0, "engine.step", INTERNAL, 2, 3, {"n": 1.0, "model": "m"}, link_field(0xAB, 0x01)),
         SpanRecord(0x3, 0x30, 0x3, "decode", INTERNAL, 3, 4, {"n": True, "skip": None, "list": ["a", 1]}),
         SpanRecord(0x4, 0x40, 0, "POST /v1/x", SERVER, 4, 5, {"n": 1}, status=ERROR, status_message="boom"),
+        SpanRecord(
+            0x5,
+            0x50,
+            0x5,
+            "é" * 70,
+            INTERNAL,
+            5,
+            2**63,
+            {
+                "neg": -3,
+                "zero": 0,
+                "big": 2**62,
+                "empty": "",
+                "no": False,
+                "z": 0.0,
+                "kind": Kind.CHAT,
+                "none": [],
+                "ids": ("a", "é" * 200),
+            },
+            remote_parent=True,
+        ),
+        SpanRecord(0x6, 0x60, 0, "x", INTERNAL, 6, 7, {}, status=ERROR),
     ]
     for _ in range(2):  # the second time, every piece comes from the cache
         request = ExportTraceServiceRequest.FromString(encode(records, {"service.name": "svc"}))
@@ -83,9 +115,9 @@ def test_repeated_attribute_values_and_links_encode_like_fresh_ones() -> None:
 
 
 def test_the_piece_cache_stays_bounded() -> None:
-    fragments = _Fragments(limit=4)
+    pieces = _Pieces(limit=4)
     for i in range(10):
-        fragments.attribute("hfserve.engine_request_id", f"req-{i}")
-        fragments.link(i, i + 1)
-    assert len(fragments._pieces) <= 4
-    assert Span.FromString(fragments.link(7, 8)).links[0].span_id == (8).to_bytes(8, "big")
+        pieces.attribute("hfserve.engine_request_id", f"req-{i}")
+    assert len(pieces._pieces) <= 4
+    [attribute] = Span.FromString(pieces.attribute("hfserve.engine_request_id", "req-7")).attributes
+    assert attribute.value.string_value == "req-7"
