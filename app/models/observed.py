@@ -169,7 +169,8 @@ class TracedRenderer:
         tools: list[dict[str, Any]] | None = None,
         template_kwargs: Mapping[str, Any] | None = None,
     ) -> EncodedPrompt:
-        kinds = [k for k, items in (("image", media.images), ("audio", media.audios), ("video", media.videos)) if items]
+        present = (("image", media.images), ("audio", media.audios), ("video", media.videos))
+        kinds = tuple(kind for kind, items in present if items)
         with phase("tokenize", {"hfserve.prompt.kind": "chat_template", "hfserve.media.kinds": kinds}) as span:
             encoded = self._renderer.encode_chat_media(messages, media, tools=tools, template_kwargs=template_kwargs)
             _count(span, encoded.ids)

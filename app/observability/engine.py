@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable
+from itertools import repeat
 from typing import Any
 
 import structlog
@@ -109,18 +110,22 @@ class EngineRequestTracker:
             self._spans(scope, timing, completion)
 
     def _spans(self, scope: RequestScope, timing: Any, completion: int) -> None:
-        base = {"hfserve.engine_request_id": self._id}
-        now = time.time_ns()
+        request_id, now = self._id, time.time_ns()
         if timing is None:  # no word from the engine itself (its process died)
-            scope.child("queue", self._admitted, now, {**base, "hfserve.completed": False})
+            unfinished = {"hfserve.engine_request_id": request_id, "hfserve.completed": False}
+            scope.child("queue", self._admitted, now, unfinished)
             return
         end = timing.finished or now
-        scope.child("queue", self._admitted, timing.scheduled or end, base)
+        scope.child("queue", self._admitted, timing.scheduled or end, {"hfserve.engine_request_id": request_id})
         if timing.scheduled and timing.first_token:
-            prompt = {"gen_ai.usage.input_tokens": self._prompt}
-            scope.child("prefill", timing.scheduled, timing.first_token, {**base, **prompt})
-            finish = {"gen_ai.usage.output_tokens": completion, "gen_ai.response.finish_reasons": sorted(self._reasons)}
-            scope.child("decode", timing.first_token, end, {**base, **finish})
+            prefill = {"hfserve.engine_request_id": request_id, "gen_ai.usage.input_tokens": self._prompt}
+            scope.child("prefill", timing.scheduled, timing.first_token, prefill)
+            decode = {
+                "hfserve.engine_request_id": request_id,
+                "gen_ai.usage.output_tokens": completion,
+                "gen_ai.response.finish_reasons": tuple(sorted(self._reasons)),  # a tuple: its piece is kept
+            }
+            scope.child("decode", timing.first_token, end, decode)
 
 
 def record_steps(telemetry: Telemetry, model: str, records: Iterable[Any]) -> None:
@@ -129,15 +134,18 @@ def record_steps(telemetry: Telemetry, model: str, records: Iterable[Any]) -> No
     if not links:
         return
     for record in records:
-        members = dict.fromkeys((*record.prefill_ids, *record.decode_ids))
-        linked = b"".join([links[rid] for rid in members if rid in links])
+        decode_ids, prefill_ids = record.decode_ids, record.prefill_ids
+        members = set(decode_ids)  # a request with n choices decodes n rows
+        if prefill_ids:
+            members.update(prefill_ids)
+        linked = b"".join(map(links.get, members, repeat(b"")))  # requests sampled out have no link
         if not linked:
             continue
         attributes = {
             "hfserve.model": model,
-            "hfserve.step.batch_size": len(record.decode_ids),
-            "hfserve.step.decode_tokens": len(record.decode_ids),
-            "hfserve.step.prefill_requests": len(record.prefill_ids),
+            "hfserve.step.batch_size": len(decode_ids),
+            "hfserve.step.decode_tokens": len(decode_ids),
+            "hfserve.step.prefill_requests": len(prefill_ids),
             "hfserve.step.prefill_tokens": record.prefill_tokens,
             "hfserve.step.requests": len(members),
         }

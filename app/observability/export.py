@@ -109,11 +109,18 @@ class _Pieces:
         self._pieces: dict[tuple[Any, ...], bytes] = {}
         self._limit = limit
 
+    def attributes(self, attributes: Mapping[str, Any]) -> list[bytes]:
+        get, attribute = self._pieces.get, self.attribute
+        try:  # 1, 1.0 and True are equal but encode differently: the class is part of the key
+            return [get((k, v.__class__, v)) or attribute(k, v) for k, v in attributes.items() if v is not None]
+        except TypeError:  # a value that can't be a key: a list (list-valued attributes are best set as tuples)
+            return [attribute(k, v) for k, v in attributes.items() if v is not None]
+
     def attribute(self, key: str, value: Any) -> bytes:
         cls = value.__class__
-        if cls is list or cls is tuple:  # unhashable, and rarely repeated
+        if cls is list:
             return _key_value(_ATTRIBUTE, key, value)
-        cache_key = (key, cls, value)  # 1, 1.0 and True are equal but encode differently
+        cache_key = (key, cls, value)
         piece = self._pieces.get(cache_key)
         if piece is None:
             if len(self._pieces) >= self._limit:
@@ -157,14 +164,14 @@ _NAMES = _Names()
 def encode(records: Iterable[tuple[Any, ...]], resource_attributes: Mapping[str, Any]) -> bytes:
     """An ``ExportTraceServiceRequest`` holding ``records`` (``SpanRecord``s, or the plain tuples they
     travel as) under one resource and scope."""
-    attribute, names, times = _PIECES.attribute, _NAMES, _TIMES.pack
+    attributes_of, names, times = _PIECES.attributes, _NAMES, _TIMES.pack
     spans: list[bytes] = []
     for trace_id, span_id, parent_id, name, kind, start, end, attributes, links, status, message, remote in records:
         parts = [_TRACE_ID, trace_id.to_bytes(16, "big"), _SPAN_ID, span_id.to_bytes(8, "big")]
         if parent_id:
             parts += (_PARENT_ID, parent_id.to_bytes(8, "big"))
         parts += (names[name], _KINDS[kind], times(0x39, start, 0x41, end))
-        parts += [attribute(key, value) for key, value in attributes.items() if value is not None]
+        parts += attributes_of(attributes)
         parts += (links, _status(status, message) if status or message else _NO_STATUS, _FLAGS[remote])
         span = b"".join(parts)
         spans += (_SPAN, _varint(len(span)), span)

@@ -16,7 +16,7 @@ from contextvars import ContextVar, Token
 from typing import Any
 
 from opentelemetry.sdk.trace.export import ConsoleSpanExporter, SpanExporter
-from opentelemetry.sdk.trace.sampling import ALWAYS_ON, Decision, ParentBased, Sampler
+from opentelemetry.sdk.trace.sampling import Sampler
 from opentelemetry.trace import SpanKind
 
 from app.observability.export import resource, start_export_process
@@ -33,7 +33,13 @@ from app.observability.spans import (
     new_span_id,
     new_trace_id,
 )
-from app.observability.tracing import incoming_context, sampler_from_env, trace_exporters, traceparent_trace_id
+from app.observability.tracing import (
+    DEFAULT_SAMPLER,
+    incoming_context,
+    sampler_from_env,
+    trace_exporters,
+    traceparent_trace_id,
+)
 
 # gen_ai.operation.name of the endpoints that have one in the GenAI semantic conventions
 OPERATIONS = {"/v1/chat/completions": "chat", "/v1/completions": "text_completion"}
@@ -57,7 +63,8 @@ class Telemetry:
         self.exporters = list(exporters or [])
         self.writer: SpanWriter | None = SpanExporterWriter(span_exporter) if span_exporter is not None else None
         self.tracing = bool(self.exporters) or self.writer is not None
-        self.sampler = sampler or ParentBased(ALWAYS_ON)
+        self.sampler = sampler or DEFAULT_SAMPLER
+        self._follow_parent = self.sampler is DEFAULT_SAMPLER  # sampled unless the caller's trace is not
         self.registry = new_registry()
         self.metrics = RequestMetrics(self.registry) if metrics else None
         self.links: dict[str, bytes] = {}  # engine request id -> a link to its request's span (``link_field``)
@@ -115,11 +122,14 @@ class Telemetry:
         context, parent = incoming_context(headers)
         trace_id = parent.trace_id if parent is not None else new_trace_id()
         name = f"{method} {route}"
-        decision = self.sampler.should_sample(context, trace_id, name, SpanKind.SERVER).decision
+        if self._follow_parent:  # what ParentBased(ALWAYS_ON) decides, without building its result
+            sampled = parent is None or parent.trace_flags.sampled
+        else:
+            sampled = self.sampler.should_sample(context, trace_id, name, SpanKind.SERVER).decision.is_sampled()
         scope.trace_id, scope.span_id, scope.trace_id_hex = trace_id, new_span_id(), format(trace_id, "032x")
         if parent is not None:
             scope.parent_id = parent.span_id
-        if decision == Decision.RECORD_AND_SAMPLE:  # sampled out: no spans, but the trace id goes to the logs
+        if sampled:  # sampled out: no spans, but the trace id goes to the logs
             scope.traced, scope.name, scope.start_ns = True, name, time.time_ns()
             scope.attributes = {
                 "http.request.method": method,
@@ -156,7 +166,7 @@ class Telemetry:
             attributes["gen_ai.response.model"] = scope.model
             attributes["gen_ai.usage.input_tokens"] = scope.input_tokens
             attributes["gen_ai.usage.output_tokens"] = scope.output_tokens
-            attributes["gen_ai.response.finish_reasons"] = reasons
+            attributes["gen_ai.response.finish_reasons"] = tuple(reasons)
         if scope.first_token is not None:
             attributes["gen_ai.response.time_to_first_chunk"] = scope.first_token - scope.started
         if abandoned:

@@ -33,6 +33,7 @@ PROPAGATOR = TraceContextTextMapPropagator()
 KNOWN_EXPORTERS = ("otlp", "console")
 _TRACEPARENT = re.compile(rb"^[0-9a-f]{2}-([0-9a-f]{32})-[0-9a-f]{16}-[0-9a-f]{2}")
 _HTTP_PROTOCOLS = {"http/protobuf", ""}
+DEFAULT_SAMPLER = ParentBased(ALWAYS_ON)
 
 
 def _flag(name: str) -> bool:
@@ -66,7 +67,7 @@ def sampler_from_env() -> Sampler:
         "always_on": ALWAYS_ON,
         "always_off": ALWAYS_OFF,
         "traceidratio": TraceIdRatioBased(ratio),
-        "parentbased_always_on": ParentBased(ALWAYS_ON),
+        "parentbased_always_on": DEFAULT_SAMPLER,
         "parentbased_always_off": ParentBased(ALWAYS_OFF),
         "parentbased_traceidratio": ParentBased(TraceIdRatioBased(ratio)),
     }

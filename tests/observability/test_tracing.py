@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
-from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ParentBased, TraceIdRatioBased
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ALWAYS_ON, ParentBased, TraceIdRatioBased
 
 from app.observability.export import resource, traces_endpoint
 from app.observability.telemetry import Telemetry
@@ -104,3 +107,19 @@ def test_incoming_trace_context() -> None:
 )
 def test_trace_ids_of_incoming_traceparent_headers(header: bytes | None, trace_id: str | None) -> None:
     assert traceparent_trace_id(header) == trace_id
+
+
+@pytest.mark.parametrize(
+    ("flags", "sampler", "traced"),
+    [("01", None, True), ("00", None, False), ("01", ALWAYS_OFF, False), ("00", ALWAYS_ON, True)],
+)
+def test_a_request_is_traced_as_its_caller_and_the_sampler_say(flags: str, sampler: Any, traced: bool) -> None:
+    """The default sampler follows the caller's sampled flag; any other sampler decides by itself. Either way
+    the request keeps the caller's trace id (for its log lines)."""
+    telemetry = Telemetry(span_exporter=InMemorySpanExporter(), sampler=sampler)
+    trace_id = "0af7651916cd43dd8448eb211c80319c"
+    headers = {b"traceparent": f"00-{trace_id}-b7ad6b7169203331-{flags}".encode()}
+    scope = telemetry.open_request("POST", "/v1/chat/completions", "/v1/chat/completions", headers, "id-1")
+    assert scope.traced is traced and scope.trace_id_hex == trace_id
+    root = telemetry.open_request("POST", "/v1/chat/completions", "/v1/chat/completions", {}, "id-2")
+    assert root.traced is (sampler is not ALWAYS_OFF)  # no caller: a new trace, sampled unless told not to
