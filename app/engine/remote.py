@@ -20,7 +20,7 @@ import structlog
 from app.engine.admission import check_request
 from app.engine.progress import ProgressFn
 from app.engine.stream import RequestStream
-from app.engine.types import EngineHealth, EngineObserver, FinishEvent, GenerationRequest, ModelInfo
+from app.engine.types import EngineHealth, EngineObserver, FinishEvent, GenerationRequest, ModelInfo, StepRecord
 from app.errors import EngineFailure, ModelLoadFailed, Overloaded
 
 log = structlog.get_logger(__name__)
@@ -125,7 +125,7 @@ class RemoteEngine:
                 for request_id, events in batch:
                     self._dispatch(request_id, events)
                 if self.observer is not None:
-                    self.observer.delivered(batch, steps)
+                    self.observer.delivered(batch, [StepRecord._make(step) for step in steps])
         except (EOFError, OSError):
             self._close_pipe("the inference process exited")
 

@@ -4,7 +4,7 @@ It talks to its ``RemoteEngine`` over one duplex pipe. In: ``("generate", Genera
 ``("abort", request_id)``, ``("stop",)``. Out: ``("progress", stage, current, total)`` while loading,
 then ``("ready", ModelInfo, max_rows)`` or ``("error", message)``, then one ``("events", batch, running,
 waiting, steps)`` per delivery, where ``batch`` is ``[(request_id, [events...]), ...]`` and ``steps`` the
-``StepRecord``s of the steps since the last delivery (empty unless tracing is on).
+``StepRecord``s of the steps since the last delivery as plain tuples (empty unless tracing is on).
 """
 
 from __future__ import annotations
@@ -42,8 +42,8 @@ class PipeDelivery(Delivery):
             return False
         batch: list[tuple[str, list[EngineEvent]]] = [(h.request_id, list(events)) for h, events in self._outbox]
         self._outbox.clear()
-        steps = self.steps[:]  # the step log keeps appending to this very list
-        self.steps.clear()
+        steps = [tuple(step) for step in self.steps]  # plain: a named tuple pickles through Python calls
+        self.steps.clear()  # the step log keeps appending to this very list
         running, waiting = self.stats()
         with self._send_lock:
             self._conn.send(("events", batch, running, waiting, steps))
