@@ -117,11 +117,11 @@ class _Pieces:
             return [attribute(k, v) for k, v in attributes.items() if v is not None]
 
     def attribute(self, key: str, value: Any) -> bytes:
-        cls = value.__class__
-        if cls is list:
+        cache_key = (key, value.__class__, value)
+        try:
+            piece = self._pieces.get(cache_key)
+        except TypeError:  # unhashable (a list, or anything written as its string): not kept
             return _key_value(_ATTRIBUTE, key, value)
-        cache_key = (key, cls, value)
-        piece = self._pieces.get(cache_key)
         if piece is None:
             if len(self._pieces) >= self._limit:
                 self._pieces.clear()
@@ -250,7 +250,12 @@ def serve(conn: Any, log_setup: Callable[[], None] | None = None) -> None:
             running = False
         while held and (len(held) >= batch_size or not running or time.monotonic() >= due):
             chunk, held = held[:batch_size], held[batch_size:]
-            poster.post(encode(chunk, attributes))
+            try:
+                body = encode(chunk, attributes)
+            except Exception:  # a record this encoder can't write: lose its batch, not the export process
+                log.exception("span_encode_failed", spans=len(chunk))
+                continue
+            poster.post(body)
         if time.monotonic() >= due:
             due = time.monotonic() + delay
 

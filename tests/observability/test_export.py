@@ -121,3 +121,14 @@ def test_the_piece_cache_stays_bounded() -> None:
     assert len(pieces._pieces) <= 4
     [attribute] = Span.FromString(pieces.attribute("hfserve.engine_request_id", "req-7")).attributes
     assert attribute.value.string_value == "req-7"
+
+
+def test_values_of_other_types_are_written_as_their_string() -> None:
+    """Attributes should be strings, numbers, booleans or sequences of them; anything else set by mistake
+    (here a dict, which can't be a cache key either) is written as its string, not a failed batch."""
+    record = SpanRecord(0x7, 0x70, 0, "x", INTERNAL, 1, 2, {"odd": {"a": 1}, "n": 1})
+    for _ in range(2):
+        request = ExportTraceServiceRequest.FromString(encode([record], {"service.name": "svc"}))
+        [span] = request.resource_spans[0].scope_spans[0].spans
+        values = {a.key: a.value for a in span.attributes}
+        assert values["odd"].string_value == "{'a': 1}" and values["n"].int_value == 1
