@@ -56,7 +56,9 @@ class SpanRecord(NamedTuple):
 _SAMPLED = TraceFlags(TraceFlags.SAMPLED)
 _LINK_FIELD = b"\x6a\x1c\x0a\x10"  # Span.links (13), 28 bytes long: its trace id (1, 16 bytes) ...
 _LINK_SPAN = b"\x12\x08"  # ... and its span id (2, 8 bytes)
-LINK_SIZE = 30
+_TRACE_AT = len(_LINK_FIELD)  # where each id starts in a link's field
+_SPAN_AT = _TRACE_AT + 16 + len(_LINK_SPAN)
+LINK_SIZE = _SPAN_AT + 8
 
 
 def link_field(trace_id: int, span_id: int) -> bytes:
@@ -68,7 +70,10 @@ def link_field(trace_id: int, span_id: int) -> bytes:
 def linked(links: bytes) -> list[tuple[int, int]]:
     """(trace id, span id) of each link in ``links`` (joined ``link_field``s)."""
     return [
-        (int.from_bytes(links[i + 4 : i + 20], "big"), int.from_bytes(links[i + 22 : i + 30], "big"))
+        (
+            int.from_bytes(links[i + _TRACE_AT : i + _TRACE_AT + 16], "big"),
+            int.from_bytes(links[i + _SPAN_AT : i + LINK_SIZE], "big"),
+        )
         for i in range(0, len(links), LINK_SIZE)
     ]
 
