@@ -154,9 +154,9 @@ def list_models() -> None:
 
 
 def demo() -> None:
-    from app.testing.tiny_models import ensure_demo_models
+    from app.demo.builder import ensure_demo_model
 
-    for repo_id in ensure_demo_models():
+    for repo_id in ensure_demo_model():
         print(repo_id)
 
 

@@ -340,7 +340,7 @@ def main() -> None:
     args = p.parse_args()
 
     subprocess.run(
-        [sys.executable, "-m", "app.testing", "--hf-home", str(args.hf_home), "--models", MODEL],
+        [sys.executable, "-m", "tests.fixtures", "--hf-home", str(args.hf_home), "--models", MODEL],
         cwd=ROOT,
         check=True,
         capture_output=True,

@@ -31,9 +31,9 @@ def clean_env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
 @pytest.fixture(scope="session")
 def tiny_models() -> Path:
     """An HF_HOME holding the tiny chat, never-EOS and encoder models (built offline if needed)."""
-    from app.testing.tiny_models import CHAT_MODEL_ID, ENCODER_MODEL_ID, NEVER_EOS_MODEL_ID, ensure_demo_models
+    from tests.fixtures.tiny_models import CHAT_MODEL_ID, ENCODER_MODEL_ID, NEVER_EOS_MODEL_ID, ensure_tiny_models
 
-    ensure_demo_models(MODEL_BUILD_CACHE, which=(CHAT_MODEL_ID, NEVER_EOS_MODEL_ID, ENCODER_MODEL_ID))
+    ensure_tiny_models(MODEL_BUILD_CACHE, which=(CHAT_MODEL_ID, NEVER_EOS_MODEL_ID, ENCODER_MODEL_ID))
     return MODEL_BUILD_CACHE
 
 
@@ -62,10 +62,10 @@ MEDIA_BUILD_CACHE = ROOT / ".cache" / "tiny-media-models"
 @pytest.fixture(scope="session")
 def media_hf_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """An HF_HOME with the tiny LLaVA, Qwen2-Audio and Whisper models plus the tiny chat model."""
-    from app.testing.media_models import AUDIO_MODEL_ID, SPEECH_MODEL_ID, VISION_MODEL_ID
-    from app.testing.tiny_models import CHAT_MODEL_ID, ensure_demo_models
+    from tests.fixtures.media_models import AUDIO_MODEL_ID, SPEECH_MODEL_ID, VISION_MODEL_ID
+    from tests.fixtures.tiny_models import CHAT_MODEL_ID, ensure_tiny_models
 
-    ensure_demo_models(MEDIA_BUILD_CACHE, which=(VISION_MODEL_ID, AUDIO_MODEL_ID, SPEECH_MODEL_ID, CHAT_MODEL_ID))
+    ensure_tiny_models(MEDIA_BUILD_CACHE, which=(VISION_MODEL_ID, AUDIO_MODEL_ID, SPEECH_MODEL_ID, CHAT_MODEL_ID))
     return clone_hf_home(MEDIA_BUILD_CACHE, tmp_path_factory.mktemp("media_hf_home"))
 
 
@@ -76,8 +76,8 @@ TOOL_BUILD_CACHE = ROOT / ".cache" / "tiny-tool-models"
 @pytest.fixture(scope="session")
 def tool_hf_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """An HF_HOME with the tiny Qwen3-Coder, Llama 3, Mistral and Gemma 4 tool-calling models."""
-    from app.testing.tiny_models import ensure_demo_models
-    from app.testing.tool_models import TOOL_MODEL_IDS
+    from tests.fixtures.tiny_models import ensure_tiny_models
+    from tests.fixtures.tool_models import TOOL_MODEL_IDS
 
-    ensure_demo_models(TOOL_BUILD_CACHE, which=TOOL_MODEL_IDS)
+    ensure_tiny_models(TOOL_BUILD_CACHE, which=TOOL_MODEL_IDS)
     return clone_hf_home(TOOL_BUILD_CACHE, tmp_path_factory.mktemp("tool_hf_home"))

@@ -32,3 +32,15 @@ def test_modules_stay_small() -> None:
         if (lines := len(path.read_text().splitlines())) > 400
     }
     assert not too_long, f"split these by role: {too_long}"
+
+
+def test_the_package_never_imports_the_tests() -> None:
+    """Test fixtures live under tests/; the shipped package (the demo builder included) never reaches them."""
+    offenders = [
+        str(path.relative_to(ROOT))
+        for path in (ROOT / "app").rglob("*.py")
+        if any(
+            line.lstrip().startswith(("from tests", "import tests")) for line in path.read_text().splitlines()
+        )
+    ]
+    assert not offenders, offenders

@@ -22,7 +22,7 @@ import httpx
 import pytest
 import yaml
 
-from app.testing.canned_chats import CAPITAL_ANSWER
+from app.demo.canned_chats import CAPITAL_ANSWER
 from tests.support.image_build import BuiltImage
 from tests.support.models import CHAT_MODEL_ID
 from tests.support.server import ROOT, free_port

@@ -16,7 +16,7 @@ import httpx
 import pytest
 from openai import OpenAI
 
-from app.testing.canned_chats import CAPITAL_ANSWER
+from app.demo.canned_chats import CAPITAL_ANSWER
 from tests.support.image_build import BuiltImage
 from tests.support.models import CHAT_MODEL_ID
 from tests.support.server import free_port

@@ -14,12 +14,12 @@ from typing import Any
 import pytest
 import torch
 
+from app.demo.canned_chats import CANNED_CHATS
 from app.engine.loader import LoadOptions, load_model
 from app.engine.renderer import ChatRenderer
 from app.engine.runner import BatchedEngine, BatchLimits
 from app.engine.types import EngineEvent, FinishEvent, GenerationRequest, SamplingParams, TokenEvent
 from app.errors import EngineFailure, InvalidRequest, ModelNotFound, Overloaded
-from app.testing.canned_chats import CANNED_CHATS
 from tests.support.models import (
     CHAT_MODEL_ID,
     ENCODER_MODEL_ID,

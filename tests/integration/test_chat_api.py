@@ -13,9 +13,9 @@ import pytest
 from huggingface_hub import InferenceClient
 from openai import AsyncOpenAI, OpenAI
 
+from app.demo.canned_chats import CANNED_CHATS, CAPITAL_ANSWER, GREETING
 from app.parsers.reasoning import THINK
-from app.testing.canned_chats import CANNED_CHATS, CAPITAL_ANSWER, GREETING
-from app.testing.tiny_models import CHAT_MODEL_ID, NEVER_EOS_MODEL_ID
+from tests.fixtures.tiny_models import CHAT_MODEL_ID, NEVER_EOS_MODEL_ID
 from tests.support.server import ServerProcess
 
 CAPITAL = [{"role": "user", "content": "What is the capital of France?"}]

@@ -6,7 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from app.testing.tiny_models import CHAT_MODEL_ID, ENCODER_MODEL_ID, NEVER_EOS_MODEL_ID
+from tests.fixtures.tiny_models import CHAT_MODEL_ID, ENCODER_MODEL_ID, NEVER_EOS_MODEL_ID
 from tests.support.fake_hub import FakeHub
 from tests.support.models import clone_hf_home, snapshot_path
 from tests.support.server import ROOT, server_env

@@ -13,7 +13,7 @@ import httpx
 import pytest
 from openai import AsyncOpenAI, OpenAI
 
-from app.testing.tiny_models import CHAT_MODEL_ID, NEVER_EOS_MODEL_ID
+from tests.fixtures.tiny_models import CHAT_MODEL_ID, NEVER_EOS_MODEL_ID
 from tests.support.server import ServerProcess, run_server
 
 USER = [{"role": "user", "content": "Tell me a story."}]

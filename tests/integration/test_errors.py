@@ -9,7 +9,7 @@ import openai
 import pytest
 from openai import OpenAI
 
-from app.testing.tiny_models import CHAT_MODEL_ID, ENCODER_MODEL_ID, NEVER_EOS_MODEL_ID
+from tests.fixtures.tiny_models import CHAT_MODEL_ID, ENCODER_MODEL_ID, NEVER_EOS_MODEL_ID
 from tests.support.server import ServerProcess
 
 USER = [{"role": "user", "content": "Hello"}]

@@ -16,7 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from app.testing.tiny_models import CHAT_MODEL_ID, NEVER_EOS_MODEL_ID
+from tests.fixtures.tiny_models import CHAT_MODEL_ID, NEVER_EOS_MODEL_ID
 from tests.support.fake_hub import FakeHub
 from tests.support.models import clone_hf_home, snapshot_path
 from tests.support.server import ServerProcess, run_server

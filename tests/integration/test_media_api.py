@@ -11,8 +11,8 @@ import httpx
 import pytest
 from openai import BadRequestError, OpenAI
 
-from app.testing.media_models import AUDIO_MODEL_ID, IMAGE_TOKENS_PER_IMAGE, VISION_MODEL_ID
-from app.testing.tiny_models import CHAT_MODEL_ID
+from tests.fixtures.media_models import AUDIO_MODEL_ID, IMAGE_TOKENS_PER_IMAGE, VISION_MODEL_ID
+from tests.fixtures.tiny_models import CHAT_MODEL_ID
 from tests.support.media import (
     MediaServer,
     b64,

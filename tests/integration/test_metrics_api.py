@@ -11,7 +11,7 @@ import pytest
 from openai import NotFoundError, OpenAI
 from prometheus_client.parser import text_string_to_metric_families
 
-from app.testing.tiny_models import CHAT_MODEL_ID, NEVER_EOS_MODEL_ID
+from tests.fixtures.tiny_models import CHAT_MODEL_ID, NEVER_EOS_MODEL_ID
 from tests.support.server import ServerProcess
 
 CHAT, COMPLETIONS = "/v1/chat/completions", "/v1/completions"

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import httpx
 
-from app.testing.tiny_models import CHAT_MODEL_ID, ENCODER_MODEL_ID, NEVER_EOS_MODEL_ID, install_in_hf_cache
+from tests.fixtures.tiny_models import CHAT_MODEL_ID, ENCODER_MODEL_ID, NEVER_EOS_MODEL_ID, install_in_hf_cache
 from tests.support.models import snapshot_path
 from tests.support.server import ServerProcess, run_server
 

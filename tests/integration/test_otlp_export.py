@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from openai import OpenAI
 
-from app.testing.tiny_models import CHAT_MODEL_ID
+from tests.fixtures.tiny_models import CHAT_MODEL_ID
 from tests.support.otlp import OtlpReceiver, otlp_receiver
 from tests.support.server import ServerProcess, run_server
 

@@ -10,7 +10,7 @@ import httpx
 import pytest
 from openai import OpenAI
 
-from app.testing.tiny_models import CHAT_MODEL_ID, NEVER_EOS_MODEL_ID
+from tests.fixtures.tiny_models import CHAT_MODEL_ID, NEVER_EOS_MODEL_ID
 from tests.support.server import ServerProcess, run_server
 
 USER = [{"role": "user", "content": "Hello"}]

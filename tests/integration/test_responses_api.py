@@ -14,8 +14,8 @@ from openai import OpenAI
 from openai.types.responses import Response, ResponseStreamEvent
 from pydantic import TypeAdapter
 
-from app.testing.canned_chats import CANNED_CHATS, CAPITAL_ANSWER, WEATHER_TOOL
-from app.testing.tiny_models import CHAT_MODEL_ID, NEVER_EOS_MODEL_ID
+from app.demo.canned_chats import CANNED_CHATS, CAPITAL_ANSWER, WEATHER_TOOL
+from tests.fixtures.tiny_models import CHAT_MODEL_ID, NEVER_EOS_MODEL_ID
 from tests.support.server import ServerProcess
 
 NO_THINKING = {"chat_template_kwargs": {"enable_thinking": False}}

@@ -10,7 +10,7 @@ import openai
 import pytest
 from openai import OpenAI
 
-from app.testing.tiny_models import NEVER_EOS_MODEL_ID
+from tests.fixtures.tiny_models import NEVER_EOS_MODEL_ID
 from tests.support.server import ServerProcess, run_server
 
 GOOD_ORIGIN = "http://app.example"  # only ever sent as a header value

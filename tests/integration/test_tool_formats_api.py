@@ -14,10 +14,10 @@ import openai
 import pytest
 from openai import OpenAI
 
+from app.demo.canned_chats import CAPITAL_ANSWER, GREETING
 from app.parsers.registry import select_reasoning_parser, select_tool_parser
 from app.parsers.traits import ModelTraits
-from app.testing.canned_chats import CAPITAL_ANSWER, GREETING
-from app.testing.tool_chats import (
+from tests.fixtures.tool_chats import (
     CAPITAL_QUESTION,
     CAPITAL_REASONING,
     FORECAST_ANSWER,
@@ -26,7 +26,7 @@ from app.testing.tool_chats import (
     FORECAST_RESULT,
     FORECAST_TOOL,
 )
-from app.testing.tool_models import (
+from tests.fixtures.tool_models import (
     GEMMA4_MODEL_ID,
     LLAMA3_MODEL_ID,
     MISTRAL_MODEL_ID,

@@ -13,8 +13,8 @@ import jsonschema
 import pytest
 from openai import OpenAI
 
-from app.testing.canned_chats import CANNED_CHATS, CAPITAL_ANSWER, WEATHER_TOOL
-from app.testing.tiny_models import CHAT_MODEL_ID, NEVER_EOS_MODEL_ID
+from app.demo.canned_chats import CANNED_CHATS, CAPITAL_ANSWER, WEATHER_TOOL
+from tests.fixtures.tiny_models import CHAT_MODEL_ID, NEVER_EOS_MODEL_ID
 from tests.support.chat_stream import stream_chat
 from tests.support.server import ServerProcess, run_server
 

@@ -12,7 +12,7 @@ import httpx
 import pytest
 from openai import BadRequestError, OpenAI
 
-from app.testing.media_models import SPEECH_MODEL_ID, SPEECH_WINDOW_S, VISION_MODEL_ID
+from tests.fixtures.media_models import SPEECH_MODEL_ID, SPEECH_WINDOW_S, VISION_MODEL_ID
 from tests.support.media import requires_espeak, requires_ffmpeg, sine, speech
 from tests.support.server import ServerProcess, run_server
 

@@ -11,7 +11,7 @@ import pytest
 from app.errors import InvalidRequest, ModelNotFound
 from app.models.cache import CachedModel, generative_models, scan_cache
 from app.models.ids import ModelRef, parse_model_ref
-from app.testing.tiny_models import install_in_hf_cache
+from tests.fixtures.tiny_models import install_in_hf_cache
 from tests.support.models import CHAT_MODEL_ID, ENCODER_MODEL_ID, NEVER_EOS_MODEL_ID, snapshot_path
 
 # -- parse_model_ref ---------------------------------------------------------------------------

@@ -14,7 +14,7 @@ from app.engine.types import FinishEvent, GenerationRequest, SamplingParams
 from app.errors import ModelNotFound, ServiceUnavailable
 from app.models.ids import parse_model_ref
 from app.models.registry import ModelRegistry, ModelState
-from app.testing.tiny_models import NEVER_EOS_MODEL_ID
+from tests.fixtures.tiny_models import NEVER_EOS_MODEL_ID
 from tests.support.models import snapshot_path
 
 

@@ -18,7 +18,7 @@ from opentelemetry.trace import SpanKind, StatusCode
 from app.main import create_app
 from app.observability.telemetry import Telemetry
 from app.settings import Settings
-from app.testing.media_models import AUDIO_MODEL_ID, SPEECH_MODEL_ID, VISION_MODEL_ID
+from tests.fixtures.media_models import AUDIO_MODEL_ID, SPEECH_MODEL_ID, VISION_MODEL_ID
 from tests.support.media import b64, data_url, png, requires_ffmpeg, sine
 from tests.support.models import snapshot_path
 

@@ -6,12 +6,12 @@ import json
 
 import pytest
 
+from app.demo.canned_chats import CANNED_CHATS, WEATHER_TOOL, render_completion
 from app.parsers.base import ParsedDelta
 from app.parsers.choice import ChoiceParser, make_choice_parser
 from app.parsers.reasoning import GEMMA4, THINK, ReasoningParser
 from app.parsers.tools.gemma4 import Gemma4ToolParser
 from app.parsers.tools.hermes import HermesToolParser
-from app.testing.canned_chats import CANNED_CHATS, WEATHER_TOOL, render_completion
 from tests.parsers.helpers import Outcome, parse_all_ways
 
 HERMES_THINK_MARKERS = ("<think>", "</think>", "<tool_call>", "</tool_call>")

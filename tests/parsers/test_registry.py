@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from app.demo.chat_template import CHAT_TEMPLATE
+from app.demo.tokenizer import SPECIAL_TOKENS, TEXT_ADDED_TOKENS
 from app.parsers.reasoning import GEMMA4, THINK
 from app.parsers.registry import (
     ParserRegistry,
@@ -18,8 +20,6 @@ from app.parsers.tools.llama3 import Llama3JsonToolParser
 from app.parsers.tools.mistral import MistralToolParser
 from app.parsers.tools.qwen3_coder import Qwen3CoderToolParser
 from app.parsers.traits import ModelTraits
-from app.testing.chat_template import CHAT_TEMPLATE
-from app.testing.tokenizer import SPECIAL_TOKENS, TEXT_ADDED_TOKENS
 
 QWEN3_TOKENS = frozenset({"<|im_start|>", "<|im_end|>", "<tool_call>", "</tool_call>", "<think>", "</think>"})
 QWEN3_CODER_TEMPLATE = "{{- '<tool_call>\\n<function=' + tool_call.name + '>\\n' }}"

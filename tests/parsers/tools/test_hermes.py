@@ -6,9 +6,9 @@ import json
 
 import pytest
 
+from app.demo.canned_chats import WEATHER_TOOL, render_completion
 from app.parsers.base import ParsedDelta, ToolCallDelta
 from app.parsers.tools.hermes import HermesToolParser
-from app.testing.canned_chats import WEATHER_TOOL, render_completion
 from tests.parsers.helpers import Outcome, parse_all_ways
 
 MARKERS = HermesToolParser.markers

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from app.demo.canned_chats import WEATHER_TOOL
 from app.parsers.base import ParsedDelta
 from app.parsers.tools.llama3 import Llama3JsonToolParser
-from app.testing.canned_chats import WEATHER_TOOL
 from tests.parsers.helpers import Outcome, parse_all_ways
 
 SEARCH_TOOL = {"type": "function", "function": {"name": "search", "parameters": {"type": "object"}}}

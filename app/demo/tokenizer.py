@@ -20,8 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from app.testing.canned_chats import CANNED_CHATS
-from app.testing.chat_template import CHAT_TEMPLATE
+from app.demo.canned_chats import CANNED_CHATS
+from app.demo.chat_template import CHAT_TEMPLATE
 
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerFast
@@ -56,7 +56,7 @@ class TokenizerSpec:
     ``special_tokens`` are added as special tokens in this order (ids right after the BPE vocab),
     then ``text_tokens`` as non-special added tokens. ``eos``, ``pad`` and ``bos`` name tokens of
     ``special_tokens`` (``pad``/``bos`` may be None). ``chats`` (canned chats, see
-    :mod:`app.testing.canned_chats`) are rendered through ``chat_template`` into the BPE corpus.
+    :mod:`app.demo.canned_chats`) are rendered through ``chat_template`` into the BPE corpus.
     """
 
     special_tokens: tuple[str, ...]

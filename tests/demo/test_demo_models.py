@@ -23,15 +23,15 @@ from transformers.models.auto.modeling_auto import (
     MODEL_FOR_SEQ_TO_SEQ_CAUSAL_LM_MAPPING_NAMES,
 )
 
-from app.testing import tiny_models
-from app.testing.tiny_models import (
+from app.demo import builder
+from tests.fixtures.tiny_models import (
     CANNED_CHATS,
     CHAT_MODEL_ID,
     ENCODER_MODEL_ID,
     NEVER_EOS_MODEL_ID,
     build_never_eos_model,
     build_tokenizer,
-    ensure_demo_models,
+    ensure_tiny_models,
     install_in_hf_cache,
 )
 
@@ -42,7 +42,7 @@ ROOT = Path(__file__).resolve().parents[2]
 @pytest.fixture(scope="module")
 def hf_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     home = tmp_path_factory.mktemp("tiny_hf_home")
-    assert sorted(ensure_demo_models(home, which=ALL_MODELS)) == sorted(ALL_MODELS)
+    assert sorted(ensure_tiny_models(home, which=ALL_MODELS)) == sorted(ALL_MODELS)
     return home
 
 
@@ -80,7 +80,7 @@ def test_cache_layout_is_a_real_hub_cache(hf_home: Path) -> None:
 
 
 def test_ensure_is_idempotent_and_install_is_content_addressed(hf_home: Path, tmp_path: Path) -> None:
-    assert ensure_demo_models(hf_home, which=ALL_MODELS) == []
+    assert ensure_tiny_models(hf_home, which=ALL_MODELS) == []
     src = tmp_path / "m"
     src.mkdir()
     (src / "config.json").write_text("{}")
@@ -95,19 +95,19 @@ def test_ensure_is_idempotent_and_install_is_content_addressed(hf_home: Path, tm
 
 def test_stale_models_are_rebuilt_and_crash_leftovers_removed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     home = tmp_path / "home"
-    assert ensure_demo_models(home, which=ENCODER_MODEL_ID) == [ENCODER_MODEL_ID]
+    assert ensure_tiny_models(home, which=ENCODER_MODEL_ID) == [ENCODER_MODEL_ID]
     repo = home / "hub" / "models--hfserve--tiny-encoder"
     leftover = repo / ".tmp-hfserve" / "crashed"
     leftover.mkdir(parents=True)
     os.utime(leftover, (0, 0))
-    monkeypatch.setattr(tiny_models, "recipe_hash", lambda: "changed-recipe")
-    assert ensure_demo_models(home, which=[ENCODER_MODEL_ID]) == [ENCODER_MODEL_ID]
-    assert ensure_demo_models(home, which=[ENCODER_MODEL_ID]) == []
+    monkeypatch.setattr(builder, "recipe_hash", lambda _builder: "changed-recipe")
+    assert ensure_tiny_models(home, which=[ENCODER_MODEL_ID]) == [ENCODER_MODEL_ID]
+    assert ensure_tiny_models(home, which=[ENCODER_MODEL_ID]) == []
     assert not leftover.exists()
     (repo_info,) = scan_cache_dir(home / "hub").repos
     assert len(repo_info.revisions) == 2  # the old snapshot stays, refs/main moved on
-    with pytest.raises(ValueError, match="unknown demo model"):
-        ensure_demo_models(home, which=["hfserve/nope"])
+    with pytest.raises(ValueError, match="unknown tiny model"):
+        ensure_tiny_models(home, which=["hfserve/nope"])
 
 
 def test_tokenizer_round_trips(hf_home: Path) -> None:

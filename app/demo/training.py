@@ -10,7 +10,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from app.testing.canned_chats import CANNED_CHATS
+from app.demo.canned_chats import CANNED_CHATS
 
 if TYPE_CHECKING:
     import torch

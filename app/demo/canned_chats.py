@@ -13,7 +13,7 @@ Every entry of :data:`CANNED_CHATS` is a dict with:
 * ``stop``: the token that ends the completion when it is not the tokenizer's eos (else None).
 
 :func:`canned_chat` builds one; other output formats pass their own ``render``
-(see :mod:`app.testing.tool_chats`).
+(see :mod:`tests.fixtures.tool_chats`).
 """
 
 from __future__ import annotations

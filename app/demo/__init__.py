@@ -1,0 +1,1 @@
+"""The bundled tiny demo model that ``hfserve demo`` (and ``make run``) builds offline."""
