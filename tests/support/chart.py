@@ -33,12 +33,17 @@ class Rendered:
         assert len(found) == 1, f"expected one {kind}, got {self.kinds()}"
         return found[0]
 
+    def named(self, kind: str, name: str) -> dict[str, Any]:
+        (found,) = [m for m in self.manifests if m["kind"] == kind and m["metadata"]["name"] == name]
+        return found
+
     def has(self, kind: str) -> bool:
         return any(m["kind"] == kind for m in self.manifests)
 
     @property
     def pod(self) -> dict[str, Any]:
-        return self.one("Deployment")["spec"]["template"]["spec"]
+        """The hfserve pods (an endpoint picker, when deployed, is a second Deployment)."""
+        return self.named("Deployment", FULLNAME)["spec"]["template"]["spec"]
 
     @property
     def container(self) -> dict[str, Any]:

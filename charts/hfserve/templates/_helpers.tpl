@@ -69,3 +69,35 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- fail "keda.enabled needs keda.prometheus.serverAddress (the Prometheus URL KEDA queries)" }}
 {{- end }}
 {{- end }}
+
+{{/* The llm-d.ai/model label value: modelLabel, else the pinned model with what a label cannot hold as "-". */}}
+{{- define "hfserve.modelLabel" -}}
+{{- if .Values.modelLabel }}
+{{- .Values.modelLabel }}
+{{- else if .Values.model }}
+{{- regexReplaceAll "[^A-Za-z0-9_.-]" .Values.model "-" | trunc 63 | trimAll "-_." | default "any" }}
+{{- else }}
+{{- "any" }}
+{{- end }}
+{{- end }}
+
+{{- define "hfserve.inferencePoolName" -}}
+{{- .Values.inferencePool.name | default (include "hfserve.fullname" .) }}
+{{- end }}
+
+{{/* The endpoint picker's name (its Deployment, Service, ServiceAccount and Role share it). */}}
+{{- define "hfserve.endpointPickerName" -}}
+{{- printf "%s-epp" (include "hfserve.fullname" . | trunc 59 | trimSuffix "-") }}
+{{- end }}
+
+{{- define "hfserve.endpointPickerSelectorLabels" -}}
+app.kubernetes.io/name: {{ include "hfserve.name" . }}-epp
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end }}
+
+{{- define "hfserve.endpointPickerLabels" -}}
+helm.sh/chart: {{ include "hfserve.chart" . }}
+{{ include "hfserve.endpointPickerSelectorLabels" . }}
+app.kubernetes.io/component: endpoint-picker
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{- end }}
