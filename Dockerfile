@@ -95,14 +95,16 @@ LABEL org.opencontainers.image.title="hfserve" \
       org.opencontainers.image.source="https://github.com/hfserve/hfserve" \
       org.opencontainers.image.documentation="https://github.com/hfserve/hfserve#readme"
 
-# The model cache lives on the volume; the server listens on every interface inside the container.
+# The model cache lives on the volume, and so do stored responses (they survive restarts); the server listens
+# on every interface inside the container.
 ENV PATH=/opt/venv/bin:${PATH} \
     HOME=/home/hfserve \
     HF_HOME=/data \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
     HFSERVE_HOST=0.0.0.0 \
-    HFSERVE_PORT=8000
+    HFSERVE_PORT=8000 \
+    HFSERVE_RESPONSES_STORE=sqlite:////data/hfserve/responses.sqlite3
 
 VOLUME ["/data"]
 EXPOSE 8000

@@ -23,10 +23,10 @@ run: install
 	$(VENV)/bin/hfserve serve $(MODEL) $(ARGS)
 
 ## The whole suite: lint, architecture contracts, unit and end-to-end tests, deployment tests.
-## (media-deps installs ffmpeg and espeak-ng when run as root with apt; otherwise those tests skip, saying why.
+## (test-deps installs ffmpeg, espeak-ng and redis-server when run as root with apt; otherwise media tests skip, saying why.
 ## The container tests start (and stop) a private Docker engine when they can, else they skip and say why.)
 test: install
-	bash scripts/media-deps.sh
+	bash scripts/test-deps.sh
 	$(PY) -m pytest -q
 
 ## Debian packages the container tests need (docker.io, debootstrap, docker-compose); root or sudo.

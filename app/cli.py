@@ -50,7 +50,11 @@ def _serve_parser(sub: Any) -> None:
     )
     p.add_argument("--max-body-size", type=int, help="Largest request body in bytes (default 32 MiB).")
     p.add_argument(
-        "--responses-store-size", type=int, help="Responses kept in memory for previous_response_id (default 1000)."
+        "--responses-store",
+        help="Where stored responses live: memory:// (default), sqlite:///path or redis://host:port/db.",
+    )
+    p.add_argument(
+        "--responses-store-size", type=int, help="Responses kept for previous_response_id (default 1000)."
     )
     p.add_argument("--responses-store-ttl", type=float, help="Seconds a stored response is kept (default 3600).")
     p.add_argument(

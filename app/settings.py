@@ -12,6 +12,8 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from app.store.urls import check_store_url
+
 
 def _split_list(value: Any) -> Any:
     """Env vars carry lists as comma-separated text (``HFSERVE_API_KEY=a,b``) or a JSON array."""
@@ -56,6 +58,9 @@ class Settings(BaseSettings):
     cpu_threads: int | None = Field(None, ge=1, description="torch threads on CPU (default: all cores but one).")
     stream_interval_ms: float = Field(0.0, ge=0.0, le=1000.0, description="Hold streamed tokens this long.")
     max_body_size: int = Field(32 * 1024 * 1024, ge=1024, description="Largest request body in bytes.")
+    responses_store: str = Field(
+        "memory://", description="Where stored responses live: memory://, sqlite:///path or redis://host:port/db."
+    )
     responses_store_size: int = Field(1000, ge=0, description="Responses kept for previous_response_id (0: none).")
     responses_store_ttl: float = Field(3600.0, gt=0, description="Seconds a stored response is kept.")
     # Media (app/media): where it may come from and how much one request may bring.
@@ -78,6 +83,11 @@ class Settings(BaseSettings):
     @classmethod
     def _lists_from_text(cls, value: Any) -> Any:
         return _split_list(value)
+
+    @field_validator("responses_store")
+    @classmethod
+    def _store_url(cls, value: str) -> str:
+        return check_store_url(value)
 
     @field_validator("chat_template_kwargs", mode="before")
     @classmethod

@@ -18,10 +18,10 @@ import pytest
 HAVE_FFMPEG = shutil.which("ffmpeg") is not None and shutil.which("ffprobe") is not None
 HAVE_ESPEAK = shutil.which("espeak-ng") is not None
 requires_ffmpeg = pytest.mark.skipif(
-    not HAVE_FFMPEG, reason="ffmpeg is not installed: run scripts/media-deps.sh (as root) or install ffmpeg"
+    not HAVE_FFMPEG, reason="ffmpeg is not installed: run scripts/test-deps.sh (as root) or install ffmpeg"
 )
 requires_espeak = pytest.mark.skipif(
-    not HAVE_ESPEAK, reason="espeak-ng is not installed: run scripts/media-deps.sh (as root) or install espeak-ng"
+    not HAVE_ESPEAK, reason="espeak-ng is not installed: run scripts/test-deps.sh (as root) or install espeak-ng"
 )
 
 

@@ -1,0 +1,1 @@
+"""State that outlives a request: one small store interface, with memory, SQLite and Redis backends."""
