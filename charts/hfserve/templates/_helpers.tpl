@@ -101,3 +101,40 @@ helm.sh/chart: {{ include "hfserve.chart" . }}
 app.kubernetes.io/component: endpoint-picker
 app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- end }}
+
+{{- define "hfserve.valkeyName" -}}
+{{- printf "%s-valkey" (include "hfserve.fullname" . | trunc 56 | trimSuffix "-") }}
+{{- end }}
+
+{{- define "hfserve.valkeySelectorLabels" -}}
+app.kubernetes.io/name: {{ include "hfserve.name" . }}-valkey
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end }}
+
+{{- define "hfserve.valkeyLabels" -}}
+helm.sh/chart: {{ include "hfserve.chart" . }}
+{{ include "hfserve.valkeySelectorLabels" . }}
+app.kubernetes.io/component: responses-store
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{- end }}
+
+{{/* The HFSERVE_RESPONSES_STORE entry of the container's env. */}}
+{{- define "hfserve.responsesStoreEnv" -}}
+{{- $store := .Values.responsesStore }}
+- name: HFSERVE_RESPONSES_STORE
+{{- if eq $store.backend "redis" }}
+  valueFrom:
+    secretKeyRef:
+      {{- if $store.valkey.enabled }}
+      name: {{ include "hfserve.valkeyName" . }}
+      key: url
+      {{- else }}
+      name: {{ $store.redis.existingSecret }}
+      key: {{ $store.redis.key }}
+      {{- end }}
+{{- else if eq $store.backend "memory" }}
+  value: "memory://"
+{{- else }}
+  value: "sqlite:////data/hfserve/responses.sqlite3"
+{{- end }}
+{{- end }}
