@@ -21,10 +21,10 @@ from transformers.generation.configuration_utils import ContinuousBatchingConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
+from app.engine.runner import BatchedEngine, BatchLimits  # noqa: E402
 from compare import MODEL, snapshot  # noqa: E402
 from loadgen import make_prompt  # noqa: E402
 
-from app.engine.runner import BatchedEngine, BatchLimits  # noqa: E402
 from app.engine.types import FinishEvent, GenerationRequest, SamplingParams  # noqa: E402
 
 

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from app.engine.loader import LoadedModel, LoadOptions, load_model
+from app.engine.client.loader import LoadedModel, load_model
+from app.engine.options import LoadOptions
 from app.engine.types import FinishEvent, GenerationRequest, SamplingParams, TokenEvent
 from app.errors import EngineFailure
 from tests.support.models import NEVER_EOS_MODEL_ID, snapshot_path
