@@ -1,5 +1,5 @@
-"""Constrained decoding in the batched engine (in its engine process): output that follows a JSON schema even from a model
-with random weights, per row, alongside unconstrained rows."""
+"""Constrained decoding in the batched engine (in its engine process): output that follows a JSON schema
+even from a model with random weights, per row, alongside unconstrained rows."""
 
 from __future__ import annotations
 
