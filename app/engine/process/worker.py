@@ -35,7 +35,7 @@ def serve(conn: Connection, folder: str, name: str, options: LoadOptions) -> Non
     if engine is None:
         return
     try:
-        _serve_requests(conn, engine)
+        serve_requests(conn, engine)
     except (EOFError, OSError):  # the HTTP process is gone
         pass
     finally:
@@ -61,7 +61,8 @@ def _start(send: Callable[[FromEngine], None], folder: str, name: str, options: 
     return engine
 
 
-def _serve_requests(conn: Connection, engine: Engine) -> None:
+def serve_requests(conn: Connection, engine: Engine) -> None:
+    """Hand each request and abort to ``engine`` until ``Stop``; a message of any other type is an error."""
     while True:
         message: ToEngine = conn.recv()
         match message:
