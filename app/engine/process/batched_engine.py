@@ -29,7 +29,7 @@ from app.engine.process.rows import EngineRequest, Row
 from app.engine.process.sampler import BatchSampler, Draw, SequenceSampling
 from app.engine.process.scheduler import Scheduler
 from app.engine.process.steps import StepLog
-from app.engine.types import EngineEvent, EngineHealth, FinishEvent, FinishReason, GenerationRequest, TokenEvent
+from app.engine.types import EngineEvent, FinishEvent, FinishReason, GenerationRequest, TokenEvent
 from app.engine.types import TokenLogprob as Logprob
 
 log = structlog.get_logger(__name__)
@@ -54,7 +54,6 @@ class BatchedEngine:
         self._lock = threading.Lock()
         self._live: set[str] = set()
         self._aborted: set[str] = set()
-        self._admitted = 0  # requests accepted but not yet decoding
         self._failure: str | None = None
         self._outbox = outbox
         self._steps = StepLog(outbox.steps, enabled=trace_steps)
@@ -69,7 +68,6 @@ class BatchedEngine:
     def submit(self, request: GenerationRequest) -> None:
         """Queue a request the HTTP side has admitted; its events leave through the outbox."""
         with self._lock:
-            self._admitted += 1
             self._live.add(request.request_id)
         self._inbox.put(EngineRequest(request, request.params.n, list(request.prompt_ids)))
 
@@ -77,11 +75,6 @@ class BatchedEngine:
         with self._lock:
             if request_id in self._live:
                 self._aborted.add(request_id)
-
-    def health(self) -> EngineHealth:
-        return EngineHealth(
-            alive=self._thread.is_alive(), running=len(self._rows), waiting=self._admitted, detail=self._failure
-        )
 
     def shutdown(self, timeout: float = 10.0) -> None:
         """Stop the loop: every running and waiting request finishes as aborted."""
@@ -104,7 +97,7 @@ class BatchedEngine:
                         self._decode()
                     self._steps.end()
                     self._deliver()
-        except BaseException as exc:  # the loop itself died: health turns false
+        except BaseException as exc:  # the loop itself died: every request it holds fails
             self._failure = repr(exc)
             log.exception("engine_loop_died", error=self._failure)
         finally:
@@ -193,10 +186,8 @@ class BatchedEngine:
                 self._fail_request(req, "error", str(exc))
             return
         first = len(self._rows)
-        self._rows.extend(rows)  # running before no longer waiting: the engine never looks idle in between
+        self._rows.extend(rows)
         self._runner.join(cache, mask)
-        with self._lock:
-            self._admitted -= len(requests)
         self._steps.joined(requests)
         finished = {first + i for i in self._advance(rows, logits)}
         if finished:
@@ -291,7 +282,6 @@ class BatchedEngine:
     def _fail_request(self, req: EngineRequest, reason: FinishReason, error: str | None = None) -> None:
         """A request that never reached the batch (aborted while waiting, or its prefill failed)."""
         with self._lock:
-            self._admitted -= 1
             self._live.discard(req.id)
         if reason == "abort":
             log.info("engine_request_aborted", request_id=req.id, completion_tokens=0)

@@ -22,7 +22,6 @@ from transformers import LogitsProcessor, LogitsProcessorList, StoppingCriteria,
 from app.engine.process.delivery import Outbox
 from app.engine.types import (
     EngineEvent,
-    EngineHealth,
     FinishEvent,
     FinishReason,
     GenerationRequest,
@@ -98,9 +97,7 @@ class SpeechEngine:
         self._inbox: queue.Queue[tuple[GenerationRequest, int] | None] = queue.Queue()
         self._lock = threading.Lock()
         self._aborted: set[str] = set()
-        self._waiting = 0
         self._running = 0
-        self._failure: str | None = None
         self._thread = threading.Thread(target=self._run, name=f"speech[{name}]", daemon=True)
         self._thread.start()
 
@@ -108,8 +105,6 @@ class SpeechEngine:
 
     # -- what the engine process calls ----------------------------------------------------------
     def submit(self, request: GenerationRequest) -> None:
-        with self._lock:
-            self._waiting += 1
         self._inbox.put((request, time.time_ns()))
 
     def abort(self, request_id: str) -> None:
@@ -119,9 +114,6 @@ class SpeechEngine:
     def is_aborted(self, request_id: str) -> bool:
         with self._lock:
             return request_id in self._aborted
-
-    def health(self) -> EngineHealth:
-        return EngineHealth(self._thread.is_alive(), self._running, self._waiting, self._failure)
 
     def shutdown(self, timeout: float = 10.0) -> None:
         self._inbox.put(None)
@@ -139,7 +131,6 @@ class SpeechEngine:
         while (item := self._inbox.get()) is not None:
             request, arrived = item
             with self._lock:
-                self._waiting -= 1
                 self._running = 1
             try:
                 self._transcribe(request, arrived)
