@@ -15,7 +15,6 @@ from app.engine.architectures import SERVED_TASKS, generative_task
         (["WhisperForConditionalGeneration"], "whisper", "speech-to-text"),
         (["BertModel"], "bert", None),  # an encoder
         (None, "llama", "text-generation"),  # no architectures: the model type decides
-        ([], "whisper", "speech-to-text"),
         (None, None, None),
     ],
 )
