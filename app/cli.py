@@ -129,7 +129,7 @@ def download(model: str, quiet: bool) -> None:
     from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError, RepositoryNotFoundError
     from tqdm import tqdm
 
-    from app.engine.loader import DOWNLOAD_PATTERNS
+    from app.engine.client.loader import DOWNLOAD_PATTERNS
     from app.errors import HfServeError
     from app.models.ids import parse_model_ref
 

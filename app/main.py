@@ -28,8 +28,8 @@ from app.api.middleware import api_key_middleware, request_middleware
 from app.api.models import ModelsController
 from app.api.responses import ResponsesController
 from app.api.transcriptions import TranscriptionsController
-from app.engine.admission import BatchLimits
-from app.engine.loader import LoadOptions, load_model
+from app.engine.client.loader import load_model
+from app.engine.options import BatchLimits, LoadOptions
 from app.errors import HfServeError
 from app.media.limits import FetchPolicy, MediaLimits
 from app.models.registry import Loader, ModelRegistry

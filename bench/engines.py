@@ -1,5 +1,6 @@
 """Engines without HTTP, in one process, on the same prompts: static ``generate``, transformers' own
-continuous batching (``generate_batch``, paged cache), and hfserve's ``BatchedEngine``.
+continuous batching (``generate_batch``, paged cache), and hfserve's ``BatchedEngine`` (the engine process's
+batching loop, run here on its own thread, its deliveries counted instead of sent down a pipe).
 
     .venv/bin/python bench/engines.py --requests 128 --concurrency 32 --max-tokens 64 --prompt-words 25
 """
@@ -7,10 +8,10 @@ continuous batching (``generate_batch``, paged cache), and hfserve's ``BatchedEn
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import random
 import sys
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -24,7 +25,10 @@ sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
 from compare import MODEL, snapshot  # noqa: E402
 from loadgen import make_prompt  # noqa: E402
 
-from app.engine.runner import BatchedEngine, BatchLimits  # noqa: E402
+from app.engine.messages import Events  # noqa: E402
+from app.engine.options import BatchLimits  # noqa: E402
+from app.engine.process.batched_engine import BatchedEngine  # noqa: E402
+from app.engine.process.delivery import Outbox  # noqa: E402
 from app.engine.types import FinishEvent, GenerationRequest, SamplingParams  # noqa: E402
 
 
@@ -76,21 +80,26 @@ def main() -> None:
         return sum(len(o.generated_tokens) for o in outputs.values())
 
     def ours() -> int:
-        engine = BatchedEngine(model, tokenizer, name=MODEL, limits=BatchLimits(max_batch_size=args.concurrency))
+        finished = threading.Event()
+        counts = {"tokens": 0, "requests": 0}
 
-        async def run() -> int:
-            gate = asyncio.Semaphore(args.concurrency)
+        def receive(message: Events) -> None:  # on the engine's thread
+            for _, events in message.batch:
+                for event in events:
+                    if isinstance(event, FinishEvent):
+                        counts["tokens"] += event.completion_tokens
+                        counts["requests"] += 1
+            if counts["requests"] == len(prompts):
+                finished.set()
 
-            async def one(i: int, prompt: list[int]) -> int:
-                async with gate:
-                    params = SamplingParams(max_tokens=n, temperature=0.0)
-                    events = [e async for e in engine.generate(GenerationRequest(f"r{i}", prompt, params))]
-                    return sum(e.completion_tokens for e in events if isinstance(e, FinishEvent))
-
-            return sum(await asyncio.gather(*(one(i, p) for i, p in enumerate(prompts))))
-
+        limits = BatchLimits(max_batch_size=args.concurrency)
+        engine = BatchedEngine(model, tokenizer, name=MODEL, limits=limits, outbox=Outbox(receive, 0.0))
         try:
-            return asyncio.run(run())
+            params = SamplingParams(max_tokens=n, temperature=0.0)
+            for i, prompt in enumerate(prompts):  # the batch takes args.concurrency rows at a time
+                engine.submit(GenerationRequest(f"r{i}", prompt, params))
+            finished.wait()
+            return counts["tokens"]
         finally:
             engine.shutdown()
 

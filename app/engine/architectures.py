@@ -8,11 +8,15 @@ from functools import cache
 from transformers.models.auto import modeling_auto as auto
 
 TEXT = "text-generation"
+IMAGE_TEXT = "image-text-to-text"
+MULTIMODAL = "multimodal-lm"
+SPEECH = "speech-to-text"
+SERVED_TASKS = (TEXT, IMAGE_TEXT, MULTIMODAL, SPEECH)
 _TASK_MAPPINGS = {
     TEXT: "MODEL_FOR_CAUSAL_LM_MAPPING_NAMES",
-    "image-text-to-text": "MODEL_FOR_IMAGE_TEXT_TO_TEXT_MAPPING_NAMES",
-    "multimodal-lm": "MODEL_FOR_MULTIMODAL_LM_MAPPING_NAMES",
-    "speech-to-text": "MODEL_FOR_SPEECH_SEQ_2_SEQ_MAPPING_NAMES",
+    IMAGE_TEXT: "MODEL_FOR_IMAGE_TEXT_TO_TEXT_MAPPING_NAMES",
+    MULTIMODAL: "MODEL_FOR_MULTIMODAL_LM_MAPPING_NAMES",
+    SPEECH: "MODEL_FOR_SPEECH_SEQ_2_SEQ_MAPPING_NAMES",
     "text2text-generation": "MODEL_FOR_SEQ_TO_SEQ_CAUSAL_LM_MAPPING_NAMES",
 }
 

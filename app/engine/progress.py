@@ -1,4 +1,6 @@
-"""Routes transformers' and huggingface_hub's progress bars to a load's progress callback.
+"""Routes transformers' and huggingface_hub's progress bars to a load's progress callback, and
+transformers' logs to the root logger. Both processes that load a model (its tokenizer and processor here,
+its weights in the engine process) import this module.
 
 transformers draws its "Loading weights" bar through ``transformers.utils.logging.tqdm``, which
 accepts one global hook. The hook installed here forwards each bar to the callback registered by the
@@ -15,7 +17,11 @@ from typing import Any
 from huggingface_hub.utils import tqdm as hf_tqdm
 from transformers.utils import logging as hf_logging
 
-ProgressFn = Callable[[str, int | None, int | None], None]  # (stage, current, total)
+from app.engine.options import ProgressFn
+
+# transformers logs through the root logger (app.observability.logging's pipeline), not a handler of its own.
+hf_logging.disable_default_handler()
+hf_logging.enable_propagation()
 
 _local = threading.local()
 _install_lock = threading.Lock()

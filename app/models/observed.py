@@ -15,7 +15,7 @@ from typing import Any
 
 import structlog
 
-from app.engine.loader import LoadedModel
+from app.engine.client.loader import LoadedModel
 from app.engine.types import (
     EncodedPrompt,
     EngineClient,

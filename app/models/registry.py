@@ -17,8 +17,9 @@ from typing import Any
 
 import structlog
 
-from app.engine.heap import freeze_heap
-from app.engine.loader import LoadedModel, LoadOptions, load_model
+from app.engine.client.heap import freeze_heap
+from app.engine.client.loader import LoadedModel, load_model
+from app.engine.options import LoadOptions
 from app.engine.types import ServingModel
 from app.errors import HfServeError, ModelLoadFailed, ModelNotAllowed, ServiceUnavailable
 from app.models.ids import ModelRef, parse_model_ref

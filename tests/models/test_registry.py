@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from app.engine.loader import LoadedModel, LoadOptions, load_model
+from app.engine.client.loader import LoadedModel, load_model
+from app.engine.options import LoadOptions
 from app.engine.types import FinishEvent, GenerationRequest, SamplingParams
 from app.errors import ModelNotFound, ServiceUnavailable
 from app.models.ids import parse_model_ref

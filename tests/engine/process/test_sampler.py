@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 import torch
 
-from app.engine.sampler import BatchSampler, SequenceSampling
+from app.engine.process.sampler import BatchSampler, SequenceSampling
 from app.engine.types import SamplingParams
 
 CPU = torch.device("cpu")

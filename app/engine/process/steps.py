@@ -1,7 +1,7 @@
 """The batching loop's clock: when each request's prefill started and its first token came (always: the queue
 time metric needs it), and what each step did (only when tracing is on).
 
-A step's record goes to ``Delivery.steps`` and crosses the pipe with that step's events, so tracing adds no
+A step's record goes to ``Outbox.steps`` and crosses the pipe with that step's events, so tracing adds no
 message of its own; with tracing off nothing is recorded and nothing more is sent.
 """
 
@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable
 
-from app.engine.rows import EngineRequest, Row
+from app.engine.process.rows import EngineRequest, Row
 from app.engine.types import StepRecord
 
 

@@ -1,4 +1,4 @@
-"""``RemoteEngine``: the ``EngineClient`` of an engine running in its own process (app/engine/worker.py).
+"""``RemoteEngine``: the ``EngineClient`` of an engine running in its own process (app/engine/process/worker.py).
 
 The HTTP process keeps the tokenizer (templating) and admission; the engine process keeps the model,
 the batching loop and detokenization. Events arrive once per step and are read on the event loop with
@@ -12,23 +12,46 @@ import contextlib
 import contextvars
 import multiprocessing
 import threading
-from collections.abc import Callable
-from typing import Any
+from multiprocessing.connection import Connection
+from multiprocessing.process import BaseProcess
 
 import structlog
 
-from app.engine.admission import check_request
-from app.engine.progress import ProgressFn
-from app.engine.stream import RequestStream
-from app.engine.types import EngineHealth, EngineObserver, FinishEvent, GenerationRequest, ModelInfo, StepRecord
-from app.errors import EngineFailure, ModelLoadFailed, Overloaded
+from app.engine.client.admission import admit
+from app.engine.client.stream import RequestStream
+from app.engine.messages import (
+    Abort,
+    Events,
+    FromEngine,
+    Generate,
+    LoadFailed,
+    Progress,
+    ProtocolError,
+    Ready,
+    Stop,
+    ToEngine,
+)
+from app.engine.options import LoadOptions, ProgressFn
+from app.engine.process.worker import serve
+from app.engine.types import (
+    EngineEvent,
+    EngineHealth,
+    EngineObserver,
+    FinishEvent,
+    GenerationRequest,
+    ModelInfo,
+    StepRecord,
+)
+from app.errors import EngineFailure, ModelLoadFailed
 
 log = structlog.get_logger(__name__)
 _SPAWN = multiprocessing.get_context("spawn")  # a fresh interpreter: no inherited threads or CUDA state
 
 
 class RemoteEngine:
-    def __init__(self, process: Any, conn: Any, *, info: ModelInfo, max_rows: int, options: Any) -> None:
+    def __init__(
+        self, process: BaseProcess, conn: Connection, *, info: ModelInfo, max_rows: int, options: LoadOptions
+    ) -> None:
         self._process, self._conn = process, conn
         self.info, self._max_rows, self._limits = info, max_rows, options.limits
         self._send_lock = threading.Lock()
@@ -42,52 +65,50 @@ class RemoteEngine:
         self.observer: EngineObserver | None = None  # telemetry: sees every delivery, on the loop
 
     @classmethod
-    def spawn(
-        cls, folder: str, name: str, options: Any, progress: ProgressFn, log_setup: Callable[[], None] | None
-    ) -> RemoteEngine:
+    def spawn(cls, folder: str, name: str, options: LoadOptions, progress: ProgressFn) -> RemoteEngine:
         """Start the engine process and wait (blocking: call off the loop) until its model is ready."""
-        from app.engine.worker import serve
-
         parent, child = _SPAWN.Pipe(duplex=True)
-        process = _SPAWN.Process(
-            target=serve, args=(child, folder, name, options, log_setup), name=f"engine[{name}]", daemon=True
-        )
+        process = _SPAWN.Process(target=serve, args=(child, folder, name, options), name=f"engine[{name}]", daemon=True)
         process.start()
         child.close()
         while True:
             try:
-                message = parent.recv()
+                message: FromEngine = parent.recv()
             except EOFError as exc:
                 process.join(5)
                 raise ModelLoadFailed(f"The engine process for `{name}` exited ({process.exitcode}).") from exc
-            if message[0] == "progress":
-                progress(*message[1:])
-            elif message[0] == "error":
-                process.join(5)
-                raise ModelLoadFailed(f"Could not load `{name}`: {message[1]}")
-            else:
-                return cls(process, parent, info=message[1], max_rows=message[2], options=options)
+            match message:
+                case Progress(stage, current, total):
+                    progress(stage, current, total)
+                case Ready(info, max_rows):
+                    return cls(process, parent, info=info, max_rows=max_rows, options=options)
+                case LoadFailed(reason):
+                    process.join(5)
+                    raise ModelLoadFailed(f"Could not load `{name}`: {reason}")
+                case _:
+                    process.kill()
+                    process.join(5)
+                    raise ModelLoadFailed(f"Could not load `{name}`: {ProtocolError(message)}")
 
     # -- EngineClient ---------------------------------------------------------------------------
     def generate(self, request: GenerationRequest) -> RequestStream:
         if self._stopping or self._failure is not None or not self._process.is_alive():
             raise EngineFailure(f"The inference process has stopped: {self._failure or 'shut down'}")
-        check_request(request, vocab_size=self.info.vocab_size or 0, max_rows=self._max_rows, limits=self._limits)
-        if len(self._unstarted) >= self._limits.max_queue:
-            raise Overloaded("Too many requests are waiting for this model; retry shortly.")
+        vocab_size, waiting = self.info.vocab_size or 0, len(self._unstarted)
+        admit(request, vocab_size=vocab_size, max_rows=self._max_rows, limits=self._limits, waiting=waiting)
         self._attach(asyncio.get_running_loop())
         rid, n = request.request_id, request.params.n
         stream = RequestStream(rid, n, self.abort)
         self._streams[rid], self._open[rid] = stream, set(range(n))
         self._unstarted.add(rid)
-        self._send(("generate", request))
+        self._send(Generate(request))
         return stream
 
     def abort(self, request_id: str) -> None:
         """Safe from any thread, also from a dropped stream's finaliser after the pipe has closed."""
         if request_id in self._open and self._failure is None:
             with contextlib.suppress(OSError, ValueError):
-                self._send(("abort", request_id))
+                self._send(Abort(request_id))
 
     def health(self) -> EngineHealth:
         alive = self._failure is None and self._process.is_alive()
@@ -97,7 +118,7 @@ class RemoteEngine:
         """Stop the engine process; open requests finish as aborted."""
         self._stopping = True
         with contextlib.suppress(OSError, ValueError):
-            self._send(("stop",))
+            self._send(Stop())
         self._process.join(timeout)
         if self._process.is_alive():
             self._process.kill()
@@ -108,7 +129,7 @@ class RemoteEngine:
             self._close_pipe("shut down")
 
     # -- the pipe -------------------------------------------------------------------------------
-    def _send(self, message: tuple[Any, ...]) -> None:
+    def _send(self, message: ToEngine) -> None:
         with self._send_lock:
             self._conn.send(message)
 
@@ -121,15 +142,21 @@ class RemoteEngine:
     def _on_readable(self) -> None:
         try:
             while self._conn.poll():
-                _, batch, self._running, _, steps = self._conn.recv()
-                for request_id, events in batch:
+                message: FromEngine = self._conn.recv()
+                if not isinstance(message, Events):
+                    raise ProtocolError(message)
+                self._running = message.running
+                for request_id, events in message.batch:
                     self._dispatch(request_id, events)
                 if self.observer is not None:
-                    self.observer.delivered(batch, [StepRecord._make(step) for step in steps])
+                    self.observer.delivered(message.batch, [StepRecord._make(step) for step in message.steps])
         except (EOFError, OSError):
             self._close_pipe("the inference process exited")
+        except ProtocolError as exc:
+            self._process.kill()
+            self._close_pipe(str(exc))
 
-    def _dispatch(self, request_id: str, events: list[Any]) -> None:
+    def _dispatch(self, request_id: str, events: list[EngineEvent]) -> None:
         self._unstarted.discard(request_id)
         stream, open_choices = self._streams.get(request_id), self._open.get(request_id)
         if stream is None or open_choices is None:

@@ -4,20 +4,18 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Any
 
 from transformers import DynamicCache
 
-from app.engine.detokenizer import TextAssembler
-from app.engine.sampler import SequenceSampling
+from app.engine.process.detokenizer import TextAssembler
+from app.engine.process.sampler import SequenceSampling
 from app.engine.types import EngineEvent, GenerationRequest, RequestTiming
 
 
 @dataclass(eq=False)
 class EngineRequest:
     request: GenerationRequest
-    stream: Any  # where the delivery sends its events: a RequestStream, or a handle in the engine process
-    open: int
+    open: int  # choices not finished yet
     prompt: list[int]
     done: int = 0  # prompt tokens already prefilled (chunked prefill)
     cache: DynamicCache | None = None

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from app.engine.heap import freeze_heap
+from app.engine.client.heap import freeze_heap
 
 
 class Node:

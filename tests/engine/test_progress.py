@@ -9,7 +9,7 @@ import pytest
 import structlog
 from transformers.utils import logging as transformers_logging
 
-import app.engine.loader  # noqa: F401  (importing it is what routes transformers' logs)
+import app.engine.progress  # noqa: F401  (importing it is what routes transformers' logs)
 from app.observability.logging import configure_logging
 
 

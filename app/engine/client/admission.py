@@ -1,24 +1,18 @@
-"""What the engine accepts: its limits, and the checks a request passes before it is queued."""
+"""What the engine accepts: the checks a request passes before it is sent to the engine process.
+
+They run once per request, on the event loop, before anything is streamed: a refused request costs the
+engine process nothing.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
+from app.engine.options import BatchLimits
 from app.engine.types import GenerationRequest
-from app.errors import InvalidRequest
+from app.errors import InvalidRequest, Overloaded
 
 
-@dataclass(frozen=True, slots=True)
-class BatchLimits:
-    max_batch_size: int = 32  # rows (choices) decoded together
-    max_num_batched_tokens: int = 2048  # prompt tokens prefilled per step
-    max_kv_tokens: int | None = None  # rows x cache width the running batch may hold
-    max_queue: int = 256  # requests admitted but not yet running
-    stream_interval: float = 0.0  # seconds between deliveries to the event loop (0: every step)
-
-
-def check_request(request: GenerationRequest, *, vocab_size: int, max_rows: int, limits: BatchLimits) -> None:
-    """What a request must satisfy before it is queued (raised on the event loop, before any response)."""
+def admit(request: GenerationRequest, *, vocab_size: int, max_rows: int, limits: BatchLimits, waiting: int) -> None:
+    """Raise unless ``request`` may join the waiting line (``waiting`` requests are already in it)."""
     params = request.params
     if params.n > max_rows:
         raise InvalidRequest(f"n may be at most {max_rows} for this model.", param="n")
@@ -33,3 +27,5 @@ def check_request(request: GenerationRequest, *, vocab_size: int, max_rows: int,
             f"server's budget (--max-kv-tokens) is {budget}. Lower max_tokens, n or the prompt.",
             param="max_tokens",
         )
+    if waiting >= limits.max_queue:
+        raise Overloaded("Too many requests are waiting for this model; retry shortly.")

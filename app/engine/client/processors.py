@@ -1,4 +1,4 @@
-"""Models that take more than text: their processors in the HTTP process, their Auto class in the engine.
+"""Models that take more than text: their processors, in the HTTP process.
 
 The processor runs in the HTTP process (off the event loop): it renders the chat template, expands the
 model's image/audio/video placeholders to as many tokens as the media need, and turns the media into
@@ -12,34 +12,15 @@ from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
-from transformers import (
-    AutoModelForCausalLM,
-    AutoModelForImageTextToText,
-    AutoModelForMultimodalLM,
-    AutoModelForSpeechSeq2Seq,
-    AutoProcessor,
-)
+from transformers import AutoProcessor, GenerationConfig
 
-from app.engine.architectures import TEXT
-from app.engine.renderer import ChatRenderer
+from app.engine.architectures import SPEECH, TEXT
+from app.engine.client.renderer import ChatRenderer
+from app.engine.client.speech_frontend import SpeechFrontend
 from app.engine.types import EncodedPrompt, MediaInputs
 from app.errors import InvalidRequest
 
-IMAGE_TEXT = "image-text-to-text"
-MULTIMODAL = "multimodal-lm"
-SPEECH = "speech-to-text"
-SERVED_TASKS = (TEXT, IMAGE_TEXT, MULTIMODAL, SPEECH)
-_MODEL_CLASSES = {
-    TEXT: AutoModelForCausalLM,
-    IMAGE_TEXT: AutoModelForImageTextToText,
-    MULTIMODAL: AutoModelForMultimodalLM,
-    SPEECH: AutoModelForSpeechSeq2Seq,
-}
 _TOKEN_KEYS = frozenset({"input_ids", "attention_mask", "token_type_ids"})
-
-
-def model_class(task: str) -> Any:
-    return _MODEL_CLASSES[task]
 
 
 def load_processor(where: str, **kwargs: Any) -> Any:
@@ -122,10 +103,6 @@ def load_frontend(where: str, common: dict[str, Any], task: str, tokenizer: Any,
         return ChatRenderer(tokenizer), {}
     processor = load_processor(where, **common)
     if task == SPEECH:
-        from transformers import GenerationConfig
-
-        from app.engine.speech_frontend import SpeechFrontend
-
         try:
             generation = GenerationConfig.from_pretrained(where, **common)
         except OSError:

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from app.engine.detokenizer import IncrementalDetokenizer, StopMatcher, TextAssembler
+from app.engine.process.detokenizer import IncrementalDetokenizer, StopMatcher, TextAssembler
 from tests.support.models import CHAT_MODEL_ID, load_tokenizer
 
 # ---------------------------------------------------------------------------------------------

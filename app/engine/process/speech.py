@@ -19,11 +19,9 @@ import structlog
 import torch
 from transformers import LogitsProcessor, LogitsProcessorList, StoppingCriteria, StoppingCriteriaList
 
-from app.engine.admission import BatchLimits
-from app.engine.stream import Delivery
+from app.engine.process.delivery import Outbox
 from app.engine.types import (
     EngineEvent,
-    EngineHealth,
     FinishEvent,
     FinishReason,
     GenerationRequest,
@@ -58,8 +56,8 @@ class _Scores(LogitsProcessor):
 class _Streamer:
     """Receives ``generate``'s tokens (after the decoder prompt) and sends text deltas with logprobs."""
 
-    def __init__(self, engine: SpeechEngine, request: GenerationRequest, handle: Any, scores: _Scores) -> None:
-        self._engine, self._request, self._handle, self._scores = engine, request, handle, scores
+    def __init__(self, engine: SpeechEngine, request: GenerationRequest, scores: _Scores) -> None:
+        self._engine, self._request, self._scores = engine, request, scores
         self.prompt: list[int] | None = None
         self.ids: list[int] = []
         self.first_token = 0  # when the first generated token came (time.time_ns)
@@ -79,7 +77,8 @@ class _Streamer:
             scores = self._scores.last
             logprob = float(scores[int(token)]) if scores is not None else 0.0
             logprobs = (TokenLogprob(int(token), delta, logprob),)
-            self._engine.send(self._handle, [TokenEvent(self._request.request_id, (int(token),), delta, 0, logprobs)])
+            request_id = self._request.request_id
+            self._engine.send(request_id, [TokenEvent(request_id, (int(token),), delta, 0, logprobs)])
 
     def end(self) -> None:
         pass
@@ -90,27 +89,23 @@ class _Streamer:
 
 
 class SpeechEngine:
-    def __init__(self, model: Any, tokenizer: Any, *, name: str, limits: BatchLimits, delivery: Delivery) -> None:
-        self._model, self._tokenizer, self._limits, self._delivery = model, tokenizer, limits, delivery
+    def __init__(self, model: Any, tokenizer: Any, *, name: str, outbox: Outbox) -> None:
+        self._model, self._tokenizer, self._outbox = model, tokenizer, outbox
         self._whisper = getattr(model.config, "model_type", None) == "whisper"
         lang_to_id = getattr(model.generation_config, "lang_to_id", None) or {}
         self._languages = {int(i): token.strip("<|>") for token, i in lang_to_id.items()}
-        self._inbox: queue.Queue[tuple[GenerationRequest, Any, int] | None] = queue.Queue()
+        self._inbox: queue.Queue[tuple[GenerationRequest, int] | None] = queue.Queue()
         self._lock = threading.Lock()
         self._aborted: set[str] = set()
-        self._waiting = 0
         self._running = 0
-        self._failure: str | None = None
         self._thread = threading.Thread(target=self._run, name=f"speech[{name}]", daemon=True)
         self._thread.start()
 
     max_rows = 1
 
     # -- what the engine process calls ----------------------------------------------------------
-    def submit(self, request: GenerationRequest, handle: Any) -> None:
-        with self._lock:
-            self._waiting += 1
-        self._inbox.put((request, handle, time.time_ns()))
+    def submit(self, request: GenerationRequest) -> None:
+        self._inbox.put((request, time.time_ns()))
 
     def abort(self, request_id: str) -> None:
         with self._lock:
@@ -120,9 +115,6 @@ class SpeechEngine:
         with self._lock:
             return request_id in self._aborted
 
-    def health(self) -> EngineHealth:
-        return EngineHealth(self._thread.is_alive(), self._running, self._waiting, self._failure)
-
     def shutdown(self, timeout: float = 10.0) -> None:
         self._inbox.put(None)
         self._thread.join(timeout)
@@ -130,33 +122,32 @@ class SpeechEngine:
     def decode(self, ids: list[int]) -> str:
         return str(self._tokenizer.decode(ids, skip_special_tokens=True))
 
-    def send(self, handle: Any, events: list[EngineEvent]) -> None:
-        self._delivery.add(handle, events)
-        self._delivery.flush(busy=False)
+    def send(self, request_id: str, events: list[EngineEvent]) -> None:
+        self._outbox.add(request_id, events)
+        self._outbox.flush(busy=False, running=self._running)
 
     # -- the loop -------------------------------------------------------------------------------
     def _run(self) -> None:
         while (item := self._inbox.get()) is not None:
-            request, handle, arrived = item
+            request, arrived = item
             with self._lock:
-                self._waiting -= 1
                 self._running = 1
             try:
-                self._transcribe(request, handle, arrived)
+                self._transcribe(request, arrived)
             finally:
                 with self._lock:
                     self._running = 0
                     self._aborted.discard(request.request_id)
 
-    def _transcribe(self, request: GenerationRequest, handle: Any, arrived: int) -> None:
+    def _transcribe(self, request: GenerationRequest, arrived: int) -> None:
         scheduled = time.time_ns()
         scores = _Scores()
-        streamer = _Streamer(self, request, handle, scores)
+        streamer = _Streamer(self, request, scores)
 
         def finish(reason: FinishReason, produced: int, *, started: bool = True, **kw: Any) -> None:
             timing = RequestTiming(arrived, scheduled if started else 0, streamer.first_token, time.time_ns())
             event = FinishEvent(request.request_id, reason, len(request.prompt_ids), produced, timing=timing, **kw)
-            self.send(handle, [event])
+            self.send(request.request_id, [event])
 
         if self.is_aborted(request.request_id):  # aborted while it waited: it never started
             finish("abort", 0, started=False)

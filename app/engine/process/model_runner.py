@@ -1,4 +1,5 @@
-"""The running batch's KV cache: one left-padded ``DynamicCache`` plus an attention mask.
+"""The forward passes of one model (``ModelRunner``) and the running batch's KV cache (``KVBatch``: one
+left-padded ``DynamicCache`` plus an attention mask).
 
 Rows join after their own prefill (their cache is left-padded to the batch width and concatenated) and
 leave between steps (their rows are dropped, then all-padding columns on the left are trimmed). Each
@@ -162,3 +163,59 @@ def repeat_rows(cache: DynamicCache, mask: torch.Tensor, counts: Sequence[int]) 
         layer.keys = layer.keys.index_select(0, index)
         layer.values = layer.values.index_select(0, index)
     return mask.index_select(0, index)
+
+
+class ModelRunner:
+    """Runs the model: prefills of newcomers (several whole prompts in one padded forward, or one chunk of a
+    long prompt in its own cache) and one decode step of the running batch. It decides nothing: the
+    scheduler picks who is prefilled, the batched engine samples and emits."""
+
+    def __init__(self, model: Any, pad_id: int) -> None:
+        self.model = model
+        self._pad = pad_id
+        self.vocab_size = int(model.get_output_embeddings().weight.shape[0])
+        # models whose caches cannot be re-padded decode one row at a time
+        self.batchable = mergeable(DynamicCache(config=model.config))
+        self._batch = KVBatch(model, prebuilt_masks=self.batchable)
+
+    @property
+    def device(self) -> torch.device:
+        return torch.device(self.model.device)
+
+    @property
+    def width(self) -> int:
+        """The running batch's cache width (its longest row)."""
+        return self._batch.width
+
+    def prefill(
+        self, prompts: Sequence[Sequence[int]], counts: Sequence[int], inputs: Mapping[str, Any] | None
+    ) -> tuple[DynamicCache, torch.Tensor, torch.Tensor]:
+        """Prefill ``prompts`` together, prompt i repeated ``counts[i]`` times (its choices): cache, mask and
+        last-position logits, one row per choice. ``inputs``: the media of a single prompt."""
+        cache, mask, logits = prefill(self.model, prompts, self._pad, inputs)
+        mask = repeat_rows(cache, mask, counts)
+        index = torch.repeat_interleave(torch.arange(len(prompts)), torch.tensor(list(counts)))
+        return cache, mask, logits.index_select(0, index.to(logits.device))
+
+    def new_cache(self) -> DynamicCache:
+        return DynamicCache(config=self.model.config)
+
+    def prefill_chunk(self, cache: DynamicCache, chunk: Sequence[int], offset: int) -> torch.Tensor:
+        return prefill_chunk(self.model, cache, chunk, offset)
+
+    def chunked_rows(
+        self, cache: DynamicCache, length: int, count: int, logits: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """A prompt prefilled chunk by chunk (``length`` tokens), as ``count`` rows: their mask and logits."""
+        mask = torch.ones((1, length), dtype=torch.long, device=self.model.device)
+        return repeat_rows(cache, mask, [count]), logits.expand(count, -1)
+
+    def join(self, cache: DynamicCache, mask: torch.Tensor) -> None:
+        self._batch.add(cache, mask)
+
+    def keep(self, indices: Sequence[int]) -> None:
+        self._batch.keep(indices)
+
+    def decode(self, tokens: Sequence[int]) -> torch.Tensor:
+        """One decode step of every running row (``tokens``: each row's last token): [rows, vocab] logits."""
+        return self._batch.step(torch.tensor(list(tokens), dtype=torch.long, device=self.model.device))

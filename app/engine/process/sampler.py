@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import torch
 
-from app.engine.constraints import GrammarMatcher
+from app.engine.process.constraints import GrammarMatcher
 from app.engine.types import SamplingParams
 
 

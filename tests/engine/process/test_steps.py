@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from app.engine.loader import LoadedModel, LoadOptions, load_model
+from app.engine.client.loader import LoadedModel, load_model
+from app.engine.options import LoadOptions
 from app.engine.types import EngineEvent, FinishEvent, GenerationRequest, SamplingParams, StepRecord
 from tests.support.models import NEVER_EOS_MODEL_ID, snapshot_path
 

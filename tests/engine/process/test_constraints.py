@@ -1,5 +1,5 @@
-"""Constrained decoding in the batched engine: output that follows a JSON schema even from a model
-with random weights, per row, alongside unconstrained rows."""
+"""Constrained decoding in the batched engine (in its engine process): output that follows a JSON schema
+even from a model with random weights, per row, alongside unconstrained rows."""
 
 from __future__ import annotations
 
@@ -13,10 +13,10 @@ import jsonschema
 import llguidance
 import pytest
 
-from app.engine.runner import BatchedEngine
+from app.engine.client.remote import RemoteEngine
 from app.serving.structured import json_grammar
-from tests.engine.test_runner import collect, encode, make_engine, request
-from tests.support.models import NEVER_EOS_MODEL_ID, load_model_and_tokenizer
+from tests.engine.process.test_batched_engine import collect, encode, make_engine, request
+from tests.support.models import NEVER_EOS_MODEL_ID, load_tokenizer, snapshot_path
 
 SCHEMA = {
     "type": "object",
@@ -33,10 +33,11 @@ SCHEMA = {
 
 
 @pytest.fixture(scope="module")
-def random_model(hf_home: Path) -> Iterator[tuple[BatchedEngine, Any]]:
+def random_model(hf_home: Path) -> Iterator[tuple[RemoteEngine, Any]]:
     """The never-EOS model has random weights and is built never to end on its own."""
-    model, tokenizer = load_model_and_tokenizer(hf_home, NEVER_EOS_MODEL_ID)
-    engine = make_engine(model, tokenizer, "constrained", max_queue=64)
+    folder = snapshot_path(hf_home, NEVER_EOS_MODEL_ID)
+    engine = make_engine(folder, "constrained", max_queue=64)
+    tokenizer = load_tokenizer(hf_home, NEVER_EOS_MODEL_ID)
     yield engine, tokenizer
     engine.shutdown()
 
@@ -47,7 +48,7 @@ def _eos(tokenizer: Any) -> tuple[int, ...]:
 
 @pytest.mark.parametrize("temperature", [0.0, 1.0])
 async def test_schema_output_validates_and_ends_with_eos(
-    random_model: tuple[BatchedEngine, Any], temperature: float
+    random_model: tuple[RemoteEngine, Any], temperature: float
 ) -> None:
     engine, tokenizer = random_model
     grammar = json_grammar(SCHEMA, "response_format")
@@ -64,7 +65,7 @@ async def test_schema_output_validates_and_ends_with_eos(
     jsonschema.validate(json.loads(result.text), SCHEMA)
 
 
-async def test_constrained_and_free_rows_share_a_batch(random_model: tuple[BatchedEngine, Any]) -> None:
+async def test_constrained_and_free_rows_share_a_batch(random_model: tuple[RemoteEngine, Any]) -> None:
     engine, tokenizer = random_model
     prompt = encode(tokenizer, "weather")
     free = request(prompt, 8)
@@ -81,7 +82,7 @@ async def test_constrained_and_free_rows_share_a_batch(random_model: tuple[Batch
     assert json.loads(both[1].text) in ("yes", "no")
 
 
-async def test_regex_grammar(random_model: tuple[BatchedEngine, Any]) -> None:
+async def test_regex_grammar(random_model: tuple[RemoteEngine, Any]) -> None:
     engine, tokenizer = random_model
     grammar = llguidance.LLMatcher.grammar_from_regex(r"[0-9]{3}-[a-z]{2}")
     req = request(encode(tokenizer, "code"), 50, grammar=grammar, stop_token_ids=_eos(tokenizer))

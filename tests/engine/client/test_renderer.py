@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from app.engine.renderer import ChatRenderer
+from app.engine.client.renderer import ChatRenderer
 from app.errors import InvalidRequest
 from tests.support.models import CHAT_MODEL_ID, load_tokenizer
 

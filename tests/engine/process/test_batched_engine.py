@@ -1,10 +1,13 @@
-"""The batched engine and the loader over the real tiny models (CPU)."""
+"""The batched engine over the real tiny models (CPU), in its own engine process as it runs when serving.
+
+Engines are spawned per module where the tests can share one (a spawn costs a few seconds), per test where
+a test needs its own limits or stops its engine.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import itertools
-import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
@@ -15,18 +18,13 @@ import pytest
 import torch
 
 from app.demo.canned_chats import CANNED_CHATS
-from app.engine.loader import LoadOptions, load_model
-from app.engine.renderer import ChatRenderer
-from app.engine.runner import BatchedEngine, BatchLimits
+from app.engine.client.loader import load_model
+from app.engine.client.remote import RemoteEngine
+from app.engine.client.renderer import ChatRenderer
+from app.engine.options import BatchLimits, LoadOptions
 from app.engine.types import EngineEvent, FinishEvent, GenerationRequest, SamplingParams, TokenEvent
-from app.errors import EngineFailure, InvalidRequest, ModelNotFound, Overloaded
-from tests.support.models import (
-    CHAT_MODEL_ID,
-    ENCODER_MODEL_ID,
-    NEVER_EOS_MODEL_ID,
-    load_model_and_tokenizer,
-    snapshot_path,
-)
+from app.errors import EngineFailure, InvalidRequest, Overloaded
+from tests.support.models import CHAT_MODEL_ID, NEVER_EOS_MODEL_ID, load_model_and_tokenizer, snapshot_path
 
 _ids = itertools.count()
 
@@ -56,18 +54,19 @@ async def collect(events: AsyncIterator[EngineEvent]) -> Result:
     return result
 
 
-def make_engine(model: Any, tokenizer: Any, name: str, **limits: Any) -> BatchedEngine:
-    return BatchedEngine(model, tokenizer, name=name, limits=BatchLimits(**limits))
+def make_engine(folder: Path, name: str, **limits: Any) -> RemoteEngine:
+    """An engine process serving the model in ``folder`` (float32, as ``reference`` runs it)."""
+    options = LoadOptions(dtype="float32", device="cpu", limits=BatchLimits(**limits))
+    return load_model(name, str(folder), None, options, lambda *progress: None).engine
 
 
-def wait_until(condition: Callable[[], bool], timeout: float = 10.0) -> None:
-    """Waits for a state the engine thread reaches on its own (e.g. ``running`` back to 0)."""
-    done = threading.Event()
+async def wait_until(condition: Callable[[], bool], timeout: float = 10.0) -> None:
+    """Waits for a state the engine reaches on its own (e.g. ``running`` back to 0), reported over the pipe."""
     deadline = time.monotonic() + timeout
     while not condition():
         if time.monotonic() > deadline:
             raise AssertionError("condition not reached in time")
-        done.wait(0.005)
+        await asyncio.sleep(0.005)
 
 
 def reference(model: Any, prompt_ids: list[int], max_new_tokens: int) -> list[int]:
@@ -88,17 +87,20 @@ def chat(hf_home: Path) -> tuple[Any, Any]:
 
 
 @pytest.fixture(scope="module")
-def engine(never_eos: tuple[Any, Any]) -> Iterator[BatchedEngine]:
-    model, tokenizer = never_eos
-    eng = make_engine(model, tokenizer, "never-eos", max_queue=64)
+def never_eos_folder(hf_home: Path) -> Path:
+    return snapshot_path(hf_home, NEVER_EOS_MODEL_ID)
+
+
+@pytest.fixture(scope="module")
+def engine(never_eos_folder: Path) -> Iterator[RemoteEngine]:
+    eng = make_engine(never_eos_folder, "never-eos", max_queue=64)
     yield eng
     eng.shutdown()
 
 
 @pytest.fixture(scope="module")
-def chat_engine(chat: tuple[Any, Any]) -> Iterator[BatchedEngine]:
-    model, tokenizer = chat
-    eng = make_engine(model, tokenizer, "chat", max_queue=64)
+def chat_engine(hf_home: Path) -> Iterator[RemoteEngine]:
+    eng = make_engine(snapshot_path(hf_home, CHAT_MODEL_ID), "chat", max_queue=64)
     yield eng
     eng.shutdown()
 
@@ -118,7 +120,7 @@ def chat_prompt(tokenizer: Any, canned: dict[str, Any]) -> list[int]:
 # ---------------------------------------------------------------------------------------------
 
 
-async def test_concurrent_greedy_requests_match_generate(never_eos: tuple[Any, Any], engine: BatchedEngine) -> None:
+async def test_concurrent_greedy_requests_match_generate(never_eos: tuple[Any, Any], engine: RemoteEngine) -> None:
     model, tokenizer = never_eos
     n = 12
     prompts = [
@@ -141,7 +143,7 @@ async def test_concurrent_greedy_requests_match_generate(never_eos: tuple[Any, A
         assert result.text == tokenizer.decode(result.tokens, skip_special_tokens=True)
 
 
-async def test_chat_model_stops_at_eos_like_generate(chat: tuple[Any, Any], chat_engine: BatchedEngine) -> None:
+async def test_chat_model_stops_at_eos_like_generate(chat: tuple[Any, Any], chat_engine: RemoteEngine) -> None:
     model, tokenizer = chat
     eos = tokenizer.convert_tokens_to_ids("<|im_end|>")
     canned = [c for c in CANNED_CHATS if c["name"] in ("greeting", "capital-no-thinking", "weather-tool-call")]
@@ -160,7 +162,7 @@ async def test_chat_model_stops_at_eos_like_generate(chat: tuple[Any, Any], chat
         assert result.text == chat_case["completion"]
 
 
-async def test_seeded_sampling_is_reproducible_through_the_engine(engine: BatchedEngine) -> None:
+async def test_seeded_sampling_is_reproducible_through_the_engine(engine: RemoteEngine) -> None:
     prompt = [5, 6, 7]
     first = await collect(engine.generate(request(prompt, 20, temperature=1.0, seed=42)))
     second = await collect(engine.generate(request(prompt, 20, temperature=1.0, seed=42)))
@@ -174,7 +176,7 @@ async def test_seeded_sampling_is_reproducible_through_the_engine(engine: Batche
 # ---------------------------------------------------------------------------------------------
 
 
-async def test_abort_mid_generation(engine: BatchedEngine) -> None:
+async def test_abort_mid_generation(engine: RemoteEngine) -> None:
     req = request([5], 1500)
     events = engine.generate(req)
     seen = 0
@@ -190,12 +192,12 @@ async def test_abort_mid_generation(engine: BatchedEngine) -> None:
     assert finish is not None
     assert finish.reason == "abort"
     assert 3 <= finish.completion_tokens < 1500 // 2
-    wait_until(lambda: engine.health().running == 0)
+    await wait_until(lambda: engine.health().running == 0)
     after = await collect(engine.generate(request([5], 4)))
     assert after.finish is not None and after.finish.reason == "length"
 
 
-async def test_client_going_away_aborts_the_request(engine: BatchedEngine) -> None:
+async def test_client_going_away_aborts_the_request(engine: RemoteEngine) -> None:
     """Closing the event stream early (client disconnect) frees the engine for the next request."""
     events = engine.generate(request([9], 100_000))
     for _ in range(3):
@@ -206,9 +208,8 @@ async def test_client_going_away_aborts_the_request(engine: BatchedEngine) -> No
     assert nxt.finish is not None and nxt.finish.reason == "length"
 
 
-async def test_abort_while_waiting_in_the_queue(never_eos: tuple[Any, Any]) -> None:
-    model, tokenizer = never_eos
-    engine = make_engine(model, tokenizer, "one-row", max_batch_size=1)
+async def test_abort_while_waiting_in_the_queue(never_eos_folder: Path) -> None:
+    engine = make_engine(never_eos_folder, "one-row", max_batch_size=1)
     try:
         running = request([5], 1500)
         queued = request([6], 1500)
@@ -226,12 +227,12 @@ async def test_abort_while_waiting_in_the_queue(never_eos: tuple[Any, Any]) -> N
         assert result.finish.reason == "abort"
         assert result.finish.completion_tokens == 0
         assert result.tokens == []
-        wait_until(lambda: engine.health().waiting == 0 and engine.health().running == 0)
+        await wait_until(lambda: engine.health().waiting == 0 and engine.health().running == 0)
     finally:
         engine.shutdown()
 
 
-async def test_abort_of_unknown_or_finished_request_is_harmless(engine: BatchedEngine) -> None:
+async def test_abort_of_unknown_or_finished_request_is_harmless(engine: RemoteEngine) -> None:
     engine.abort("no-such-request")
     req = request([5], 3)
     done = await collect(engine.generate(req))
@@ -242,7 +243,7 @@ async def test_abort_of_unknown_or_finished_request_is_harmless(engine: BatchedE
 
 
 @pytest.mark.parametrize("bad_id", [10**6, -5])
-async def test_out_of_range_prompt_token_is_refused_at_admission(engine: BatchedEngine, bad_id: int) -> None:
+async def test_out_of_range_prompt_token_is_refused_at_admission(engine: RemoteEngine, bad_id: int) -> None:
     with pytest.raises(InvalidRequest) as info:
         engine.generate(request([5, bad_id, 6], 8))
     assert info.value.param == "prompt"
@@ -252,7 +253,7 @@ async def test_out_of_range_prompt_token_is_refused_at_admission(engine: Batched
     assert engine.health().alive
 
 
-async def test_stop_string_trims_the_output(chat: tuple[Any, Any], chat_engine: BatchedEngine) -> None:
+async def test_stop_string_trims_the_output(chat: tuple[Any, Any], chat_engine: RemoteEngine) -> None:
     _, tokenizer = chat
     greeting = next(c for c in CANNED_CHATS if c["name"] == "greeting-no-thinking")
     assert greeting["completion"] == "Hello! I am a tiny demo model served by hfserve."
@@ -266,7 +267,7 @@ async def test_stop_string_trims_the_output(chat: tuple[Any, Any], chat_engine: 
     assert len(result.tokens) < len(full.tokens)
 
 
-async def test_unmatched_stop_prefix_is_released_at_the_end(chat: tuple[Any, Any], chat_engine: BatchedEngine) -> None:
+async def test_unmatched_stop_prefix_is_released_at_the_end(chat: tuple[Any, Any], chat_engine: RemoteEngine) -> None:
     _, tokenizer = chat
     greeting = next(c for c in CANNED_CHATS if c["name"] == "greeting-no-thinking")
     prompt = chat_prompt(tokenizer, greeting)
@@ -281,7 +282,7 @@ async def test_unmatched_stop_prefix_is_released_at_the_end(chat: tuple[Any, Any
     assert result.text == greeting["completion"]
 
 
-async def test_max_tokens_limits_the_chat_model(chat: tuple[Any, Any], chat_engine: BatchedEngine) -> None:
+async def test_max_tokens_limits_the_chat_model(chat: tuple[Any, Any], chat_engine: RemoteEngine) -> None:
     _, tokenizer = chat
     greeting = next(c for c in CANNED_CHATS if c["name"] == "greeting")
     prompt = chat_prompt(tokenizer, greeting)
@@ -296,9 +297,8 @@ async def test_max_tokens_limits_the_chat_model(chat: tuple[Any, Any], chat_engi
 # ---------------------------------------------------------------------------------------------
 
 
-async def test_full_queue_is_overloaded(never_eos: tuple[Any, Any]) -> None:
-    model, tokenizer = never_eos
-    eng = make_engine(model, tokenizer, "small-queue", max_queue=1, max_batch_size=1)
+async def test_full_queue_is_overloaded(never_eos_folder: Path) -> None:
+    eng = make_engine(never_eos_folder, "small-queue", max_queue=1, max_batch_size=1)
     try:
         running = request([5], 1500)
         running_events = eng.generate(running)
@@ -317,9 +317,8 @@ async def test_full_queue_is_overloaded(never_eos: tuple[Any, Any]) -> None:
         eng.shutdown()
 
 
-async def test_shutdown_stops_the_engine(never_eos: tuple[Any, Any]) -> None:
-    model, tokenizer = never_eos
-    eng = make_engine(model, tokenizer, "to-stop", max_queue=4)
+async def test_shutdown_stops_the_engine(never_eos_folder: Path) -> None:
+    eng = make_engine(never_eos_folder, "to-stop", max_queue=4)
     ok = await collect(eng.generate(request([5], 2)))
     assert ok.finish is not None and ok.finish.reason == "length"
     assert eng.health().alive
@@ -331,9 +330,8 @@ async def test_shutdown_stops_the_engine(never_eos: tuple[Any, Any]) -> None:
         eng.generate(request([5], 2))
 
 
-async def test_shutdown_aborts_queued_requests(never_eos: tuple[Any, Any]) -> None:
-    model, tokenizer = never_eos
-    eng = make_engine(model, tokenizer, "shutdown-queue", max_queue=4, max_batch_size=1)
+async def test_shutdown_aborts_queued_requests(never_eos_folder: Path) -> None:
+    eng = make_engine(never_eos_folder, "shutdown-queue", max_queue=4, max_batch_size=1)
     try:
         current = request([5], 30)
         current_events = eng.generate(current)
@@ -355,70 +353,12 @@ async def test_shutdown_aborts_queued_requests(never_eos: tuple[Any, Any]) -> No
 
 
 # ---------------------------------------------------------------------------------------------
-# Loader
-# ---------------------------------------------------------------------------------------------
-
-
-def test_loader_reports_stages_in_order_for_a_local_directory(hf_home: Path) -> None:
-    events: list[tuple[str, int | None, int | None]] = []
-    folder = snapshot_path(hf_home, CHAT_MODEL_ID)
-    loaded = load_model("tiny-chat-local", str(folder), None, LoadOptions(device="cpu"), lambda *e: events.append(e))
-    try:
-        stages = [stage for stage, _, _ in events]
-        assert stages[:2] == ["processor", "config"]
-        assert set(stages[2:]) == {"weights"}  # no download for a local directory
-        weights = [(cur, total) for stage, cur, total in events if stage == "weights"]
-        assert weights, "no weights progress was reported"
-        currents = [cur for cur, _ in weights]
-        assert currents == sorted(currents)
-        last_current, last_total = weights[-1]
-        assert last_total is not None and last_total > 0
-        assert last_current == last_total
-        assert loaded.info.name == "tiny-chat-local"
-        assert loaded.info.max_context == 2048
-        assert loaded.info.eos_token_ids == (loaded.tokenizer.convert_tokens_to_ids("<|im_end|>"),)
-        assert loaded.serving.engine is loaded.engine
-        assert loaded.engine.health().alive
-    finally:
-        loaded.close()
-    assert loaded.engine.health().alive is False
-
-
-def test_loader_caps_the_context_with_max_model_len(hf_home: Path) -> None:
-    folder = snapshot_path(hf_home, NEVER_EOS_MODEL_ID)
-    loaded = load_model("n", str(folder), None, LoadOptions(device="cpu", max_model_len=100), lambda *e: None)
-    try:
-        assert loaded.info.max_context == 100
-    finally:
-        loaded.close()
-
-
-def test_loading_an_encoder_is_an_invalid_request(hf_home: Path) -> None:
-    events: list[tuple[str, int | None, int | None]] = []
-    folder = snapshot_path(hf_home, ENCODER_MODEL_ID)
-    with pytest.raises(InvalidRequest) as info:
-        load_model("tiny-encoder", str(folder), None, LoadOptions(device="cpu"), lambda *e: events.append(e))
-    assert info.value.param == "model"
-    assert "not a generative model" in info.value.message
-    assert "weights" not in [stage for stage, _, _ in events]
-
-
-def test_loading_a_missing_directory_is_model_not_found(tmp_path: Path) -> None:
-    events: list[Any] = []
-    with pytest.raises(ModelNotFound) as info:
-        load_model("gone", str(tmp_path / "missing"), None, LoadOptions(device="cpu"), lambda *e: events.append(e))
-    assert info.value.status == 404
-    assert info.value.param == "model"
-    assert events == []
-
-
-# ---------------------------------------------------------------------------------------------
 # Continuous batching: joins, per-row parameters, n, logprobs, chunked prefill
 # ---------------------------------------------------------------------------------------------
 
 
 async def test_requests_joining_mid_flight_still_match_generate(
-    never_eos: tuple[Any, Any], engine: BatchedEngine
+    never_eos: tuple[Any, Any], engine: RemoteEngine
 ) -> None:
     """Rows join a batch that is already decoding (left padding, own positions) and leave early."""
     model, tokenizer = never_eos
@@ -434,7 +374,7 @@ async def test_requests_joining_mid_flight_still_match_generate(
         assert result.tokens == reference(model, prompt, 9 + i)
 
 
-async def test_seed_gives_the_same_output_whatever_else_is_in_the_batch(engine: BatchedEngine) -> None:
+async def test_seed_gives_the_same_output_whatever_else_is_in_the_batch(engine: RemoteEngine) -> None:
     alone = await collect(engine.generate(request([5, 6, 7], 24, temperature=1.0, seed=1234)))
     crowd = [engine.generate(request([9 + i] * (3 + i), 24, temperature=1.0, top_p=0.9)) for i in range(6)]
     together, *_ = await asyncio.gather(
@@ -443,7 +383,7 @@ async def test_seed_gives_the_same_output_whatever_else_is_in_the_batch(engine: 
     assert together.tokens == alone.tokens
 
 
-async def test_each_row_keeps_its_own_parameters(never_eos: tuple[Any, Any], engine: BatchedEngine) -> None:
+async def test_each_row_keeps_its_own_parameters(never_eos: tuple[Any, Any], engine: RemoteEngine) -> None:
     model, tokenizer = never_eos
     prompt = encode(tokenizer, "Tell me something.")
     forced = tokenizer.convert_tokens_to_ids("Ġthe") if "Ġthe" in tokenizer.get_vocab() else 100
@@ -459,7 +399,7 @@ async def test_each_row_keeps_its_own_parameters(never_eos: tuple[Any, Any], eng
     assert sampled.tokens != greedy.tokens
 
 
-async def test_n_choices_share_the_prompt(never_eos: tuple[Any, Any], engine: BatchedEngine) -> None:
+async def test_n_choices_share_the_prompt(never_eos: tuple[Any, Any], engine: RemoteEngine) -> None:
     model, _ = never_eos
     prompt = [5, 6, 7, 8]
     events = [e async for e in engine.generate(request(prompt, 10, n=3))]
@@ -482,7 +422,7 @@ async def test_n_choices_share_the_prompt(never_eos: tuple[Any, Any], engine: Ba
     assert len({tuple(v) for v in first.values()}) == 3  # and the choices differ
 
 
-async def test_logprobs_describe_the_chosen_tokens(engine: BatchedEngine) -> None:
+async def test_logprobs_describe_the_chosen_tokens(engine: RemoteEngine) -> None:
     events = [e async for e in engine.generate(request([5, 6], 6, logprobs=3))]
     tokens = [e for e in events if isinstance(e, TokenEvent)]
     assert sum(len(e.token_ids) for e in tokens) == 6
@@ -495,9 +435,9 @@ async def test_logprobs_describe_the_chosen_tokens(engine: BatchedEngine) -> Non
             assert [t.logprob for t in top] == sorted((t.logprob for t in top), reverse=True)
 
 
-async def test_long_prompts_are_prefilled_in_chunks(never_eos: tuple[Any, Any]) -> None:
+async def test_long_prompts_are_prefilled_in_chunks(never_eos: tuple[Any, Any], never_eos_folder: Path) -> None:
     model, tokenizer = never_eos
-    engine = make_engine(model, tokenizer, "chunked", max_num_batched_tokens=16)
+    engine = make_engine(never_eos_folder, "chunked", max_num_batched_tokens=16)
     try:
         short = engine.generate(request([5, 6], 40))
         await anext(short)  # decoding has started
@@ -512,22 +452,24 @@ async def test_long_prompts_are_prefilled_in_chunks(never_eos: tuple[Any, Any]) 
         engine.shutdown()
 
 
-async def test_aborted_row_leaves_the_batch_within_a_step(engine: BatchedEngine) -> None:
+async def test_aborted_row_leaves_the_batch_within_a_step(engine: RemoteEngine) -> None:
     keep = engine.generate(request([5], 400))
     drop = request([6], 100_000)
     dropped = engine.generate(drop)
     await anext(keep)
     await anext(dropped)
-    wait_until(lambda: engine.health().running == 2)
+    await wait_until(lambda: engine.health().running == 2)
     dropped.close()
-    wait_until(lambda: engine.health().running == 1, timeout=2)
+    await wait_until(lambda: engine.health().running == 1, timeout=2)
     result = await collect(keep)
     assert result.finish is not None and result.finish.completion_tokens == 400
 
 
-async def test_stream_interval_merges_tokens_without_losing_any(never_eos: tuple[Any, Any]) -> None:
-    model, tokenizer = never_eos
-    engine = make_engine(model, tokenizer, "interval", stream_interval=0.05)
+async def test_stream_interval_merges_tokens_without_losing_any(
+    never_eos: tuple[Any, Any], never_eos_folder: Path
+) -> None:
+    model, _ = never_eos
+    engine = make_engine(never_eos_folder, "interval", stream_interval=0.05)
     try:
         events = [e async for e in engine.generate(request([5, 6, 7], 40))]
         tokens = [t for e in events if isinstance(e, TokenEvent) for t in e.token_ids]
@@ -538,7 +480,9 @@ async def test_stream_interval_merges_tokens_without_losing_any(never_eos: tuple
 
 
 @pytest.mark.parametrize("family", ["llama", "mistral", "gemma2"])
-async def test_other_model_families_match_generate(never_eos: tuple[Any, Any], family: str) -> None:
+async def test_other_model_families_match_generate(
+    never_eos: tuple[Any, Any], family: str, tmp_path: Path
+) -> None:
     """Decoding goes through each family's own mask handling (gemma2 has sliding-window layers)."""
     from transformers import AutoConfig, AutoModelForCausalLM
 
@@ -557,7 +501,9 @@ async def test_other_model_families_match_generate(never_eos: tuple[Any, Any], f
     config = AutoConfig.for_model(family, **shape, **extra.get(family, {}))
     torch.manual_seed(0)
     model = AutoModelForCausalLM.from_config(config).eval()
-    engine = make_engine(model, tokenizer, family)
+    model.save_pretrained(tmp_path)
+    tokenizer.save_pretrained(tmp_path)
+    engine = make_engine(tmp_path, family)
     try:
         prompts = [[5, 6, 7], list(range(10, 40)), [9] * 12]
         results = await asyncio.gather(*(collect(engine.generate(request(p, 12))) for p in prompts))
@@ -568,9 +514,8 @@ async def test_other_model_families_match_generate(never_eos: tuple[Any, Any], f
         engine.shutdown()
 
 
-async def test_kv_budget_refuses_what_cannot_fit_and_admits_what_fits_alone(never_eos: tuple[Any, Any]) -> None:
-    model, tokenizer = never_eos
-    engine = make_engine(model, tokenizer, "kv", max_kv_tokens=64)
+async def test_kv_budget_refuses_what_cannot_fit_and_admits_what_fits_alone(never_eos_folder: Path) -> None:
+    engine = make_engine(never_eos_folder, "kv", max_kv_tokens=64)
     try:
         with pytest.raises(InvalidRequest) as info:
             engine.generate(request(list(range(5, 105)), 8, n=2))

@@ -1,0 +1,74 @@
+"""Everything that crosses the pipe between the HTTP process and an engine process, one type per message.
+
+HTTP process -> engine process: ``Generate``, ``Abort``, ``Stop``. Engine process -> HTTP process: ``Progress``
+while loading, then ``Ready`` or ``LoadFailed``, then one ``Events`` per delivery. Both sides match messages by
+type; a message of any other type is a ``ProtocolError``.
+
+The messages are slotted but not frozen dataclasses: a frozen slotted dataclass pickles through Python calls
+(its generated ``__getstate__``/``__setstate__``), a plain slotted one entirely in C, and ``Events`` crosses
+the pipe once per step.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from app.engine.types import EngineEvent, GenerationRequest, ModelInfo
+
+# A StepRecord as a plain tuple (StepRecord._make turns it back): a named tuple pickles through Python calls.
+StepTuple = tuple[int, int, tuple[str, ...], int, tuple[str, ...]]
+
+
+class ProtocolError(Exception):
+    """A message neither side of the pipe sends."""
+
+    def __init__(self, message: object) -> None:
+        super().__init__(f"unexpected message on the engine pipe: {type(message).__name__}")
+
+
+@dataclass(slots=True)
+class Generate:
+    request: GenerationRequest
+
+
+@dataclass(slots=True)
+class Abort:
+    request_id: str
+
+
+@dataclass(slots=True)
+class Stop:
+    pass
+
+
+@dataclass(slots=True)
+class Progress:
+    stage: str
+    current: int | None
+    total: int | None
+
+
+@dataclass(slots=True)
+class Ready:
+    info: ModelInfo
+    max_rows: int  # choices one request may ask for (1 for models decoded one row at a time)
+
+
+@dataclass(slots=True)
+class LoadFailed:
+    message: str
+
+
+@dataclass(slots=True)
+class Events:
+    """One delivery: each request's events since the last one, the rows running after it, and the records of
+    the steps since the last delivery (empty unless tracing is on). The HTTP side counts the waiting line
+    itself: it knows the requests still in the pipe."""
+
+    batch: list[tuple[str, list[EngineEvent]]]
+    running: int
+    steps: list[StepTuple]
+
+
+ToEngine = Generate | Abort | Stop
+FromEngine = Progress | Ready | LoadFailed | Events

@@ -1,0 +1,115 @@
+"""Loading a model's weights, in the engine process: the model on its device, its tokenizer (for
+detokenizing) and what serving needs to know about it (``ModelInfo``)."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import structlog
+import torch
+from transformers import (
+    AutoConfig,
+    AutoModelForCausalLM,
+    AutoModelForImageTextToText,
+    AutoModelForMultimodalLM,
+    AutoModelForSpeechSeq2Seq,
+    AutoTokenizer,
+    BitsAndBytesConfig,
+)
+
+from app.engine.architectures import IMAGE_TEXT, MULTIMODAL, SPEECH, TEXT, generative_task
+from app.engine.options import LoadOptions, ProgressFn
+from app.engine.progress import weights_progress
+from app.engine.types import ModelInfo
+
+log = structlog.get_logger(__name__)
+
+_GENERATION_KEYS = ("do_sample", "temperature", "top_p", "top_k", "min_p", "repetition_penalty", "max_new_tokens")
+_UNBOUNDED = 10**7  # tokenizers say model_max_length=1e30 when they do not know
+_MODEL_CLASSES = {
+    TEXT: AutoModelForCausalLM,
+    IMAGE_TEXT: AutoModelForImageTextToText,
+    MULTIMODAL: AutoModelForMultimodalLM,
+    SPEECH: AutoModelForSpeechSeq2Seq,
+}
+
+
+def _resolve_device(device: str) -> str:
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return device
+
+
+def _set_cpu_threads(requested: int | None) -> None:
+    """On CPU the inference thread shares the machine with the HTTP event loop; a torch thread pool as
+    wide as the machine makes them fight for every core (measured in bench/README.md)."""
+    torch.set_num_threads(requested or max(1, (os.cpu_count() or 2) - 1))
+
+
+def _max_context(config: Any, tokenizer: Any, limit: int | None) -> int:
+    text_config = config.get_text_config() if hasattr(config, "get_text_config") else config
+    length = getattr(text_config, "max_position_embeddings", None)
+    if not length:
+        tok_len = getattr(tokenizer, "model_max_length", None)
+        length = tok_len if tok_len and tok_len < _UNBOUNDED else 2048
+    return min(length, limit) if limit else int(length)
+
+
+def _weights_kwargs(opts: LoadOptions, device: str) -> dict[str, Any]:
+    kwargs: dict[str, Any] = {"dtype": opts.dtype, "trust_remote_code": opts.trust_remote_code}
+    if opts.attn_implementation:
+        kwargs["attn_implementation"] = opts.attn_implementation
+    if opts.quantization == "bnb-4bit":
+        kwargs["quantization_config"] = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4")
+    elif opts.quantization == "bnb-8bit":
+        kwargs["quantization_config"] = BitsAndBytesConfig(load_in_8bit=True)
+    if opts.quantization or device.startswith("cuda"):
+        kwargs["device_map"] = device
+    return kwargs
+
+
+def _generation_defaults(model: Any) -> dict[str, Any]:
+    config = getattr(model, "generation_config", None)
+    diff = config.to_diff_dict() if config is not None else {}
+    return {key: diff[key] for key in _GENERATION_KEYS if diff.get(key) is not None}
+
+
+def _eos_ids(model: Any, tokenizer: Any) -> tuple[int, ...]:
+    ids: set[int] = set()
+    configured = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
+    if configured is not None:
+        ids.update([configured] if isinstance(configured, int) else configured)
+    if tokenizer.eos_token_id is not None:
+        ids.add(tokenizer.eos_token_id)
+    return tuple(sorted(ids))
+
+
+def load_weights(folder: str, name: str, opts: LoadOptions, progress: ProgressFn) -> tuple[Any, Any, ModelInfo]:
+    """The model on its device, its tokenizer and its ``ModelInfo``; ``progress`` sees the ``weights`` stage."""
+    tokenizer = AutoTokenizer.from_pretrained(folder, trust_remote_code=opts.trust_remote_code)
+    config = AutoConfig.from_pretrained(folder, trust_remote_code=opts.trust_remote_code)
+    device = _resolve_device(opts.device)
+    if device == "cpu":
+        _set_cpu_threads(opts.cpu_threads)
+    kwargs = _weights_kwargs(opts, device)
+    task = generative_task(getattr(config, "architectures", None), getattr(config, "model_type", None))
+    with weights_progress(progress):
+        model = _MODEL_CLASSES[task or TEXT].from_pretrained(folder, **kwargs)
+    if "device_map" not in kwargs:
+        model.to(device)
+    model.eval()
+    info = ModelInfo(
+        name=name,
+        max_context=_max_context(config, tokenizer, opts.max_model_len),
+        eos_token_ids=_eos_ids(model, tokenizer),
+        generation_defaults=_generation_defaults(model),
+        vocab_size=int(model.get_output_embeddings().weight.shape[0]),
+        model_type=str(getattr(config, "model_type", "") or ""),
+        added_tokens=dict(tokenizer.get_added_vocab()),
+        special_tokens=frozenset(t.content for t in tokenizer.added_tokens_decoder.values() if t.special),
+        chat_template=template if isinstance(template := getattr(tokenizer, "chat_template", None), str) else "",
+        task=task or TEXT,
+    )
+    log.info("model_loaded", model=name, device=str(model.device), dtype=str(model.dtype), max_context=info.max_context)
+    return model, tokenizer, info

@@ -1,0 +1,51 @@
+"""The checks a request passes before it is sent to the engine process."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from app.engine.client.admission import admit
+from app.engine.options import BatchLimits
+from app.engine.types import GenerationRequest, SamplingParams
+from app.errors import InvalidRequest, Overloaded
+
+
+def check(prompt: list[int], *, waiting: int = 0, limits: BatchLimits | None = None, **params: Any) -> None:
+    request = GenerationRequest("r", prompt, SamplingParams(**{"max_tokens": 8, **params}))
+    admit(request, vocab_size=100, max_rows=4, limits=limits or BatchLimits(max_queue=2), waiting=waiting)
+
+
+def test_a_request_within_every_limit_is_admitted() -> None:
+    check([5, 6], n=4, waiting=1)
+
+
+@pytest.mark.parametrize(
+    ("prompt", "params", "param"),
+    [
+        ([5], {"n": 5}, "n"),
+        ([], {}, "prompt"),
+        ([5, 100], {}, "prompt"),
+        ([-1, 5], {}, "prompt"),
+    ],
+)
+def test_what_the_engine_cannot_serve_is_an_invalid_request(
+    prompt: list[int], params: dict[str, Any], param: str
+) -> None:
+    with pytest.raises(InvalidRequest) as info:
+        check(prompt, **params)
+    assert info.value.param == param
+
+
+def test_what_cannot_fit_the_kv_budget_even_alone_is_refused() -> None:
+    limits = BatchLimits(max_kv_tokens=64)
+    check(list(range(5, 45)), limits=limits, max_tokens=24)  # 64: fits alone
+    with pytest.raises(InvalidRequest) as info:
+        check(list(range(5, 45)), limits=limits, max_tokens=25)
+    assert info.value.param == "max_tokens"
+
+
+def test_a_full_waiting_line_is_overloaded() -> None:
+    with pytest.raises(Overloaded):
+        check([5], waiting=2)
