@@ -18,14 +18,14 @@ from app.api.deps import (
     provide_chat_service,
     provide_completion_service,
     provide_health_service,
-    provide_models_service,
+    provide_model_catalog_service,
     provide_responses_service,
     provide_transcription_service,
 )
-from app.api.errors import handle_app_error, handle_http_error, handle_unexpected
+from app.api.error_handler import handle_app_error, handle_http_error, handle_unexpected
 from app.api.health import HealthController
 from app.api.middleware import api_key_middleware, request_middleware
-from app.api.models import ModelsController
+from app.api.model_catalog import ModelCatalogController
 from app.api.responses import ResponsesController
 from app.api.transcriptions import TranscriptionsController
 from app.engine.admission import BatchLimits
@@ -38,7 +38,7 @@ from app.serving.chat import ChatService
 from app.serving.completions import CompletionService
 from app.serving.health import HealthService
 from app.serving.media import MediaConfig
-from app.serving.models import ModelsService
+from app.serving.model_catalog import ModelCatalogService
 from app.serving.output import check_tool_parser
 from app.serving.prompting import ChatDefaults
 from app.serving.response_store import ResponseStore
@@ -116,7 +116,7 @@ def create_app(
                 registry, defaults, ResponseStore(settings.responses_store_size, settings.responses_store_ttl), media
             ),
             "transcription_service": TranscriptionService(registry, media),
-            "models_service": ModelsService(registry),
+            "model_catalog_service": ModelCatalogService(registry),
             "health_service": HealthService(registry, telemetry),
         }
     )
@@ -149,7 +149,7 @@ def create_app(
             CompletionsController,
             ResponsesController,
             TranscriptionsController,
-            ModelsController,
+            ModelCatalogController,
             HealthController,
         ],
         dependencies={
@@ -157,7 +157,7 @@ def create_app(
             "completion_service": Provide(provide_completion_service, sync_to_thread=False),
             "responses_service": Provide(provide_responses_service, sync_to_thread=False),
             "transcription_service": Provide(provide_transcription_service, sync_to_thread=False),
-            "models_service": Provide(provide_models_service, sync_to_thread=False),
+            "model_catalog_service": Provide(provide_model_catalog_service, sync_to_thread=False),
             "health_service": Provide(provide_health_service, sync_to_thread=False),
         },
         exception_handlers={

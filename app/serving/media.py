@@ -21,7 +21,7 @@ import structlog
 from app.engine.types import MediaInputs, MediaRenderer, ModelInfo, ServingModel
 from app.errors import HfServeError, InvalidRequest, PayloadTooLarge
 from app.media.audio import check_format, decode_audio
-from app.media.errors import MediaError
+from app.media.failures import MediaError
 from app.media.fetch import load_url
 from app.media.image import decode_image
 from app.media.limits import Budget, FetchPolicy, MediaLimits

@@ -14,7 +14,7 @@ from pydantic import ValidationError
 
 from app.engine.types import ModelInfo, SamplingParams
 from app.errors import InvalidRequest, PromptTooLong
-from app.protocol.generation import GenerationConfigOverrides
+from app.protocol.generation_config import GenerationConfigOverrides
 
 # generation_config fields we honour, and the request field each one maps to.
 _GENERATION_FIELDS = {

@@ -24,7 +24,7 @@ from app.engine.types import (
 )
 from app.errors import HfServeError, InvalidRequest, PayloadTooLarge, UnsupportedParameter
 from app.media.audio import decode_audio, split_audio
-from app.media.errors import MediaError
+from app.media.failures import MediaError
 from app.models.registry import ModelRegistry
 from app.observability.telemetry import media_span
 from app.protocol.audio import (

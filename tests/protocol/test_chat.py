@@ -225,7 +225,7 @@ def test_response_models_forbid_unknown_fields() -> None:
 
 
 def test_load_progress_always_carries_current_and_total() -> None:
-    from app.protocol.models import LoadModelEvent, LoadProgress
+    from app.protocol.model_catalog import LoadModelEvent, LoadProgress
 
     event = LoadModelEvent(
         status="loading", model="m@main", stage="download", progress=LoadProgress(current=0, total=None)
