@@ -40,7 +40,7 @@ from app.serving.health import HealthService
 from app.serving.media import MediaConfig
 from app.serving.model_catalog import ModelCatalogService
 from app.serving.output import check_tool_parser
-from app.serving.prompting import ChatDefaults
+from app.serving.prepare import Preparer, PromptDefaults
 from app.serving.response_store import ResponseStore
 from app.serving.responses import ResponsesService
 from app.serving.transcriptions import TranscriptionService
@@ -101,19 +101,20 @@ def create_app(
     )
     if telemetry.metrics is not None:
         telemetry.metrics.watch_engines(registry.engine_load)
-    defaults = ChatDefaults(
+    defaults = PromptDefaults(
         chat_template_kwargs=dict(settings.chat_template_kwargs),
         reasoning=settings.reasoning,
         default_seed=settings.default_seed,
         tool_call_parser=check_tool_parser(settings.tool_call_parser),
     )
     media = media_config(settings)
+    preparer = Preparer(registry, defaults, media)
     state = State(
         {
-            "chat_service": ChatService(registry, defaults, media),
-            "completion_service": CompletionService(registry, settings.default_seed),
+            "chat_service": ChatService(preparer),
+            "completion_service": CompletionService(preparer),
             "responses_service": ResponsesService(
-                registry, defaults, ResponseStore(settings.responses_store_size, settings.responses_store_ttl), media
+                preparer, ResponseStore(settings.responses_store_size, settings.responses_store_ttl)
             ),
             "transcription_service": TranscriptionService(registry, media),
             "model_catalog_service": ModelCatalogService(registry),

@@ -17,6 +17,4 @@ class CompletionsController(Controller):
     @post("", status_code=200)
     async def create(self, request: Request, completion_service: CompletionService) -> Response[bytes] | Stream:
         body = await parse_body(request, CompletionRequest)
-        return await deliver(
-            request, completion_service, await completion_service.prepare(body), stream=body.stream
-        )
+        return await deliver(request, completion_service, await completion_service.prepare(body), stream=body.stream)

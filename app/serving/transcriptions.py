@@ -36,8 +36,8 @@ from app.protocol.audio import (
     TranscriptTextDelta,
     TranscriptTextDone,
 )
-from app.serving.generation import raise_for_finish
 from app.serving.media import MediaConfig
+from app.serving.outcome import raise_for_finish
 
 log = structlog.get_logger(__name__)
 SPEECH_TASK = "speech-to-text"

@@ -7,14 +7,14 @@ from collections.abc import Iterable
 
 import pytest
 
-from app.engine.types import EngineEvent, FinishEvent, TokenEvent
+from app.engine.types import EngineEvent, FinishEvent, SamplingParams, TokenEvent
 from app.errors import EngineFailure
 from app.parsers.base import ParsedDelta, PlainTextParser
 from app.protocol.response_objects import ResponseObject
 from app.protocol.responses import MessageItem
-from app.serving.prompting import ChatDefaults
+from app.serving.prepare import Choice, PreparedGeneration
 from app.serving.response_store import ResponseStore
-from app.serving.responses import ResponsesService, _Prepared
+from app.serving.responses import PreparedResponse, ResponsesService
 
 
 class ScriptedEvents:
@@ -59,19 +59,28 @@ class BracketReasoning:
 
 
 def _service(store: ResponseStore) -> ResponsesService:
-    return ResponsesService(registry=None, defaults=ChatDefaults(chat_template_kwargs={}), store=store)  # type: ignore[arg-type]
+    return ResponsesService(preparer=None, store=store)  # type: ignore[arg-type]
 
 
-def _prepared(events: list[EngineEvent], parser=None, store: bool = True) -> _Prepared:  # type: ignore[no-untyped-def]
+def _prepared(events: list[EngineEvent], parser=None, store: bool = True) -> PreparedResponse:  # type: ignore[no-untyped-def]
     response = ResponseObject(id="resp_1", created_at=0, status="in_progress", model="m@main", store=store)
-    return _Prepared(
-        response,
-        [MessageItem(role="user", content="hi")],
-        ScriptedEvents(events),
-        parser or PlainTextParser(),
-        logprobs=False,
+    generation = PreparedGeneration(
+        id="resp_1",
+        created=0,
+        model="m@main",
+        params=SamplingParams(max_tokens=16),
+        streams=[ScriptedEvents(events)],
+        choices=[Choice(0, parser or PlainTextParser())],
+        prompt_tokens=3,
         started=0.0,
     )
+    return PreparedResponse(generation, response, [MessageItem(role="user", content="hi")])
+
+
+def _closed(p: PreparedResponse) -> bool:
+    stream = p.generation.streams[0]
+    assert isinstance(stream, ScriptedEvents)
+    return stream.closed
 
 
 def _token(text: str, n: int = 1) -> TokenEvent:
@@ -90,7 +99,7 @@ async def test_engine_failure_ends_the_stream_with_response_failed() -> None:
     failed = events[-1].response
     assert failed.status == "failed" and failed.error.code == "server_error"
     assert "CUDA out of memory" in failed.error.message
-    assert p.events.closed and store.get("resp_1").response.status == "failed"
+    assert _closed(p) and store.get("resp_1").response.status == "failed"
 
 
 async def test_non_stream_failure_raises() -> None:
@@ -122,4 +131,4 @@ async def test_store_false_is_not_stored_and_abandoned_streams_close() -> None:
         if event.type == "response.output_text.delta":
             break
     await stream.aclose()  # the client went away
-    assert p.events.closed and store.get("resp_1") is None
+    assert _closed(p) and store.get("resp_1") is None
