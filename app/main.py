@@ -69,16 +69,8 @@ def media_config(settings: Settings) -> MediaConfig:
     return MediaConfig(policy=policy, limits=limits)
 
 
-def create_app(
-    settings: Settings,
-    *,
-    loader: Loader = load_model,
-    engine_log_setup: Callable[[], None] | None = None,
-    telemetry: Telemetry | None = None,
-) -> Litestar:
-    """``telemetry``: by default tracing as the ``OTEL_*`` environment says, and metrics unless turned off."""
-    telemetry = telemetry or Telemetry.from_env(metrics=settings.metrics, log_setup=engine_log_setup)
-    options = LoadOptions(
+def load_options(settings: Settings, telemetry: Telemetry, engine_log_setup: Callable[[], None] | None) -> LoadOptions:
+    return LoadOptions(
         dtype=settings.dtype,
         device=settings.device,
         attn_implementation=settings.attn_implementation,
@@ -96,11 +88,10 @@ def create_app(
             stream_interval=settings.stream_interval_ms / 1000,
         ),
     )
-    registry = ModelRegistry(
-        options, idle_timeout=settings.model_timeout, pinned=settings.model, loader=loader, telemetry=telemetry
-    )
-    if telemetry.metrics is not None:
-        telemetry.metrics.watch_engines(registry.engine_load)
+
+
+def services(settings: Settings, registry: ModelRegistry, telemetry: Telemetry) -> State:
+    """Every endpoint's service, built once; the generating ones share one ``Preparer``."""
     defaults = PromptDefaults(
         chat_template_kwargs=dict(settings.chat_template_kwargs),
         reasoning=settings.reasoning,
@@ -109,7 +100,7 @@ def create_app(
     )
     media = media_config(settings)
     preparer = Preparer(registry, defaults, media)
-    state = State(
+    return State(
         {
             "chat_service": ChatService(preparer),
             "completion_service": CompletionService(preparer),
@@ -121,6 +112,38 @@ def create_app(
             "health_service": HealthService(registry, telemetry),
         }
     )
+
+
+def cors_config(settings: Settings) -> CORSConfig | None:
+    if not settings.enable_cors:
+        return None
+    return CORSConfig(
+        allow_origins=list(settings.cors_origins),
+        allow_methods=["*"],
+        allow_headers=["*"],
+        expose_headers=["X-Request-ID"],
+    )
+
+
+def create_app(
+    settings: Settings,
+    *,
+    loader: Loader = load_model,
+    engine_log_setup: Callable[[], None] | None = None,
+    telemetry: Telemetry | None = None,
+) -> Litestar:
+    """``telemetry``: by default tracing as the ``OTEL_*`` environment says, and metrics unless turned off."""
+    telemetry = telemetry or Telemetry.from_env(metrics=settings.metrics, log_setup=engine_log_setup)
+    registry = ModelRegistry(
+        load_options(settings, telemetry, engine_log_setup),
+        idle_timeout=settings.model_timeout,
+        pinned=settings.model,
+        loader=loader,
+        telemetry=telemetry,
+    )
+    if telemetry.metrics is not None:
+        telemetry.metrics.watch_engines(registry.engine_load)
+    state = services(settings, registry, telemetry)
 
     @asynccontextmanager
     async def run_registry(_: Litestar) -> AsyncIterator[None]:
@@ -136,14 +159,6 @@ def create_app(
     middleware = [request_middleware(telemetry)]
     if settings.api_key:
         middleware.append(api_key_middleware(settings.api_key))
-    cors = None
-    if settings.enable_cors:
-        cors = CORSConfig(
-            allow_origins=list(settings.cors_origins),
-            allow_methods=["*"],
-            allow_headers=["*"],
-            expose_headers=["X-Request-ID"],
-        )
     return Litestar(
         route_handlers=[
             ChatController,
@@ -167,7 +182,7 @@ def create_app(
             Exception: handle_unexpected,
         },
         middleware=middleware,
-        cors_config=cors,
+        cors_config=cors_config(settings),
         lifespan=[run_registry],
         state=state,
         request_max_body_size=settings.max_body_size,
