@@ -4,14 +4,13 @@ their choices indexed across prompts, and admission or the engine failing leaves
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
 import pytest
 
 from app.engine.types import (
-    EngineEvent,
     FinishEvent,
     GenerationRequest,
     ModelInfo,
@@ -31,28 +30,9 @@ from app.serving.prepare import (
     admit,
     template_kwargs,
 )
+from tests.serving.scripted import ScriptedEvents
 
 INFO = ModelInfo(name="org/m@main", max_context=64, eos_token_ids=(0,), generation_defaults={})
-
-
-class ScriptedEvents:
-    """Plays back engine events as an ``EventStream`` would."""
-
-    def __init__(self, events: Iterable[EngineEvent]) -> None:
-        self._events = iter(events)
-        self.closed = False
-
-    def __aiter__(self) -> ScriptedEvents:
-        return self
-
-    async def __anext__(self) -> EngineEvent:
-        try:
-            return next(self._events)
-        except StopIteration:
-            raise StopAsyncIteration from None
-
-    def close(self) -> None:
-        self.closed = True
 
 
 class ScriptedEngine:

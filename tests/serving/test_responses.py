@@ -3,38 +3,16 @@ failures become ``response.failed``, reasoning tokens are counted, and what is s
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-
 import pytest
 
-from app.engine.types import EngineEvent, FinishEvent, SamplingParams, TokenEvent
+from app.engine.types import EngineEvent, FinishEvent, TokenEvent
 from app.errors import EngineFailure
-from app.parsers.base import ParsedDelta, PlainTextParser
+from app.parsers.base import ParsedDelta
 from app.protocol.response_objects import ResponseObject
 from app.protocol.responses import MessageItem
-from app.serving.prepare import Choice, PreparedGeneration
 from app.serving.response_store import ResponseStore
 from app.serving.responses import PreparedResponse, ResponsesService
-
-
-class ScriptedEvents:
-    """Plays back engine events as an ``EventStream`` would."""
-
-    def __init__(self, events: Iterable[EngineEvent]) -> None:
-        self._events = iter(events)
-        self.closed = False
-
-    def __aiter__(self) -> ScriptedEvents:
-        return self
-
-    async def __anext__(self) -> EngineEvent:
-        try:
-            return next(self._events)
-        except StopIteration:
-            raise StopAsyncIteration from None
-
-    def close(self) -> None:
-        self.closed = True
+from tests.serving.scripted import closed, prepared
 
 
 class BracketReasoning:
@@ -64,23 +42,7 @@ def _service(store: ResponseStore) -> ResponsesService:
 
 def _prepared(events: list[EngineEvent], parser=None, store: bool = True) -> PreparedResponse:  # type: ignore[no-untyped-def]
     response = ResponseObject(id="resp_1", created_at=0, status="in_progress", model="m@main", store=store)
-    generation = PreparedGeneration(
-        id="resp_1",
-        created=0,
-        model="m@main",
-        params=SamplingParams(max_tokens=16),
-        streams=[ScriptedEvents(events)],
-        choices=[Choice(0, parser or PlainTextParser())],
-        prompt_tokens=3,
-        started=0.0,
-    )
-    return PreparedResponse(generation, response, [MessageItem(role="user", content="hi")])
-
-
-def _closed(p: PreparedResponse) -> bool:
-    stream = p.generation.streams[0]
-    assert isinstance(stream, ScriptedEvents)
-    return stream.closed
+    return PreparedResponse(prepared(events, parser=parser), response, [MessageItem(role="user", content="hi")])
 
 
 def _token(text: str, n: int = 1) -> TokenEvent:
@@ -99,7 +61,7 @@ async def test_engine_failure_ends_the_stream_with_response_failed() -> None:
     failed = events[-1].response
     assert failed.status == "failed" and failed.error.code == "server_error"
     assert "CUDA out of memory" in failed.error.message
-    assert _closed(p) and store.get("resp_1").response.status == "failed"
+    assert closed(p.generation) and store.get("resp_1").response.status == "failed"
 
 
 async def test_non_stream_failure_raises() -> None:
@@ -111,7 +73,7 @@ async def test_non_stream_failure_raises() -> None:
 async def test_reasoning_tokens_are_counted_by_step() -> None:
     p = _prepared(
         [_token("[th", 2), _token("ink]", 3), _token("Hi", 1), FinishEvent("resp_1", "stop", 4, 6)],
-        parser=BracketReasoning(),
+        parser=BracketReasoning,
     )
     response = await _service(ResponseStore(10, 60)).complete(p)
     assert [item.type for item in response.output] == ["reasoning", "message"]
@@ -131,4 +93,4 @@ async def test_store_false_is_not_stored_and_abandoned_streams_close() -> None:
         if event.type == "response.output_text.delta":
             break
     await stream.aclose()  # the client went away
-    assert _closed(p) and store.get("resp_1") is None
+    assert closed(p.generation) and store.get("resp_1") is None
