@@ -120,18 +120,22 @@ class PreparedGeneration:
 
     async def events(self) -> AsyncIterator[tuple[Choice, EngineEvent]]:
         """Every prompt's events as they come, each with its choice (whose ``finish`` is set on its end)."""
-        async for base, event in self._merged():
-            choice = self.choices[base + event.index]
-            if isinstance(event, FinishEvent):
-                choice.finish = event
-            yield choice, event
+        if len(self.streams) == 1:  # read directly: no extra generator per event
+            async for event in self.streams[0]:
+                yield self._choice(0, event), event
+        else:
+            async for base, event in self._merged():
+                yield self._choice(base, event), event
+
+    def _choice(self, base: int, event: EngineEvent) -> Choice:
+        choice = self.choices[base + event.index]
+        if isinstance(event, FinishEvent):
+            choice.finish = event
+        return choice
 
     async def _merged(self) -> AsyncIterator[tuple[int, EngineEvent]]:
+        """Several prompts' streams read at once; each event with its prompt's first choice index."""
         n = self.params.n
-        if len(self.streams) == 1:
-            async for event in self.streams[0]:
-                yield 0, event
-            return
         queue: asyncio.Queue[tuple[int, EngineEvent] | None] = asyncio.Queue()
 
         async def pump(base: int, stream: EventStream) -> None:
