@@ -2,7 +2,7 @@
 
 Every error a client can see is one of these exceptions, raised where it is found and turned into
 OpenAI's JSON shape (``{"error": {"message", "type", "param", "code"}}``) by the single handler in
-``app.api.errors``. This module imports nothing of ours so every layer may raise them.
+``app.api.error_handler``. This module imports nothing of ours so every layer may raise them.
 """
 
 from __future__ import annotations

@@ -18,14 +18,14 @@ from app.api.deps import (
     provide_chat_service,
     provide_completion_service,
     provide_health_service,
-    provide_models_service,
+    provide_model_catalog_service,
     provide_responses_service,
     provide_transcription_service,
 )
-from app.api.errors import handle_app_error, handle_http_error, handle_unexpected
+from app.api.error_handler import handle_app_error, handle_http_error, handle_unexpected
 from app.api.health import HealthController
 from app.api.middleware import api_key_middleware, request_middleware
-from app.api.models import ModelsController
+from app.api.model_catalog import ModelCatalogController
 from app.api.responses import ResponsesController
 from app.api.transcriptions import TranscriptionsController
 from app.engine.client.loader import load_model
@@ -38,9 +38,9 @@ from app.serving.chat import ChatService
 from app.serving.completions import CompletionService
 from app.serving.health import HealthService
 from app.serving.media import MediaConfig
-from app.serving.models import ModelsService
+from app.serving.model_catalog import ModelCatalogService
 from app.serving.output import check_tool_parser
-from app.serving.prompting import ChatDefaults
+from app.serving.prepare import Preparer, PromptDefaults
 from app.serving.response_store import ResponseStore
 from app.serving.responses import ResponsesService
 from app.serving.transcriptions import TranscriptionService
@@ -69,16 +69,8 @@ def media_config(settings: Settings) -> MediaConfig:
     return MediaConfig(policy=policy, limits=limits)
 
 
-def create_app(
-    settings: Settings,
-    *,
-    loader: Loader = load_model,
-    engine_log_setup: Callable[[], None] | None = None,
-    telemetry: Telemetry | None = None,
-) -> Litestar:
-    """``telemetry``: by default tracing as the ``OTEL_*`` environment says, and metrics unless turned off."""
-    telemetry = telemetry or Telemetry.from_env(metrics=settings.metrics, log_setup=engine_log_setup)
-    options = LoadOptions(
+def load_options(settings: Settings, telemetry: Telemetry, engine_log_setup: Callable[[], None] | None) -> LoadOptions:
+    return LoadOptions(
         dtype=settings.dtype,
         device=settings.device,
         attn_implementation=settings.attn_implementation,
@@ -96,30 +88,62 @@ def create_app(
             stream_interval=settings.stream_interval_ms / 1000,
         ),
     )
-    registry = ModelRegistry(
-        options, idle_timeout=settings.model_timeout, pinned=settings.model, loader=loader, telemetry=telemetry
-    )
-    if telemetry.metrics is not None:
-        telemetry.metrics.watch_engines(registry.engine_load)
-    defaults = ChatDefaults(
+
+
+def services(settings: Settings, registry: ModelRegistry, telemetry: Telemetry) -> State:
+    """Every endpoint's service, built once; the generating ones share one ``Preparer``."""
+    defaults = PromptDefaults(
         chat_template_kwargs=dict(settings.chat_template_kwargs),
         reasoning=settings.reasoning,
         default_seed=settings.default_seed,
         tool_call_parser=check_tool_parser(settings.tool_call_parser),
     )
     media = media_config(settings)
-    state = State(
+    preparer = Preparer(registry, defaults, media)
+    return State(
         {
-            "chat_service": ChatService(registry, defaults, media),
-            "completion_service": CompletionService(registry, settings.default_seed),
+            "chat_service": ChatService(preparer),
+            "completion_service": CompletionService(preparer),
             "responses_service": ResponsesService(
-                registry, defaults, ResponseStore(settings.responses_store_size, settings.responses_store_ttl), media
+                preparer, ResponseStore(settings.responses_store_size, settings.responses_store_ttl)
             ),
             "transcription_service": TranscriptionService(registry, media),
-            "models_service": ModelsService(registry),
+            "model_catalog_service": ModelCatalogService(registry),
             "health_service": HealthService(registry, telemetry),
         }
     )
+
+
+def cors_config(settings: Settings) -> CORSConfig | None:
+    if not settings.enable_cors:
+        return None
+    return CORSConfig(
+        allow_origins=list(settings.cors_origins),
+        allow_methods=["*"],
+        allow_headers=["*"],
+        expose_headers=["X-Request-ID"],
+    )
+
+
+def create_app(
+    settings: Settings,
+    *,
+    loader: Loader = load_model,
+    engine_log_setup: Callable[[], None] | None = None,
+    telemetry: Telemetry | None = None,
+) -> Litestar:
+    """``telemetry``: by default tracing as the ``OTEL_*`` environment says, and metrics unless turned off."""
+    telemetry = telemetry or Telemetry.from_env(metrics=settings.metrics, log_setup=engine_log_setup)
+    registry = ModelRegistry(
+        load_options(settings, telemetry, engine_log_setup),
+        idle_timeout=settings.model_timeout,
+        pinned=settings.model,
+        loader=loader,
+        telemetry=telemetry,
+    )
+    if telemetry.metrics is not None:
+        telemetry.metrics.watch_engines(registry.engine_load)
+    state = services(settings, registry, telemetry)
 
     @asynccontextmanager
     async def run_registry(_: Litestar) -> AsyncIterator[None]:
@@ -135,21 +159,13 @@ def create_app(
     middleware = [request_middleware(telemetry)]
     if settings.api_key:
         middleware.append(api_key_middleware(settings.api_key))
-    cors = None
-    if settings.enable_cors:
-        cors = CORSConfig(
-            allow_origins=list(settings.cors_origins),
-            allow_methods=["*"],
-            allow_headers=["*"],
-            expose_headers=["X-Request-ID"],
-        )
     return Litestar(
         route_handlers=[
             ChatController,
             CompletionsController,
             ResponsesController,
             TranscriptionsController,
-            ModelsController,
+            ModelCatalogController,
             HealthController,
         ],
         dependencies={
@@ -157,7 +173,7 @@ def create_app(
             "completion_service": Provide(provide_completion_service, sync_to_thread=False),
             "responses_service": Provide(provide_responses_service, sync_to_thread=False),
             "transcription_service": Provide(provide_transcription_service, sync_to_thread=False),
-            "models_service": Provide(provide_models_service, sync_to_thread=False),
+            "model_catalog_service": Provide(provide_model_catalog_service, sync_to_thread=False),
             "health_service": Provide(provide_health_service, sync_to_thread=False),
         },
         exception_handlers={
@@ -166,7 +182,7 @@ def create_app(
             Exception: handle_unexpected,
         },
         middleware=middleware,
-        cors_config=cors,
+        cors_config=cors_config(settings),
         lifespan=[run_registry],
         state=state,
         request_max_body_size=settings.max_body_size,

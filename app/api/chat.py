@@ -6,7 +6,7 @@ from litestar import Controller, Request, Response, post
 from litestar.response import Stream
 
 from app.api.body import parse_body
-from app.api.generation import generation_response
+from app.api.delivery import deliver
 from app.protocol.chat import ChatCompletionRequest
 from app.serving.chat import ChatService
 
@@ -18,4 +18,4 @@ class ChatController(Controller):
     async def create(self, request: Request, chat_service: ChatService) -> Response[bytes] | Stream:
         body = await parse_body(request, ChatCompletionRequest)
         prepared = await chat_service.prepare(body)  # validation and admission errors: before any response
-        return await generation_response(request, chat_service, prepared, stream=body.stream)
+        return await deliver(request, chat_service, prepared, stream=body.stream)

@@ -6,7 +6,7 @@ from litestar import Controller, Request, Response, post
 from litestar.response import Stream
 
 from app.api.body import parse_body
-from app.api.generation import generation_response
+from app.api.delivery import deliver
 from app.protocol.completions import CompletionRequest
 from app.serving.completions import CompletionService
 
@@ -17,6 +17,4 @@ class CompletionsController(Controller):
     @post("", status_code=200)
     async def create(self, request: Request, completion_service: CompletionService) -> Response[bytes] | Stream:
         body = await parse_body(request, CompletionRequest)
-        return await generation_response(
-            request, completion_service, await completion_service.prepare(body), stream=body.stream
-        )
+        return await deliver(request, completion_service, await completion_service.prepare(body), stream=body.stream)

@@ -7,7 +7,7 @@ from litestar.datastructures import State
 from app.serving.chat import ChatService
 from app.serving.completions import CompletionService
 from app.serving.health import HealthService
-from app.serving.models import ModelsService
+from app.serving.model_catalog import ModelCatalogService
 from app.serving.responses import ResponsesService
 from app.serving.transcriptions import TranscriptionService
 
@@ -20,8 +20,8 @@ def provide_completion_service(state: State) -> CompletionService:
     return state.completion_service
 
 
-def provide_models_service(state: State) -> ModelsService:
-    return state.models_service
+def provide_model_catalog_service(state: State) -> ModelCatalogService:
+    return state.model_catalog_service
 
 
 def provide_health_service(state: State) -> HealthService:

@@ -6,7 +6,7 @@ from litestar import Controller, Request, Response, delete, get, post
 from litestar.response import Stream
 
 from app.api.body import parse_body
-from app.api.generation import generation_response
+from app.api.delivery import deliver
 from app.protocol.responses import ResponseRequest
 from app.serving.responses import ResponsesService
 
@@ -22,9 +22,7 @@ class ResponsesController(Controller):
     async def create(self, request: Request, responses_service: ResponsesService) -> Response[bytes] | Stream:
         body = await parse_body(request, ResponseRequest)
         prepared = await responses_service.prepare(body)  # validation and admission errors: before any response
-        return await generation_response(
-            request, responses_service, prepared, stream=body.stream, done=False, named=True
-        )
+        return await deliver(request, responses_service, prepared, stream=body.stream, done=False, named=True)
 
     @get("/{response_id:str}")
     async def retrieve(self, response_id: str, responses_service: ResponsesService) -> Response[bytes]:

@@ -8,7 +8,7 @@ import math
 import ffmpeg
 import numpy as np
 
-from app.media.errors import MediaError
+from app.media.failures import MediaError
 from app.media.ffmpeg_run import SAFE_INPUT, run, staged
 
 # Formats ``input_audio.format`` may name (OpenAI's wav/mp3 plus what ffmpeg reads safely).

@@ -26,7 +26,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from urllib.parse import unquote, unquote_to_bytes, urljoin, urlsplit
 
-from app.media.errors import MediaError
+from app.media.failures import MediaError
 from app.media.limits import FetchPolicy
 
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address

@@ -14,7 +14,7 @@ from typing import Any
 
 import ffmpeg
 
-from app.media.errors import MediaError
+from app.media.failures import MediaError
 
 # Demuxers untrusted media may use: no hls/concat/image2/lavfi, which read other files or URLs.
 DEMUXERS = "wav,mp3,flac,ogg,matroska,webm,mov,mp4,m4a,3gp,3g2,mj2,aac,avi,mpegts,aiff,caf,w64"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass
 
-from app.media.errors import MediaError
+from app.media.failures import MediaError
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,7 +16,7 @@ import ffmpeg
 import numpy as np
 
 from app.media.audio import decode_audio_file
-from app.media.errors import MediaError
+from app.media.failures import MediaError
 from app.media.ffmpeg_run import SAFE_INPUT, probe, run, staged
 
 

@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from app.parsers.base import OutputParser, ParsedDelta
-from app.parsers.reasoning import ReasoningFormat
 from app.parsers.scan import Emitter
-from app.parsers.tools import ToolParser, ToolParserFactory
+from app.parsers.tools import ToolParser
 
 
 class ChoiceParser:
@@ -48,17 +45,3 @@ class ChoiceParser:
         else:
             out.extend(self._tools.feed(text))
 
-
-def make_choice_parser(
-    reasoning: ReasoningFormat | None = None,
-    tool_parser: ToolParserFactory | None = None,
-    tools: list[dict[str, Any]] | None = None,
-    *,
-    inside: bool = False,
-) -> ChoiceParser:
-    """The parser for one choice from what the registry selected. ``inside``: the prompt ends inside a
-    reasoning block (see :meth:`ReasoningFormat.opened_by`)."""
-    return ChoiceParser(
-        reasoning(inside=inside) if reasoning is not None else None,
-        tool_parser(tools or []) if tool_parser is not None else None,
-    )

@@ -119,13 +119,6 @@ class ReasoningParser:
         self._out.reasoning(body)
 
 
-class GemmaChannelParser(ReasoningParser):
-    """Gemma 4's thinking channel: ``<|channel>thought\\n`` ... ``<channel|>``."""
-
-    def __init__(self, *, inside: bool = False) -> None:
-        super().__init__(GEMMA4.start, GEMMA4.end, inside=inside, label=GEMMA4.label)
-
-
 @dataclass(frozen=True, slots=True)
 class ReasoningFormat:
     """A reasoning delimiter family; calling it builds a parser for one choice."""
@@ -149,11 +142,4 @@ class ReasoningFormat:
 
 THINK = ReasoningFormat("think", "<think>", "</think>")
 GEMMA4 = ReasoningFormat("gemma4", "<|channel>", "<channel|>", label="thought\n")
-REASONING_FORMATS: tuple[ReasoningFormat, ...] = (THINK, GEMMA4)
 
-
-def make_reasoning_parser(start: str = "<think>", end: str = "</think>", *, inside: bool = False) -> ReasoningParser:
-    """The reasoning parser for a pair of delimiters (Gemma 4's channel markers get the channel variant)."""
-    if (start, end) == GEMMA4.markers:
-        return GemmaChannelParser(inside=inside)
-    return ReasoningParser(start, end, inside=inside)

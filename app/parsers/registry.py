@@ -104,14 +104,6 @@ REASONING_PARSERS.register(
 )
 
 
-def tool_parser_names() -> tuple[str, ...]:
-    return TOOL_PARSERS.names()
-
-
-def reasoning_parser_names() -> tuple[str, ...]:
-    return REASONING_PARSERS.names()
-
-
 def select_tool_parser(traits: ModelTraits, override: str | None = None) -> ToolParserFactory | None:
     """The tool parser named by ``override`` (``--tool-call-parser``; ValueError when unknown), else the
     one the model's traits point to, else None."""
@@ -120,8 +112,6 @@ def select_tool_parser(traits: ModelTraits, override: str | None = None) -> Tool
     return TOOL_PARSERS.detect(traits)
 
 
-def select_reasoning_parser(traits: ModelTraits, override: str | None = None) -> ReasoningFormat | None:
+def select_reasoning_parser(traits: ModelTraits) -> ReasoningFormat | None:
     """The reasoning format (start/end delimiters; call it to build a parser) for a model, or None."""
-    if override:
-        return REASONING_PARSERS.get(override)
     return REASONING_PARSERS.detect(traits)

@@ -18,7 +18,7 @@ StopText = Annotated[str, Field(max_length=512)]
 
 class SamplingRequest(WireRequest):
     """The sampling fields every generating endpoint takes, with the same bounds everywhere
-    (``app.serving.generation.SAMPLING_FIELDS`` lists the ones passed through by name)."""
+    (``app.serving.params.SAMPLING_FIELDS`` lists the ones passed through by name)."""
 
     temperature: float | None = Field(None, ge=0.0, le=2.0)
     top_p: float | None = Field(None, gt=0.0, le=1.0)

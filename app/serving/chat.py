@@ -1,21 +1,15 @@
-"""Chat completions: protocol request → GenerationRequest → engine → completion or chunks."""
+"""Chat completions: the request described for the prepare path, then its run loop: events → one
+completion, or chunks."""
 
 from __future__ import annotations
 
-import json
-import time
 import uuid
 from collections.abc import AsyncIterator
-from contextlib import suppress
 from dataclasses import dataclass
-from typing import Any
 
-import structlog
-
-from app.engine.types import EventStream, FinishEvent, GenerationRequest, TokenEvent
+from app.engine.types import FinishEvent
 from app.errors import InvalidRequest
-from app.models.registry import ModelRegistry
-from app.parsers.base import OutputParser, ParsedDelta
+from app.parsers.base import ParsedDelta
 from app.protocol.chat import (
     ChatChoice,
     ChatChunkChoice,
@@ -24,17 +18,23 @@ from app.protocol.chat import (
     ChatCompletionMessage,
     ChatCompletionRequest,
     ChatDelta,
-    ChatMessage,
     ChoiceLogprobs,
     TokenLogprob,
 )
-from app.serving.generation import SAMPLING_FIELDS, chat_logprobs, log_outcome, raise_for_finish, usage_of
-from app.serving.media import MediaConfig, media_part
-from app.serving.output import ChoiceOutput, chunk_tool_calls, finish_reason, merge
-from app.serving.prompting import ChatDefaults, check_tool_choice, render_chat
+from app.serving.chat_messages import to_template_messages
+from app.serving.logprobs import token_logprobs
+from app.serving.outcome import raise_for_finish
+from app.serving.output import chunk_tool_calls, finish_reason, merge
+from app.serving.params import sampling_fields
+from app.serving.prepare import (
+    ChatInput,
+    Choice,
+    GenerationSpec,
+    PreparedGeneration,
+    Preparer,
+    check_tool_choice,
+)
 from app.serving.structured import response_format_grammar
-
-log = structlog.get_logger(__name__)
 
 
 def reject_unsupported(req: ChatCompletionRequest) -> None:
@@ -44,182 +44,104 @@ def reject_unsupported(req: ChatCompletionRequest) -> None:
     check_tool_choice(req.tool_choice, req.tools)
 
 
-def _content(message: ChatMessage, index: int) -> str | list[dict[str, Any]] | None:
-    """Text parts joined into one string; with media parts, the parts in the form chat templates take
-    (``{"type": "text", "text"}``, ``{"type": "image" | "audio" | "video", "media": MediaRef}``)."""
-    if message.content is None or isinstance(message.content, str):
-        return message.content
-    parts: list[dict[str, Any]] = []
-    for j, part in enumerate(message.content):
-        if part.type == "text" and part.text is not None:
-            parts.append({"type": "text", "text": part.text})
-            continue
-        param = f"messages[{index}].content[{j}]"
-        ref = media_part(part, param)
-        if ref is None:
-            raise InvalidRequest(f"Content of type `{part.type}` is not supported.", param=param)
-        parts.append({"type": ref.kind, "media": ref})
-    if all(part["type"] == "text" for part in parts):
-        return "\n".join(part["text"] for part in parts)
-    return parts
+def to_generation_spec(req: ChatCompletionRequest) -> GenerationSpec:
+    reject_unsupported(req)
+    chat = ChatInput(
+        to_template_messages(req.messages),
+        tools=req.tools,
+        tool_choice=req.tool_choice,
+        parallel_tool_calls=req.parallel_tool_calls is not False,
+        template_kwargs=req.chat_template_kwargs,
+    )
+    fields = sampling_fields(
+        req,
+        max_tokens=req.max_completion_tokens or req.max_tokens,
+        logprobs=(req.top_logprobs or 0) if req.logprobs else None,
+    )
+    grammar = response_format_grammar(req.response_format)
+    return GenerationSpec(f"chatcmpl-{uuid.uuid4().hex}", req.model, chat, fields, grammar)
 
 
-def _tool_calls_for_template(calls: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """OpenAI sends arguments as a JSON string; chat templates expect an object."""
-    converted = []
-    for call in calls:
-        function = dict(call.get("function") or {})
-        arguments = function.get("arguments")
-        if isinstance(arguments, str):
-            with suppress(ValueError):  # not JSON: hand the template the string as sent
-                function["arguments"] = json.loads(arguments)
-        converted.append({**call, "function": function})
-    return converted
+def _as_delta(deltas: list[ParsedDelta]) -> ChatDelta | None:
+    merged = merge(deltas)
+    if not merged:
+        return None
+    return ChatDelta(
+        content=merged.content or None,
+        reasoning_content=merged.reasoning or None,
+        tool_calls=chunk_tool_calls(merged.tool_calls),
+    )
 
 
-def to_template_messages(messages: list[ChatMessage]) -> list[dict[str, Any]]:
-    rendered = []
-    for index, message in enumerate(messages):
-        item = message.model_dump(exclude_none=True)
-        item["role"] = "system" if message.role == "developer" else message.role
-        item["content"] = _content(message, index) or ""
-        if message.tool_calls:
-            item["tool_calls"] = _tool_calls_for_template(message.tool_calls)
-        rendered.append(item)
-    return rendered
+def _chat_choice(choice: Choice, logprobs: bool) -> ChatChoice:
+    assert choice.finish is not None, "the engine stream ended without a finish event"
+    output = choice.output
+    return ChatChoice(
+        index=choice.index,
+        message=ChatCompletionMessage(
+            content=output.text(), reasoning_content=output.reasoning_text(), tool_calls=output.tool_calls()
+        ),
+        finish_reason=finish_reason(choice.finish.reason, bool(output.calls)),
+        logprobs=ChoiceLogprobs(content=choice.logprobs) if logprobs else None,
+    )
 
 
 @dataclass(slots=True)
-class _Prepared:
-    """A request admitted to the engine; its events are read by ``complete`` or ``stream``."""
+class PreparedChat:
+    """A chat admitted to the engine; its events are read by ``complete`` or ``stream``."""
 
-    id: str
-    created: int
-    model: str  # canonical name echoed in responses
-    events: EventStream
-    parsers: list[OutputParser]  # one per choice
-    logprobs: bool
+    generation: PreparedGeneration
     include_usage: bool
-    started: float
-
-    @property
-    def n(self) -> int:
-        return len(self.parsers)
 
 
 class ChatService:
-    def __init__(self, registry: ModelRegistry, defaults: ChatDefaults, media: MediaConfig | None = None) -> None:
-        self._registry = registry
-        self._defaults = defaults
-        self._media = media or MediaConfig()
+    def __init__(self, preparer: Preparer) -> None:
+        self._preparer = preparer
 
-    async def prepare(self, req: ChatCompletionRequest) -> _Prepared:
+    async def prepare(self, req: ChatCompletionRequest) -> PreparedChat:
         """Validate, template, tokenize and admit to the engine; raises before any response is sent."""
-        reject_unsupported(req)
-        format_grammar = response_format_grammar(req.response_format)
-        ref = self._registry.resolve(req.model)
-        async with self._registry.lease(ref) as model:
-            rendered = await render_chat(
-                model,
-                to_template_messages(req.messages),
-                tools=req.tools,
-                tool_choice=req.tool_choice,
-                parallel_tool_calls=req.parallel_tool_calls is not False,
-                chat_template_kwargs=req.chat_template_kwargs,
-                defaults=self._defaults,
-                format_grammar=format_grammar,
-                media=self._media,
-            )
-            fields = req.model_dump(include=set(SAMPLING_FIELDS), exclude_none=True)
-            fields["max_tokens"] = req.max_completion_tokens or req.max_tokens
-            fields["logprobs"] = (req.top_logprobs or 0) if req.logprobs else None
-            params = rendered.sampling(fields, model.info, self._defaults.default_seed)
-            request_id = f"chatcmpl-{uuid.uuid4().hex}"
-            request = GenerationRequest(request_id, rendered.prompt, params, inputs=rendered.inputs)
-            events = model.engine.generate(request)  # admission: may 429
-        return _Prepared(
-            request_id,
-            int(time.time()),
-            model.info.name,
-            events,
-            [rendered.plan.parser() for _ in range(params.n)],
-            params.logprobs is not None,
-            bool(req.stream_options and req.stream_options.include_usage),
-            time.monotonic(),
-        )
+        generation = await self._preparer.prepare(to_generation_spec(req))
+        return PreparedChat(generation, bool(req.stream_options and req.stream_options.include_usage))
 
-    async def complete(self, p: _Prepared) -> ChatCompletion:
-        outputs = [ChoiceOutput() for _ in range(p.n)]
-        logprobs: list[list[TokenLogprob]] = [[] for _ in range(p.n)]
-        finishes: dict[int, FinishEvent] = {}
+    async def complete(self, p: PreparedChat) -> ChatCompletion:
+        g = p.generation
         try:
-            async for event in p.events:
-                parser = p.parsers[event.index]
-                outputs[event.index].add(parser.feed(event.text))
+            async for choice, event in g.events():
+                choice.output.add(choice.parser.feed(event.text))
                 if isinstance(event, FinishEvent):
-                    finishes[event.index] = event
-                    outputs[event.index].add(parser.finish())
-                else:
-                    logprobs[event.index].extend(chat_logprobs(event))
+                    choice.output.add(choice.parser.finish())
+                elif g.logprobs:
+                    choice.logprobs.extend(token_logprobs(event))
         finally:
-            self._close(p, finishes)
-        choices = [
-            ChatChoice(
-                index=i,
-                message=ChatCompletionMessage(
-                    content=out.text(), reasoning_content=out.reasoning_text(), tool_calls=out.tool_calls()
-                ),
-                finish_reason=finish_reason(finishes[i].reason, bool(out.calls)),
-                logprobs=ChoiceLogprobs(content=logprobs[i]) if p.logprobs else None,
-            )
-            for i, out in enumerate(outputs)
-        ]
-        return ChatCompletion(id=p.id, created=p.created, model=p.model, choices=choices, usage=usage_of(finishes))
+            g.close()
+        choices = [_chat_choice(choice, g.logprobs) for choice in g.choices]
+        return ChatCompletion(id=g.id, created=g.created, model=g.model, choices=choices, usage=g.usage())
 
-    async def stream(self, p: _Prepared) -> AsyncIterator[ChatCompletionChunk]:
+    async def stream(self, p: PreparedChat) -> AsyncIterator[ChatCompletionChunk]:
+        g = p.generation
+
         def chunk(index: int, delta: ChatDelta, finish: str | None = None, lp: list[TokenLogprob] | None = None):
             logprobs = ChoiceLogprobs(content=lp) if lp is not None else None
             choice = ChatChunkChoice(index=index, delta=delta, finish_reason=finish, logprobs=logprobs)
-            return ChatCompletionChunk(id=p.id, created=p.created, model=p.model, choices=[choice])
+            return ChatCompletionChunk(id=g.id, created=g.created, model=g.model, choices=[choice])
 
-        def as_delta(deltas: list[ParsedDelta]) -> ChatDelta | None:
-            merged = merge(deltas)
-            if not merged:
-                return None
-            return ChatDelta(
-                content=merged.content or None,
-                reasoning_content=merged.reasoning or None,
-                tool_calls=chunk_tool_calls(merged.tool_calls),
-            )
-
-        finishes: dict[int, FinishEvent] = {}
-        called: set[int] = set()
         try:
-            for index in range(p.n):
-                yield chunk(index, ChatDelta(role="assistant", content=""))
-            async for event in p.events:
-                parser = p.parsers[event.index]
-                deltas = parser.feed(event.text)
+            for choice in g.choices:
+                yield chunk(choice.index, ChatDelta(role="assistant", content=""))
+            async for choice, event in g.events():
+                deltas = choice.parser.feed(event.text)
                 if isinstance(event, FinishEvent):
-                    finishes[event.index] = event
                     raise_for_finish(event)
-                    deltas += parser.finish()
-                lp = chat_logprobs(event) if p.logprobs and isinstance(event, TokenEvent) else None
-                if any(delta.tool_calls for delta in deltas):
-                    called.add(event.index)
-                delta = as_delta(deltas)
+                    deltas += choice.parser.finish()
+                lp = token_logprobs(event) if g.logprobs and not isinstance(event, FinishEvent) else None
+                choice.output.add(deltas)
+                delta = _as_delta(deltas)
                 if delta is not None or lp:
-                    yield chunk(event.index, delta or ChatDelta(content=""), lp=lp)
+                    yield chunk(choice.index, delta or ChatDelta(content=""), lp=lp)
                 if isinstance(event, FinishEvent):
-                    yield chunk(event.index, ChatDelta(), finish=finish_reason(event.reason, event.index in called))
+                    finish = finish_reason(event.reason, bool(choice.output.calls))
+                    yield chunk(choice.index, ChatDelta(), finish=finish)
             if p.include_usage:
-                yield ChatCompletionChunk(
-                    id=p.id, created=p.created, model=p.model, choices=[], usage=usage_of(finishes)
-                )
+                yield ChatCompletionChunk(id=g.id, created=g.created, model=g.model, choices=[], usage=g.usage())
         finally:
-            self._close(p, finishes)
-
-    def _close(self, p: _Prepared, finishes: dict[int, FinishEvent]) -> None:
-        """Always runs: aborts what did not finish (client gone) and logs the outcome once."""
-        p.events.close()
-        log_outcome(p.id, p.model, p.n, finishes, p.started)
+            g.close()

@@ -1,27 +1,21 @@
-"""Media content parts of chat and responses requests: recognised, checked against what the model takes,
-then fetched and decoded off the event loop, in parallel, within the request's limits.
-
-Content parts accepted (OpenAI's, plus the ``audio_url``/``video_url`` extensions):
-``{"type": "image_url", "image_url": {"url"}}``, ``{"type": "input_image", "image_url": "..."}``,
-``{"type": "input_audio", "input_audio": {"data": base64, "format"}}``, ``{"type": "audio_url",
-"audio_url": {"url"}}`` and ``{"type": "video_url", "video_url": {"url", "num_frames", "fps"}}``.
-"""
+"""A request's media, fetched and decoded off the event loop, in parallel, within the request's limits:
+each ``MediaRef`` becomes a PIL image, float32 audio samples or video frames (``MediaInputs``)."""
 
 from __future__ import annotations
 
 import asyncio
 import base64
 import binascii
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal, cast
+from typing import Any, Literal
 
 import structlog
 
-from app.engine.types import MediaInputs, MediaRenderer, ModelInfo, ServingModel
+from app.engine.types import MediaInputs, ModelInfo
 from app.errors import HfServeError, InvalidRequest, PayloadTooLarge
 from app.media.audio import check_format, decode_audio
-from app.media.errors import MediaError
+from app.media.failures import MediaError
 from app.media.fetch import load_url
 from app.media.image import decode_image
 from app.media.limits import Budget, FetchPolicy, MediaLimits
@@ -30,14 +24,6 @@ from app.observability.telemetry import media_span
 
 log = structlog.get_logger(__name__)
 Kind = Literal["image", "audio", "video"]
-_KINDS: dict[str, Kind] = {
-    "image_url": "image",
-    "input_image": "image",
-    "image": "image",
-    "input_audio": "audio",
-    "audio_url": "audio",
-    "video_url": "video",
-}
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,7 +36,8 @@ class MediaConfig:
 
 @dataclass(frozen=True, slots=True)
 class MediaRef:
-    """One media content part, as found in the request; ``param`` names it in errors."""
+    """One media content part of a request, as recognised (``chat_messages.media_ref``); ``param`` names it
+    in errors."""
 
     kind: Kind
     part_type: str
@@ -60,62 +47,6 @@ class MediaRef:
     format: str | None = None
     num_frames: int | None = None
     fps: float | None = None
-
-
-def _url_of(value: Any) -> str | None:
-    if isinstance(value, str):
-        return value
-    if isinstance(value, Mapping) and isinstance(value.get("url"), str):
-        return value["url"]
-    return None
-
-
-def _positive(value: Any, name: str, param: str) -> Any:
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
-        raise InvalidRequest(f"{name} must be a positive number.", param=f"{param}.{name}")
-    return value
-
-
-def media_ref(part: Mapping[str, Any], param: str) -> MediaRef | None:
-    """The media a content part refers to, or None when the part is not a media part."""
-    part_type = str(part.get("type"))
-    kind = _KINDS.get(part_type)
-    if kind is None:
-        return None
-    if part_type == "input_audio":
-        audio = part.get("input_audio")
-        if not isinstance(audio, Mapping) or not isinstance(audio.get("data"), str):
-            raise InvalidRequest("input_audio needs `data` (base64 audio).", param=f"{param}.input_audio.data")
-        fmt = audio.get("format")
-        return MediaRef(kind, part_type, param, data=audio["data"], format=fmt if isinstance(fmt, str) else None)
-    if part_type == "input_image" and part.get("file_id") and not part.get("image_url"):
-        raise InvalidRequest("input_image by file_id is not supported; send image_url.", param=f"{param}.file_id")
-    value = part.get(part_type if part_type != "input_image" else "image_url")
-    url = _url_of(value)
-    if not url:
-        raise InvalidRequest(f"Content of type `{part_type}` needs a URL.", param=param)
-    options = value if isinstance(value, Mapping) else {}
-    num_frames = _positive(options.get("num_frames"), "num_frames", f"{param}.{part_type}")
-    fps = _positive(options.get("fps"), "fps", f"{param}.{part_type}")
-    return MediaRef(kind, part_type, param, url=url, num_frames=num_frames, fps=fps)
-
-
-def check_supported(refs: Sequence[MediaRef], info: ModelInfo, limits: MediaLimits) -> None:
-    """A model that cannot take a modality answers 400 naming the part: never a silent drop."""
-    for ref in refs:
-        if ref.kind not in info.modalities:
-            takes = ", ".join(sorted(info.modalities))
-            raise InvalidRequest(
-                f"The model `{info.name}` does not take {ref.kind} input (it takes {takes}); content of type "
-                f"`{ref.part_type}` is not supported.",
-                param=ref.param,
-            )
-    if len(refs) > limits.max_parts:
-        raise InvalidRequest(
-            f"At most {limits.max_parts} media parts per request (--max-media-per-request).", param=refs[-1].param
-        )
 
 
 def _http_error(exc: MediaError, param: str) -> HfServeError:
@@ -220,50 +151,3 @@ async def load_media(refs: Sequence[MediaRef], info: ModelInfo, config: MediaCon
             if value.audio is not None:
                 media.video_audios.append(value.audio)
     return media
-
-
-def media_part(part: Any, param: str) -> MediaRef | None:
-    """The media of a content part (a wire model or a dict); a part may carry a ``MediaRef`` already."""
-    ref = getattr(part, "media", None) if not isinstance(part, Mapping) else part.get("media")
-    if isinstance(ref, MediaRef):
-        return ref
-    data = part if isinstance(part, Mapping) else part.model_dump(exclude_none=True)
-    return media_ref(data, param)
-
-
-def take_media(messages: list[dict[str, Any]]) -> list[MediaRef]:
-    """The media parts of template messages, in prompt order; each part keeps only its ``type``."""
-    refs = []
-    for message in messages:
-        content = message.get("content")
-        if not isinstance(content, list):
-            continue
-        for part in content:
-            ref = part.pop("media", None) if isinstance(part, dict) else None
-            if isinstance(ref, MediaRef):
-                refs.append(ref)
-    return refs
-
-
-async def encode_prompt(
-    model: ServingModel,
-    messages: list[dict[str, Any]],
-    config: MediaConfig,
-    *,
-    tools: list[dict[str, Any]] | None,
-    template_kwargs: dict[str, Any],
-) -> tuple[list[int], Mapping[str, Any] | None]:
-    """Prompt ids (and media inputs) for a chat: media are checked, fetched and decoded first."""
-    refs = take_media(messages)
-    if not refs:
-        ids = await asyncio.to_thread(
-            model.renderer.encode_chat, messages, tools=tools, template_kwargs=template_kwargs
-        )
-        return ids, None
-    check_supported(refs, model.info, config.limits)
-    media = await load_media(refs, model.info, config)
-    renderer = cast(MediaRenderer, model.renderer)
-    encoded = await asyncio.to_thread(
-        renderer.encode_chat_media, messages, media, tools=tools, template_kwargs=template_kwargs
-    )
-    return encoded.ids, encoded.inputs

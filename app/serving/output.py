@@ -130,10 +130,12 @@ class ChoiceOutput:
     content: list[str] = field(default_factory=list)
     reasoning: list[str] = field(default_factory=list)
     calls: dict[int, dict[str, Any]] = field(default_factory=dict)
+    length: int = 0  # characters of content so far
 
     def add(self, deltas: list[ParsedDelta]) -> None:
         for delta in deltas:
             self.content.append(delta.content)
+            self.length += len(delta.content)
             self.reasoning.append(delta.reasoning)
             for call in delta.tool_calls:
                 entry = self.calls.setdefault(

@@ -10,11 +10,29 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from app.engine.types import ModelInfo, SamplingParams
 from app.errors import InvalidRequest, PromptTooLong
-from app.protocol.generation import GenerationConfigOverrides
+from app.protocol.generation_config import GenerationConfigOverrides
+
+# Request fields that feed ``to_sampling_params`` under the same name on every endpoint.
+SAMPLING_FIELDS = frozenset(
+    {
+        "temperature",
+        "top_p",
+        "top_k",
+        "min_p",
+        "presence_penalty",
+        "frequency_penalty",
+        "repetition_penalty",
+        "logit_bias",
+        "stop",
+        "seed",
+        "generation_config",
+        "n",
+    }
+)
 
 # generation_config fields we honour, and the request field each one maps to.
 _GENERATION_FIELDS = {
@@ -51,6 +69,14 @@ def parse_generation_config(value: str | Mapping[str, Any] | None) -> dict[str, 
             message = f"generation_config.{field}: {first['msg']}. Supported fields: {supported}."
         raise InvalidRequest(message, param="generation_config") from exc
     return {_GENERATION_FIELDS[key]: val for key, val in overrides.model_dump(exclude_none=True).items()}
+
+
+def sampling_fields(req: BaseModel, *, max_tokens: int | None, logprobs: int | None) -> dict[str, Any]:
+    """The sampling fields a request set, plus the two each endpoint names its own way: ``max_tokens``, and
+    ``logprobs`` in the engine's meaning (None for none, else how many top alternatives per token)."""
+    fields = req.model_dump(include=set(SAMPLING_FIELDS), exclude_none=True)
+    fields["max_tokens"], fields["logprobs"] = max_tokens, logprobs
+    return fields
 
 
 def _stop_list(stop: Any) -> tuple[str, ...]:

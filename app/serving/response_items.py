@@ -17,8 +17,7 @@ from app.protocol.responses import (
     ReasoningItem,
     ReasoningText,
 )
-from app.serving.chat import to_template_messages
-from app.serving.media import media_part
+from app.serving.chat_messages import ChatPrompt, is_media_part, to_template_messages
 
 _TEXT_PARTS = {"input_text", "output_text", "text", "summary_text", "reasoning_text"}
 
@@ -48,14 +47,13 @@ def _text(content: str | list[InputContentPart], param: str) -> str:
 
 
 def _content(content: str | list[InputContentPart], param: str) -> str | list[ContentPart]:
-    """A message's content: text joined, or, with media parts, chat content parts carrying their media."""
-    if isinstance(content, str) or not any(media_part(p, f"{param}[{j}]") for j, p in enumerate(content)):
+    """A message's content: text joined, or, with media parts, chat content parts (media parts as sent)."""
+    if isinstance(content, str) or not any(is_media_part(part.type) for part in content):
         return _text(content, param)
     parts = []
     for j, part in enumerate(content):
-        ref = media_part(part, f"{param}[{j}]")
-        if ref is not None:
-            parts.append(ContentPart(type=ref.kind, media=ref))
+        if is_media_part(part.type):
+            parts.append(ContentPart.model_validate(part.model_dump(exclude_none=True)))
         elif part.type in _TEXT_PARTS and part.text is not None:
             parts.append(ContentPart(type="text", text=part.text))
         else:
@@ -68,11 +66,12 @@ def _reasoning_text(item: ReasoningItem) -> str:
     return "\n".join(part.text for part in parts)
 
 
-def to_chat_messages(instructions: str | None, items: list[InputItem]) -> list[dict[str, Any]]:
+def to_chat_messages(instructions: str | None, items: list[InputItem]) -> ChatPrompt:
     """The conversation as the chat template sees it: an assistant turn's reasoning, text and function
     calls become one assistant message (``reasoning_content``, ``content``, ``tool_calls``), and each
     ``function_call_output`` a ``tool`` message."""
     messages: list[ChatMessage] = []
+    content_params: dict[int, str] = {}  # a media part's error names its input item
     if instructions:
         messages.append(ChatMessage(role="system", content=instructions))
     reasoning: str | None = None  # waits for the assistant message it belongs to
@@ -95,6 +94,7 @@ def to_chat_messages(instructions: str | None, items: list[InputItem]) -> list[d
                 turn = assistant_turn()
                 turn.content = f"{turn.content}{text}" if turn.content else text
             else:
+                content_params[len(messages)] = f"input[{i}].content"
                 messages.append(ChatMessage(role=item.role, content=_content(item.content, f"input[{i}].content")))
         elif isinstance(item, FunctionCallItem):
             call_names[item.call_id] = item.name
@@ -119,7 +119,7 @@ def to_chat_messages(instructions: str | None, items: list[InputItem]) -> list[d
             )
     if reasoning is not None:  # reasoning with no answer after it still reaches the template
         messages.append(ChatMessage(role="assistant", content="", reasoning_content=reasoning))
-    return to_template_messages(messages)
+    return to_template_messages(messages, content_params)
 
 
 def chat_tools(tools: list[dict[str, Any]] | None) -> list[dict[str, Any]] | None:

@@ -1,17 +1,15 @@
-"""Responses API: items → chat template → engine (the chat path) → output items and stream events."""
+"""Responses API: items → chat-template messages, described for the prepare path; then its run loop:
+events → output items and stream events."""
 
 from __future__ import annotations
 
-import time
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import suppress
 from dataclasses import dataclass, field
 
-from app.engine.types import EventStream, FinishEvent, GenerationRequest, TokenEvent
+from app.engine.types import FinishEvent, TokenEvent
 from app.errors import HfServeError, InvalidRequest, NotFound, UnsupportedParameter
-from app.models.registry import ModelRegistry
-from app.parsers.base import OutputParser
 from app.protocol.response_objects import (
     OutputTokensDetails,
     ResponseDeleted,
@@ -21,9 +19,10 @@ from app.protocol.response_objects import (
     ResponseUsage,
 )
 from app.protocol.responses import InputItem, ResponseRequest
-from app.serving.generation import SAMPLING_FIELDS, chat_logprobs, log_outcome, raise_for_finish
-from app.serving.media import MediaConfig
-from app.serving.prompting import ChatDefaults, check_tool_choice, render_chat
+from app.serving.logprobs import token_logprobs
+from app.serving.outcome import raise_for_finish
+from app.serving.params import sampling_fields
+from app.serving.prepare import ChatInput, GenerationSpec, PreparedGeneration, Preparer, check_tool_choice
 from app.serving.response_events import ResponseBuilder
 from app.serving.response_items import as_input_item, chat_tools, input_items, to_chat_messages
 from app.serving.response_store import ResponseStore
@@ -52,26 +51,43 @@ def reject_unsupported(req: ResponseRequest) -> None:
 
 
 @dataclass(slots=True)
-class _Prepared:
+class PreparedResponse:
+    generation: PreparedGeneration  # one choice
     response: ResponseObject  # in progress; the builder fills in output, status and usage
     conversation: list[InputItem]  # what is stored for a follow-up's previous_response_id
-    events: EventStream
-    parser: OutputParser
-    logprobs: bool
-    started: float
     failure: HfServeError | None = None
-    finish: FinishEvent | None = None
     reasoning_tokens: int = field(default=0)
 
 
+def _response_object(req: ResponseRequest, generation: PreparedGeneration) -> ResponseObject:
+    """The response as it starts: in progress, echoing what the request set."""
+    return ResponseObject(
+        id=generation.id,
+        created_at=generation.created,
+        status="in_progress",
+        model=generation.model,
+        instructions=req.instructions,
+        max_output_tokens=req.max_output_tokens,
+        previous_response_id=req.previous_response_id,
+        parallel_tool_calls=req.parallel_tool_calls is not False,
+        tool_choice=req.tool_choice or "auto",
+        tools=req.tools or [],
+        temperature=generation.params.temperature,
+        top_p=generation.params.top_p,
+        top_logprobs=req.top_logprobs,
+        reasoning=req.reasoning.model_dump(exclude_none=True) if req.reasoning else None,
+        text=req.text.model_dump(exclude_none=True) if req.text else {"format": {"type": "text"}},
+        truncation=req.truncation or "disabled",
+        store=req.store,
+        metadata=req.metadata or {},
+        user=req.user,
+    )
+
+
 class ResponsesService:
-    def __init__(
-        self, registry: ModelRegistry, defaults: ChatDefaults, store: ResponseStore, media: MediaConfig | None = None
-    ) -> None:
-        self._registry = registry
-        self._defaults = defaults
+    def __init__(self, preparer: Preparer, store: ResponseStore) -> None:
+        self._preparer = preparer
         self._store = store
-        self._media = media or MediaConfig()
 
     # Stored responses
 
@@ -98,80 +114,54 @@ class ResponsesService:
 
     # Generation
 
-    async def prepare(self, req: ResponseRequest) -> _Prepared:
+    def _spec(self, req: ResponseRequest, conversation: list[InputItem]) -> GenerationSpec:
+        prompt = to_chat_messages(req.instructions, conversation)
+        if not any(m["role"] != "system" for m in prompt.messages):
+            raise InvalidRequest("input has no message for the model to answer.", param="input")
+        chat = ChatInput(
+            prompt,
+            tools=chat_tools(req.tools),
+            tool_choice=req.tool_choice,
+            parallel_tool_calls=req.parallel_tool_calls is not False,
+            template_kwargs=req.chat_template_kwargs,
+        )
+        logprobs = LOGPROBS_INCLUDE in (req.include or []) or req.top_logprobs is not None
+        fields = sampling_fields(
+            req, max_tokens=req.max_output_tokens, logprobs=(req.top_logprobs or 0) if logprobs else None
+        )
+        grammar = text_format_grammar(req.text.format.model_dump()) if req.text else None
+        return GenerationSpec(f"resp_{uuid.uuid4().hex}", req.model, chat, fields, grammar)
+
+    async def prepare(self, req: ResponseRequest) -> PreparedResponse:
         """Validate, template, tokenize and admit to the engine; raises before any response is sent."""
         reject_unsupported(req)
         conversation = [*self._history(req), *input_items(req.input)]
-        messages = to_chat_messages(req.instructions, conversation)
-        if not any(m["role"] != "system" for m in messages):
-            raise InvalidRequest("input has no message for the model to answer.", param="input")
-        format_grammar = text_format_grammar(req.text.format.model_dump()) if req.text else None
-        logprobs = LOGPROBS_INCLUDE in (req.include or []) or req.top_logprobs is not None
-        ref = self._registry.resolve(req.model)
-        async with self._registry.lease(ref) as model:
-            rendered = await render_chat(
-                model,
-                messages,
-                tools=chat_tools(req.tools),
-                tool_choice=req.tool_choice,
-                parallel_tool_calls=req.parallel_tool_calls is not False,
-                chat_template_kwargs=req.chat_template_kwargs,
-                defaults=self._defaults,
-                format_grammar=format_grammar,
-                media=self._media,
-            )
-            fields = req.model_dump(include=set(SAMPLING_FIELDS), exclude_none=True)
-            fields["max_tokens"] = req.max_output_tokens
-            fields["logprobs"] = (req.top_logprobs or 0) if logprobs else None
-            params = rendered.sampling(fields, model.info, self._defaults.default_seed)
-            response = ResponseObject(
-                id=f"resp_{uuid.uuid4().hex}",
-                created_at=int(time.time()),
-                status="in_progress",
-                model=model.info.name,
-                instructions=req.instructions,
-                max_output_tokens=req.max_output_tokens,
-                previous_response_id=req.previous_response_id,
-                parallel_tool_calls=req.parallel_tool_calls is not False,
-                tool_choice=req.tool_choice or "auto",
-                tools=req.tools or [],
-                temperature=params.temperature,
-                top_p=params.top_p,
-                top_logprobs=req.top_logprobs,
-                reasoning=req.reasoning.model_dump(exclude_none=True) if req.reasoning else None,
-                text=req.text.model_dump(exclude_none=True) if req.text else {"format": {"type": "text"}},
-                truncation=req.truncation or "disabled",
-                store=req.store,
-                metadata=req.metadata or {},
-                user=req.user,
-            )
-            request = GenerationRequest(response.id, rendered.prompt, params, inputs=rendered.inputs)
-            events = model.engine.generate(request)  # admission: may 429
-        return _Prepared(response, conversation, events, rendered.plan.parser(), logprobs, time.monotonic())
+        generation = await self._preparer.prepare(self._spec(req, conversation))
+        return PreparedResponse(generation, _response_object(req, generation), conversation)
 
-    async def complete(self, p: _Prepared) -> ResponseObject:
+    async def complete(self, p: PreparedResponse) -> ResponseObject:
         async for _ in self._run(p):
             pass
         if p.failure is not None:
             raise p.failure
         return p.response
 
-    def stream(self, p: _Prepared) -> AsyncIterator[ResponseEvent]:
+    def stream(self, p: PreparedResponse) -> AsyncIterator[ResponseEvent]:
         return self._run(p)
 
-    async def _run(self, p: _Prepared) -> AsyncIterator[ResponseEvent]:
-        builder = ResponseBuilder(p.response, logprobs=p.logprobs)
+    async def _run(self, p: PreparedResponse) -> AsyncIterator[ResponseEvent]:
+        g = p.generation
+        builder = ResponseBuilder(p.response, logprobs=g.logprobs)
         try:
             for event in builder.start():
                 yield event
-            async for engine_event in p.events:
-                deltas = p.parser.feed(engine_event.text)
+            async for choice, engine_event in g.events():
+                deltas = choice.parser.feed(engine_event.text)
                 if isinstance(engine_event, FinishEvent):
-                    p.finish = engine_event
-                    deltas += p.parser.finish()
+                    deltas += choice.parser.finish()
                     logprobs = None
                 elif isinstance(engine_event, TokenEvent):
-                    logprobs = chat_logprobs(engine_event) if p.logprobs else None
+                    logprobs = token_logprobs(engine_event) if g.logprobs else None
                     if any(delta.reasoning for delta in deltas):
                         p.reasoning_tokens += len(engine_event.token_ids)
                 for event in builder.add(deltas, logprobs):
@@ -179,13 +169,11 @@ class ResponsesService:
             for event in self._finish(p, builder):
                 yield event
         finally:
-            p.events.close()
             with suppress(HfServeError):  # an engine failure was already turned into response.failed
-                finishes = {0: p.finish} if p.finish else {}
-                log_outcome(p.response.id, p.response.model, 1, finishes, p.started)
+                g.close()
 
-    def _finish(self, p: _Prepared, builder: ResponseBuilder) -> list[ResponseEvent]:
-        finish = p.finish
+    def _finish(self, p: PreparedResponse, builder: ResponseBuilder) -> list[ResponseEvent]:
+        finish = p.generation.choices[0].finish
         assert finish is not None, "the engine stream ended without a finish event"
         usage = ResponseUsage(
             input_tokens=finish.prompt_tokens,

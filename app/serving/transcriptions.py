@@ -24,7 +24,7 @@ from app.engine.types import (
 )
 from app.errors import HfServeError, InvalidRequest, PayloadTooLarge, UnsupportedParameter
 from app.media.audio import decode_audio, split_audio
-from app.media.errors import MediaError
+from app.media.failures import MediaError
 from app.models.registry import ModelRegistry
 from app.observability.telemetry import media_span
 from app.protocol.audio import (
@@ -36,8 +36,8 @@ from app.protocol.audio import (
     TranscriptTextDelta,
     TranscriptTextDone,
 )
-from app.serving.generation import raise_for_finish
 from app.serving.media import MediaConfig
+from app.serving.outcome import raise_for_finish
 
 log = structlog.get_logger(__name__)
 SPEECH_TASK = "speech-to-text"

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from app.media.audio import check_format, decode_audio, sniff_audio_format, split_audio
-from app.media.errors import MediaError
+from app.media.failures import MediaError
 from app.media.image import decode_image
 from app.media.video import VideoRequest, decode_video, scaled_size
 from tests.support.media import png, requires_ffmpeg, sine, video

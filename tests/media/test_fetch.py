@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from app.media.errors import MediaError
+from app.media.failures import MediaError
 from app.media.fetch import is_public, load_url, parse_data_url, resolve_checked
 from app.media.limits import FetchPolicy
 from tests.support.media import MediaServer, data_url, media_server, png

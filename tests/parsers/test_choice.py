@@ -8,7 +8,7 @@ import pytest
 
 from app.demo.canned_chats import CANNED_CHATS, WEATHER_TOOL, render_completion
 from app.parsers.base import ParsedDelta
-from app.parsers.choice import ChoiceParser, make_choice_parser
+from app.parsers.choice import ChoiceParser
 from app.parsers.reasoning import GEMMA4, THINK, ReasoningParser
 from app.parsers.tools.gemma4 import Gemma4ToolParser
 from app.parsers.tools.hermes import HermesToolParser
@@ -20,7 +20,7 @@ HERMES_THINK_MARKERS = ("<think>", "</think>", "<tool_call>", "</tool_call>")
 @pytest.mark.parametrize("chat", CANNED_CHATS, ids=[chat["name"] for chat in CANNED_CHATS])
 def test_canned_completions_parse_to_their_intended_answer(chat: dict) -> None:
     got = parse_all_ways(
-        lambda: make_choice_parser(THINK, HermesToolParser, chat["tools"]), chat["completion"], HERMES_THINK_MARKERS
+        lambda: ChoiceParser(THINK(), HermesToolParser(chat["tools"])), chat["completion"], HERMES_THINK_MARKERS
     )
     assert got.content == chat["content"]
     assert got.reasoning == (chat["reasoning"] or "")
@@ -42,13 +42,13 @@ def test_reasoning_then_content_then_calls() -> None:
 
 def test_inside_mode_with_a_call() -> None:
     text = 'plan it\n</think>\n\n<tool_call>\n{"name": "get_weather", "arguments": {"location": "Rome"}}\n</tool_call>'
-    got = parse_all_ways(lambda: make_choice_parser(THINK, HermesToolParser, [WEATHER_TOOL], inside=True), text)
+    got = parse_all_ways(lambda: ChoiceParser(THINK(inside=True), HermesToolParser([WEATHER_TOOL])), text)
     assert got == Outcome(reasoning="plan it", calls=[("get_weather", '{"location": "Rome"}')])
 
 
 def test_gemma4_thinking_and_call() -> None:
     text = '<|channel>thought\nNeed weather.<channel|><|tool_call>call:get_weather{location:<|"|>Oslo<|"|>}<tool_call|>'
-    got = parse_all_ways(lambda: make_choice_parser(GEMMA4, Gemma4ToolParser, [WEATHER_TOOL]), text)
+    got = parse_all_ways(lambda: ChoiceParser(GEMMA4(), Gemma4ToolParser([WEATHER_TOOL])), text)
     assert got == Outcome(reasoning="Need weather.", calls=[("get_weather", '{"location": "Oslo"}')])
 
 
@@ -60,7 +60,7 @@ def test_order_of_deltas_is_kept() -> None:
     assert kinds == ["reasoning", "content", "tools"]
 
 
-@pytest.mark.parametrize("parser", [ChoiceParser(), make_choice_parser()])
+@pytest.mark.parametrize("parser", [ChoiceParser(), ChoiceParser(None, None)])
 def test_without_stages_it_is_plain_text(parser: ChoiceParser) -> None:
     assert parser.feed("<think>a</think><tool_call>") == [ParsedDelta(content="<think>a</think><tool_call>")]
     assert parser.feed("") == []

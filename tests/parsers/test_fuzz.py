@@ -10,7 +10,7 @@ import pytest
 
 from app.parsers.base import OutputParser
 from app.parsers.choice import ChoiceParser
-from app.parsers.reasoning import GemmaChannelParser, ReasoningParser
+from app.parsers.reasoning import GEMMA4, ReasoningParser
 from app.parsers.tools.gemma4 import Gemma4ToolParser
 from app.parsers.tools.hermes import HermesToolParser
 from app.parsers.tools.llama3 import Llama3JsonToolParser
@@ -24,7 +24,7 @@ COMMON = [" ", "\n", "a", "hi", "{", "}", "[", "]", '"', ":", ",", "\\", "1", "t
 FAMILIES: dict[str, tuple[list[str], Callable[[], OutputParser]]] = {
     "think": (["<think>", "</think>", "<th", "</thi"], ReasoningParser),
     "think-inside": (["<think>", "</think>", "</th"], lambda: ReasoningParser(inside=True)),
-    "gemma-channel": (["<|channel>", "<channel|>", "thought", "thought\n"], GemmaChannelParser),
+    "gemma-channel": (["<|channel>", "<channel|>", "thought", "thought\n"], GEMMA4),
     "hermes": (
         ["<think>", "</think>", "<tool_call>", "</tool_call>", "<tool_", '{"name": "f", "arguments": {', '"name"'],
         lambda: ChoiceParser(ReasoningParser(), HermesToolParser(TOOLS)),

@@ -5,13 +5,7 @@ from __future__ import annotations
 import pytest
 
 from app.parsers.base import ParsedDelta
-from app.parsers.reasoning import (
-    GEMMA4,
-    THINK,
-    GemmaChannelParser,
-    ReasoningParser,
-    make_reasoning_parser,
-)
+from app.parsers.reasoning import GEMMA4, THINK, ReasoningParser
 from tests.parsers.helpers import Outcome, parse_all_ways
 
 THINK_MARKERS = ("<think>", "</think>")
@@ -112,11 +106,11 @@ def test_empty_delimiters_are_rejected() -> None:
     ],
 )
 def test_gemma4_channel(text: str, reasoning: str, content: str) -> None:
-    assert parse_all_ways(GemmaChannelParser, text, GEMMA_MARKERS) == Outcome(content=content, reasoning=reasoning)
+    assert parse_all_ways(GEMMA4, text, GEMMA_MARKERS) == Outcome(content=content, reasoning=reasoning)
 
 
 def test_gemma4_channel_label_split_across_pieces() -> None:
-    parser = GemmaChannelParser()
+    parser = GEMMA4()
     assert parser.feed("<|chan") == []
     assert parser.feed("nel>thou") == []
     assert parser.feed("ght") == []
@@ -125,8 +119,9 @@ def test_gemma4_channel_label_split_across_pieces() -> None:
 
 
 def test_factory_and_formats() -> None:
-    assert type(make_reasoning_parser("<|channel>", "<channel|>")) is GemmaChannelParser
-    parser = make_reasoning_parser(inside=True)
+    gemma = GEMMA4()
+    assert (gemma.start, gemma.end, gemma.label) == ("<|channel>", "<channel|>", "thought\n")
+    parser = THINK(inside=True)
     assert type(parser) is ReasoningParser and (parser.start, parser.end) == ("<think>", "</think>")
     assert THINK.markers == ("<think>", "</think>") and GEMMA4.markers == ("<|channel>", "<channel|>")
     assert parse_all_ways(lambda: THINK(inside=True), "r</think>c") == Outcome(content="c", reasoning="r")

@@ -8,11 +8,11 @@ from app.demo.chat_template import CHAT_TEMPLATE
 from app.demo.tokenizer import SPECIAL_TOKENS, TEXT_ADDED_TOKENS
 from app.parsers.reasoning import GEMMA4, THINK
 from app.parsers.registry import (
+    REASONING_PARSERS,
+    TOOL_PARSERS,
     ParserRegistry,
-    reasoning_parser_names,
     select_reasoning_parser,
     select_tool_parser,
-    tool_parser_names,
 )
 from app.parsers.tools.gemma4 import Gemma4ToolParser
 from app.parsers.tools.hermes import HermesToolParser
@@ -27,8 +27,8 @@ GEMMA4_TOKENS = frozenset({"<|turn>", "<turn|>", "<|tool_call>", "<tool_call|>",
 
 
 def test_names() -> None:
-    assert tool_parser_names() == ("qwen3_coder", "hermes", "mistral", "llama3_json", "gemma4")
-    assert reasoning_parser_names() == ("think", "gemma4")
+    assert TOOL_PARSERS.names() == ("qwen3_coder", "hermes", "mistral", "llama3_json", "gemma4")
+    assert REASONING_PARSERS.names() == ("think", "gemma4")
 
 
 @pytest.mark.parametrize(
@@ -81,14 +81,14 @@ def test_override_wins_over_detection() -> None:
     assert select_tool_parser(qwen, "qwen3_xml") is Qwen3CoderToolParser
     assert select_tool_parser(ModelTraits(), "gemma4") is Gemma4ToolParser
     assert select_tool_parser(qwen, None) is HermesToolParser
-    assert select_reasoning_parser(ModelTraits(), "deepseek_r1") is THINK
+    assert REASONING_PARSERS.get("deepseek_r1") is THINK
 
 
 def test_unknown_override_lists_the_known_names() -> None:
     with pytest.raises(ValueError, match=r"unknown tool-call parser 'nope'; known: qwen3_coder, hermes, mistral"):
         select_tool_parser(ModelTraits(), "nope")
     with pytest.raises(ValueError, match=r"unknown reasoning parser 'x'; known: think, gemma4"):
-        select_reasoning_parser(ModelTraits(), "x")
+        REASONING_PARSERS.get("x")
 
 
 def test_registry_rejects_duplicate_names() -> None:
@@ -100,6 +100,6 @@ def test_registry_rejects_duplicate_names() -> None:
 
 
 def test_every_tool_parser_declares_its_markers() -> None:
-    for name in tool_parser_names():
+    for name in TOOL_PARSERS.names():
         factory = select_tool_parser(ModelTraits(), name)
         assert factory is not None and factory.name == name and factory.markers

@@ -222,12 +222,3 @@ def test_completion_serialisation_omits_unset_optionals() -> None:
 def test_response_models_forbid_unknown_fields() -> None:
     with pytest.raises(ValidationError):
         ChatDelta(content="x", unknown=1)  # type: ignore[call-arg]
-
-
-def test_load_progress_always_carries_current_and_total() -> None:
-    from app.protocol.models import LoadModelEvent, LoadProgress
-
-    event = LoadModelEvent(
-        status="loading", model="m@main", stage="download", progress=LoadProgress(current=0, total=None)
-    )
-    assert json.loads(event.model_dump_json(exclude_none=True))["progress"] == {"current": 0, "total": None}

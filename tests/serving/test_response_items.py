@@ -22,11 +22,11 @@ ITEMS = TypeAdapter(list[InputItem])
 
 
 def _messages(items: list[dict[str, Any]], instructions: str | None = None) -> list[dict[str, Any]]:
-    return to_chat_messages(instructions, ITEMS.validate_python(items))
+    return to_chat_messages(instructions, ITEMS.validate_python(items)).messages
 
 
 def test_a_string_is_one_user_message() -> None:
-    assert to_chat_messages("Be brief.", input_items("Hi")) == [
+    assert to_chat_messages("Be brief.", input_items("Hi")).messages == [
         {"role": "system", "content": "Be brief."},
         {"role": "user", "content": "Hi"},
     ]
@@ -106,7 +106,7 @@ def test_output_items_round_trip_into_the_same_messages() -> None:
         FunctionCallOutput(id="fc_1", status="completed", call_id="c1", name="f", arguments='{"a": 1}'),
     ]
     items = [*input_items("go"), *(as_input_item(o) for o in outputs)]
-    assert to_chat_messages(None, items)[1] == {
+    assert to_chat_messages(None, items).messages[1] == {
         "role": "assistant",
         "content": "Sure.",
         "reasoning_content": "hmm",

@@ -3,38 +3,16 @@ failures become ``response.failed``, reasoning tokens are counted, and what is s
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-
 import pytest
 
 from app.engine.types import EngineEvent, FinishEvent, TokenEvent
 from app.errors import EngineFailure
-from app.parsers.base import ParsedDelta, PlainTextParser
+from app.parsers.base import ParsedDelta
 from app.protocol.response_objects import ResponseObject
 from app.protocol.responses import MessageItem
-from app.serving.prompting import ChatDefaults
 from app.serving.response_store import ResponseStore
-from app.serving.responses import ResponsesService, _Prepared
-
-
-class ScriptedEvents:
-    """Plays back engine events as an ``EventStream`` would."""
-
-    def __init__(self, events: Iterable[EngineEvent]) -> None:
-        self._events = iter(events)
-        self.closed = False
-
-    def __aiter__(self) -> ScriptedEvents:
-        return self
-
-    async def __anext__(self) -> EngineEvent:
-        try:
-            return next(self._events)
-        except StopIteration:
-            raise StopAsyncIteration from None
-
-    def close(self) -> None:
-        self.closed = True
+from app.serving.responses import PreparedResponse, ResponsesService
+from tests.serving.scripted import closed, prepared
 
 
 class BracketReasoning:
@@ -59,19 +37,12 @@ class BracketReasoning:
 
 
 def _service(store: ResponseStore) -> ResponsesService:
-    return ResponsesService(registry=None, defaults=ChatDefaults(chat_template_kwargs={}), store=store)  # type: ignore[arg-type]
+    return ResponsesService(preparer=None, store=store)  # type: ignore[arg-type]
 
 
-def _prepared(events: list[EngineEvent], parser=None, store: bool = True) -> _Prepared:  # type: ignore[no-untyped-def]
+def _prepared(events: list[EngineEvent], parser=None, store: bool = True) -> PreparedResponse:  # type: ignore[no-untyped-def]
     response = ResponseObject(id="resp_1", created_at=0, status="in_progress", model="m@main", store=store)
-    return _Prepared(
-        response,
-        [MessageItem(role="user", content="hi")],
-        ScriptedEvents(events),
-        parser or PlainTextParser(),
-        logprobs=False,
-        started=0.0,
-    )
+    return PreparedResponse(prepared(events, parser=parser), response, [MessageItem(role="user", content="hi")])
 
 
 def _token(text: str, n: int = 1) -> TokenEvent:
@@ -90,7 +61,7 @@ async def test_engine_failure_ends_the_stream_with_response_failed() -> None:
     failed = events[-1].response
     assert failed.status == "failed" and failed.error.code == "server_error"
     assert "CUDA out of memory" in failed.error.message
-    assert p.events.closed and store.get("resp_1").response.status == "failed"
+    assert closed(p.generation) and store.get("resp_1").response.status == "failed"
 
 
 async def test_non_stream_failure_raises() -> None:
@@ -102,7 +73,7 @@ async def test_non_stream_failure_raises() -> None:
 async def test_reasoning_tokens_are_counted_by_step() -> None:
     p = _prepared(
         [_token("[th", 2), _token("ink]", 3), _token("Hi", 1), FinishEvent("resp_1", "stop", 4, 6)],
-        parser=BracketReasoning(),
+        parser=BracketReasoning,
     )
     response = await _service(ResponseStore(10, 60)).complete(p)
     assert [item.type for item in response.output] == ["reasoning", "message"]
@@ -122,4 +93,4 @@ async def test_store_false_is_not_stored_and_abandoned_streams_close() -> None:
         if event.type == "response.output_text.delta":
             break
     await stream.aclose()  # the client went away
-    assert p.events.closed and store.get("resp_1") is None
+    assert closed(p.generation) and store.get("resp_1") is None

@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 
 from app.models.cache import generative_models
 from app.models.registry import LoadUpdate, ModelRegistry
-from app.protocol.models import LoadModelEvent, LoadProgress, ModelCard, ModelList
+from app.protocol.model_catalog import LoadModelEvent, LoadProgress, ModelCard, ModelList
 
 
 def _card(model_id: str, created: int) -> ModelCard:
@@ -28,7 +28,7 @@ def _event(update: LoadUpdate) -> LoadModelEvent:
     )
 
 
-class ModelsService:
+class ModelCatalogService:
     def __init__(self, registry: ModelRegistry) -> None:
         self._registry = registry
 

@@ -1,4 +1,4 @@
-"""The response of every generating endpoint: SSE for ``stream: true``, else JSON once complete."""
+"""How every generating endpoint delivers its output: SSE for ``stream: true``, else JSON once complete."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ class GeneratingService(Protocol[PreparedT]):
     def complete(self, prepared: PreparedT) -> Awaitable[BaseModel]: ...
 
 
-async def generation_response(
+async def deliver(
     request: Request[Any, Any, Any],
     service: GeneratingService[Any],
     prepared: Any,

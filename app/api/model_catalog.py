@@ -1,0 +1,23 @@
+"""GET /v1/models and POST /load_model."""
+
+from __future__ import annotations
+
+from litestar import Controller, Request, Response, get, post
+from litestar.response import Stream
+
+from app.api.body import parse_body
+from app.api.sse import sse_response
+from app.protocol.model_catalog import LoadModelRequest
+from app.serving.model_catalog import ModelCatalogService
+
+
+class ModelCatalogController(Controller):
+    @get("/v1/models")
+    async def list_models(self, model_catalog_service: ModelCatalogService) -> Response[bytes]:
+        listing = await model_catalog_service.list_models()
+        return Response(listing.model_dump_json().encode(), media_type="application/json")
+
+    @post("/load_model", status_code=200)
+    async def load_model(self, request: Request, model_catalog_service: ModelCatalogService) -> Stream:
+        body = await parse_body(request, LoadModelRequest)
+        return sse_response(model_catalog_service.load_events(body.model), done=False)

@@ -1,0 +1,338 @@
+"""The one prepare path of every generating endpoint.
+
+An endpoint validates its request and describes it in endpoint-neutral terms (``GenerationSpec``);
+``Preparer.prepare`` then resolves and leases the model, renders the chat template (fetching and decoding
+media first, when there are any) or tokenizes raw prompts, maps the sampling fields, and admits one
+``GenerationRequest`` per prompt to the engine. What comes back, a ``PreparedGeneration``, holds one
+``Choice`` per output choice; each endpoint's run loop reads its events and builds its own output.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any, cast
+
+from app.engine.types import (
+    EngineClient,
+    EngineEvent,
+    EventStream,
+    FinishEvent,
+    GenerationRequest,
+    MediaRenderer,
+    ModelInfo,
+    PromptRenderer,
+    SamplingParams,
+    ServingModel,
+)
+from app.errors import InvalidRequest
+from app.media.limits import MediaLimits
+from app.models.registry import ModelRegistry
+from app.parsers.base import OutputParser
+from app.protocol.common import Usage
+from app.serving.chat_messages import ChatPrompt
+from app.serving.media import MediaConfig, MediaRef, load_media
+from app.serving.outcome import log_outcome, usage_of
+from app.serving.output import ChoiceOutput, OutputPlan, plan_output
+from app.serving.params import to_sampling_params
+from app.serving.structured import chosen_tools, tool_call_grammar
+
+
+@dataclass(frozen=True, slots=True)
+class PromptDefaults:
+    """Server-wide defaults from the command line."""
+
+    chat_template_kwargs: dict[str, Any]
+    reasoning: str = "auto"  # auto | on | off
+    default_seed: int | None = None
+    tool_call_parser: str | None = None  # --tool-call-parser: overrides detection
+
+
+@dataclass(frozen=True, slots=True)
+class ChatInput:
+    """A conversation for the chat template, with what else the template is given."""
+
+    prompt: ChatPrompt
+    tools: list[dict[str, Any]] | None = None  # chat form
+    tool_choice: Any = None
+    parallel_tool_calls: bool = True
+    template_kwargs: Mapping[str, Any] | None = None  # the request's own
+
+
+@dataclass(frozen=True, slots=True)
+class TextInput:
+    """Prompts taken as they are (legacy completions): texts (encoded with special tokens), token ids, or
+    one text and the ``suffix`` to fill in after it. ``echo``: each choice's output starts with its prompt."""
+
+    texts: tuple[str, ...] = ()
+    token_ids: tuple[tuple[int, ...], ...] = ()
+    suffix: str | None = None
+    echo: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class GenerationSpec:
+    """A validated request, as every endpoint describes it."""
+
+    request_id: str
+    model: str | None
+    prompt: ChatInput | TextInput
+    sampling: Mapping[str, Any]  # see ``params.sampling_fields``
+    format_grammar: str | None = None  # the response format's constraint, if any
+
+
+@dataclass(slots=True)
+class Choice:
+    """One output choice while its events are read: its parser and what it produced so far."""
+
+    index: int
+    parser: OutputParser
+    echo: str = ""  # text put before the output (completions' ``echo``)
+    output: ChoiceOutput = field(default_factory=ChoiceOutput)
+    logprobs: list[Any] = field(default_factory=list)  # in the endpoint's wire format
+    finish: FinishEvent | None = None
+
+
+@dataclass(slots=True)
+class PreparedGeneration:
+    """Admitted engine requests (one per prompt; choice index = prompt index * n + choice)."""
+
+    id: str
+    created: int
+    model: str  # canonical name echoed in responses
+    params: SamplingParams
+    streams: list[EventStream]
+    choices: list[Choice]
+    prompt_tokens: int
+    started: float
+
+    @property
+    def logprobs(self) -> bool:
+        return self.params.logprobs is not None
+
+    def finishes(self) -> list[FinishEvent]:
+        return [choice.finish for choice in self.choices if choice.finish is not None]
+
+    def usage(self) -> Usage:
+        return usage_of(self.finishes(), self.prompt_tokens)
+
+    async def events(self) -> AsyncIterator[tuple[Choice, EngineEvent]]:
+        """Every prompt's events as they come, each with its choice (whose ``finish`` is set on its end)."""
+        if len(self.streams) == 1:  # read directly: no extra generator per event
+            async for event in self.streams[0]:
+                yield self._choice(0, event), event
+        else:
+            async for base, event in self._merged():
+                yield self._choice(base, event), event
+
+    def _choice(self, base: int, event: EngineEvent) -> Choice:
+        choice = self.choices[base + event.index]
+        if isinstance(event, FinishEvent):
+            choice.finish = event
+        return choice
+
+    async def _merged(self) -> AsyncIterator[tuple[int, EngineEvent]]:
+        """Several prompts' streams read at once; each event with its prompt's first choice index."""
+        n = self.params.n
+        queue: asyncio.Queue[tuple[int, EngineEvent] | None] = asyncio.Queue()
+
+        async def pump(base: int, stream: EventStream) -> None:
+            async for event in stream:
+                await queue.put((base, event))
+            await queue.put(None)
+
+        tasks = [asyncio.ensure_future(pump(i * n, stream)) for i, stream in enumerate(self.streams)]
+        try:
+            running = len(tasks)
+            while running:
+                item = await queue.get()
+                if item is None:
+                    running -= 1
+                else:
+                    yield item
+        finally:
+            for task in tasks:
+                task.cancel()
+
+    def close(self) -> None:
+        """Always runs at the end: aborts what did not finish (client gone), logs the outcome once, then
+        raises an engine failure as the client's error."""
+        for stream in self.streams:
+            stream.close()
+        log_outcome(self.id, self.model, len(self.choices), self.finishes(), self.started, self.prompt_tokens)
+
+
+@dataclass(frozen=True, slots=True)
+class _Rendered:
+    prompts: list[list[int]]
+    plan: OutputPlan
+    grammar: str | None = None
+    inputs: Mapping[str, Any] | None = None  # processed media for the engine
+    echoes: tuple[str, ...] = ()
+
+
+_TAIL_TOKENS = 16  # enough to see whether the template opened (or closed) a reasoning block
+
+
+def check_tool_choice(tool_choice: Any, tools: list[dict[str, Any]] | None, param: str = "tool_choice") -> None:
+    if tool_choice is None or tool_choice in ("auto", "none"):
+        return
+    if tool_choice != "required" and not isinstance(tool_choice, dict):
+        raise InvalidRequest("tool_choice must be auto, none, required or a function.", param=param)
+    if not tools:
+        raise InvalidRequest("tool_choice requires tools.", param=param)
+
+
+def template_kwargs(defaults: PromptDefaults, requested: Mapping[str, Any] | None) -> dict[str, Any]:
+    """Server defaults, then ``--reasoning``, then what the request asks for."""
+    kwargs = dict(defaults.chat_template_kwargs)
+    if defaults.reasoning != "auto":
+        kwargs["enable_thinking"] = defaults.reasoning == "on"
+    kwargs.update(requested or {})
+    return kwargs
+
+
+def check_supported(refs: list[MediaRef], info: ModelInfo, limits: MediaLimits) -> None:
+    """A model that cannot take a modality answers 400 naming the part: never a silent drop."""
+    for ref in refs:
+        if ref.kind not in info.modalities:
+            takes = ", ".join(sorted(info.modalities))
+            raise InvalidRequest(
+                f"The model `{info.name}` does not take {ref.kind} input (it takes {takes}); content of type "
+                f"`{ref.part_type}` is not supported.",
+                param=ref.param,
+            )
+    if len(refs) > limits.max_parts:
+        raise InvalidRequest(
+            f"At most {limits.max_parts} media parts per request (--max-media-per-request).", param=refs[-1].param
+        )
+
+
+def admit(engine: EngineClient, requests: list[GenerationRequest]) -> list[EventStream]:
+    """Admission may refuse (429) any of them: then none of them runs on for nobody."""
+    streams: list[EventStream] = []
+    try:
+        for request in requests:
+            streams.append(engine.generate(request))
+    except BaseException:
+        for stream in streams:
+            stream.close()
+        raise
+    return streams
+
+
+def _encode_text(text: TextInput, renderer: PromptRenderer) -> list[list[int]]:
+    """Blocking (tokenizers): run off the event loop."""
+    if text.suffix is not None:
+        return [renderer.encode_fim(text.texts[0], text.suffix)]
+    if text.texts:
+        return [renderer.encode_text(prompt, special_tokens=True) for prompt in text.texts]
+    return [list(ids) for ids in text.token_ids]
+
+
+class Preparer:
+    def __init__(self, registry: ModelRegistry, defaults: PromptDefaults, media: MediaConfig | None = None) -> None:
+        self._registry = registry
+        self._defaults = defaults
+        self._media = media or MediaConfig()
+
+    async def prepare(self, spec: GenerationSpec) -> PreparedGeneration:
+        """Render or tokenize, map sampling fields and admit; raises before any response is sent."""
+        ref = self._registry.resolve(spec.model)
+        async with self._registry.lease(ref) as model:
+            if isinstance(spec.prompt, ChatInput):
+                rendered = await self._render_chat(model, spec.prompt, spec.format_grammar)
+            else:
+                rendered = await self._render_text(model, spec.prompt)
+            requests = self._requests(spec, rendered, model.info)
+            streams = admit(model.engine, requests)
+        params = requests[0].params
+        n = params.n
+        choices = [
+            Choice(i * n + c, rendered.plan.parser(), echo=rendered.echoes[i] if rendered.echoes else "")
+            for i in range(len(requests))
+            for c in range(n)
+        ]
+        return PreparedGeneration(
+            id=spec.request_id,
+            created=int(time.time()),
+            model=model.info.name,
+            params=params,
+            streams=streams,
+            choices=choices,
+            prompt_tokens=sum(len(ids) for ids in rendered.prompts),
+            started=time.monotonic(),
+        )
+
+    def _requests(self, spec: GenerationSpec, rendered: _Rendered, info: ModelInfo) -> list[GenerationRequest]:
+        """One engine request per prompt; completions' ids are numbered per prompt."""
+        several = isinstance(spec.prompt, TextInput)
+        requests = []
+        for i, ids in enumerate(rendered.prompts):
+            params = to_sampling_params(
+                spec.sampling,
+                info=info,
+                prompt_tokens=len(ids),
+                default_seed=self._defaults.default_seed,
+                grammar=rendered.grammar,
+                skip_special_tokens=not rendered.plan.keep_special_tokens,
+            )
+            request_id = f"{spec.request_id}-{i}" if several else spec.request_id
+            requests.append(GenerationRequest(request_id, ids, params, inputs=rendered.inputs))
+        return requests
+
+    async def _render_chat(self, model: ServingModel, chat: ChatInput, format_grammar: str | None) -> _Rendered:
+        offered = chat.tools if chat.tool_choice != "none" else None
+        kwargs = template_kwargs(self._defaults, chat.template_kwargs)
+        prompt, inputs = await self._encode_chat(model, chat.prompt, offered, kwargs)
+        tail = model.renderer.decode(prompt[-_TAIL_TOKENS:])  # a few tokens: cheap enough for the loop
+        plan = plan_output(
+            model.info,
+            tools=offered,
+            tool_parser=self._defaults.tool_call_parser,
+            parallel_tool_calls=chat.parallel_tool_calls,
+            prompt_tail=tail,
+        )
+        grammar = format_grammar
+        if offered and chat.tool_choice not in (None, "auto"):
+            if format_grammar is not None:
+                raise InvalidRequest(
+                    "A forced tool call and a response format cannot be combined.", param="tool_choice"
+                )
+            grammar = tool_call_grammar(
+                plan.tool_parser_name,
+                chosen_tools(offered, chat.tool_choice),
+                parallel=chat.parallel_tool_calls,
+                tokens=model.info.added_tokens,
+            )
+        return _Rendered([prompt], plan, grammar, inputs)
+
+    async def _encode_chat(
+        self,
+        model: ServingModel,
+        prompt: ChatPrompt,
+        tools: list[dict[str, Any]] | None,
+        kwargs: dict[str, Any],
+    ) -> tuple[list[int], Mapping[str, Any] | None]:
+        """Prompt ids (and the processor's media inputs): media are checked, fetched and decoded first."""
+        if not prompt.media:
+            ids = await asyncio.to_thread(
+                model.renderer.encode_chat, prompt.messages, tools=tools, template_kwargs=kwargs
+            )
+            return ids, None
+        check_supported(prompt.media, model.info, self._media.limits)
+        media = await load_media(prompt.media, model.info, self._media)
+        renderer = cast(MediaRenderer, model.renderer)
+        encoded = await asyncio.to_thread(
+            renderer.encode_chat_media, prompt.messages, media, tools=tools, template_kwargs=kwargs
+        )
+        return encoded.ids, encoded.inputs
+
+    async def _render_text(self, model: ServingModel, text: TextInput) -> _Rendered:
+        prompts = await asyncio.to_thread(_encode_text, text, model.renderer)
+        echoes: tuple[str, ...] = ()
+        if text.echo:
+            echoes = text.texts or tuple(model.renderer.decode(ids) for ids in prompts)
+        return _Rendered(prompts, OutputPlan(), echoes=echoes)
