@@ -45,6 +45,8 @@ from app.serving.response_store import ResponseStore
 from app.serving.responses import ResponsesService
 from app.serving.transcriptions import TranscriptionService
 from app.settings import Settings
+from app.store.backends import open_store
+from app.store.base import StoreLimits
 
 log = structlog.get_logger(__name__)
 
@@ -90,7 +92,7 @@ def load_options(settings: Settings, telemetry: Telemetry, engine_log_setup: Cal
     )
 
 
-def services(settings: Settings, registry: ModelRegistry, telemetry: Telemetry) -> State:
+def services(settings: Settings, registry: ModelRegistry, telemetry: Telemetry, store: ResponseStore) -> State:
     """Every endpoint's service, built once; the generating ones share one ``Preparer``."""
     defaults = PromptDefaults(
         chat_template_kwargs=dict(settings.chat_template_kwargs),
@@ -104,12 +106,10 @@ def services(settings: Settings, registry: ModelRegistry, telemetry: Telemetry) 
         {
             "chat_service": ChatService(preparer),
             "completion_service": CompletionService(preparer),
-            "responses_service": ResponsesService(
-                preparer, ResponseStore(settings.responses_store_size, settings.responses_store_ttl)
-            ),
+            "responses_service": ResponsesService(preparer, store),
             "transcription_service": TranscriptionService(registry, media),
             "model_catalog_service": ModelCatalogService(registry),
-            "health_service": HealthService(registry, telemetry),
+            "health_service": HealthService(registry, store, telemetry),
         }
     )
 
@@ -143,17 +143,21 @@ def create_app(
     )
     if telemetry.metrics is not None:
         telemetry.metrics.watch_engines(registry.engine_load)
-    state = services(settings, registry, telemetry)
+    limits = StoreLimits(max_size=settings.responses_store_size, ttl=settings.responses_store_ttl)
+    store = ResponseStore(open_store(settings.responses_store, limits))
+    state = services(settings, registry, telemetry, store)
 
     @asynccontextmanager
     async def run_registry(_: Litestar) -> AsyncIterator[None]:
         telemetry.start()
         log.info("telemetry", **telemetry.describe())
         await registry.start()
+        log.info("responses_store", url=store.url)
         try:
             yield
         finally:
             await registry.close()
+            await store.close()
             telemetry.shutdown()
 
     middleware = [request_middleware(telemetry)]

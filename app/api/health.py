@@ -15,7 +15,7 @@ class HealthController(Controller):
 
     @get("/ready", cache=False)
     async def ready(self, health_service: HealthService) -> Response[dict[str, object]]:
-        ok, body = health_service.readiness()
+        ok, body = await health_service.readiness()
         return Response(body, status_code=200 if ok else 503, headers={} if ok else {"Retry-After": "5"})
 
     @get("/metrics", cache=False)

@@ -26,8 +26,10 @@ class ResponsesController(Controller):
 
     @get("/{response_id:str}")
     async def retrieve(self, response_id: str, responses_service: ResponsesService) -> Response[bytes]:
-        return _json(responses_service.get(response_id).model_dump_json(exclude_none=True).encode())
+        response = await responses_service.get(response_id)
+        return _json(response.model_dump_json(exclude_none=True).encode())
 
     @delete("/{response_id:str}", status_code=200)
     async def remove(self, response_id: str, responses_service: ResponsesService) -> Response[bytes]:
-        return _json(responses_service.delete(response_id).model_dump_json().encode())
+        deleted = await responses_service.delete(response_id)
+        return _json(deleted.model_dump_json().encode())

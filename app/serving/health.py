@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
+from app.errors import HfServeError
 from app.models.registry import ModelRegistry
 from app.observability.telemetry import Telemetry
+from app.serving.response_store import ResponseStore
 
 
 class HealthService:
-    def __init__(self, registry: ModelRegistry, telemetry: Telemetry | None = None) -> None:
-        self._registry = registry
+    def __init__(self, registry: ModelRegistry, store: ResponseStore, telemetry: Telemetry | None = None) -> None:
+        self._registry, self._store = registry, store
         self._telemetry = telemetry or Telemetry(metrics=False)
 
     def liveness(self) -> tuple[bool, dict[str, Any]]:
@@ -18,8 +20,15 @@ class HealthService:
         alive = self._registry.engines_alive()
         return alive, {"status": "ok" if alive else "engine_dead", "engines": self._registry.engine_load()}
 
-    def readiness(self) -> tuple[bool, dict[str, Any]]:
-        return self._registry.readiness()
+    async def readiness(self) -> tuple[bool, dict[str, Any]]:
+        """Ready when the pinned model (if any) is loaded and the response store answers."""
+        ready, body = self._registry.readiness()
+        store: dict[str, Any] = {"url": self._store.url, "status": "ok"}
+        try:
+            await self._store.check()
+        except HfServeError as exc:
+            ready, store = False, {**store, "status": "unavailable", "detail": exc.message}
+        return ready, {**body, "responses_store": store}
 
     def metrics(self) -> tuple[bytes, str]:
         """The Prometheus exposition and its content type."""

@@ -1,58 +1,62 @@
-"""Stored responses for ``previous_response_id`` and ``GET /v1/responses/{id}``.
+"""Stored responses for ``previous_response_id`` and ``GET``/``DELETE /v1/responses/{id}``.
 
-Kept in this process's memory, bounded by count and age: a restart or another replica does not see
-them (the README says so).
+A response is kept with every input item that led to it, as one JSON document in the store that
+``--responses-store`` names (``app/store``: memory, SQLite or Redis); this module never knows which. A store
+that cannot be reached raises ``StoreUnavailable`` (503), never "not found".
 """
 
 from __future__ import annotations
 
-import time
-from collections import OrderedDict
-from collections.abc import Callable
+import json
 from dataclasses import dataclass
+
+from pydantic import TypeAdapter, ValidationError
 
 from app.protocol.response_objects import ResponseObject
 from app.protocol.responses import InputItem
+from app.store.base import DocumentStore, StoreUnavailable
+
+_CONVERSATION = TypeAdapter(list[InputItem])
 
 
 @dataclass(frozen=True, slots=True)
 class StoredResponse:
     response: ResponseObject
     conversation: tuple[InputItem, ...]  # every input item that led to it, earlier turns included
-    stored_at: float
 
 
 class ResponseStore:
-    def __init__(self, max_size: int, ttl: float, clock: Callable[[], float] = time.monotonic) -> None:
-        self._max_size = max_size
-        self._ttl = ttl
-        self._clock = clock
-        self._items: OrderedDict[str, StoredResponse] = OrderedDict()
+    def __init__(self, documents: DocumentStore) -> None:
+        self._documents = documents
 
-    def put(self, response: ResponseObject, conversation: list[InputItem]) -> None:
-        if self._max_size == 0:
-            return
-        self._expire()
-        self._items[response.id] = StoredResponse(response, tuple(conversation), self._clock())
-        self._items.move_to_end(response.id)
-        while len(self._items) > self._max_size:
-            self._items.popitem(last=False)
+    @property
+    def url(self) -> str:
+        return self._documents.url
 
-    def get(self, response_id: str) -> StoredResponse | None:
-        self._expire()
-        return self._items.get(response_id)
+    async def put(self, response: ResponseObject, conversation: list[InputItem]) -> None:
+        document = {
+            "response": response.model_dump(mode="json", exclude_none=True),
+            "conversation": _CONVERSATION.dump_python(conversation, mode="json", exclude_none=True),
+        }
+        await self._documents.put(response.id, json.dumps(document, separators=(",", ":")).encode())
 
-    def delete(self, response_id: str) -> bool:
-        self._expire()
-        return self._items.pop(response_id, None) is not None
+    async def get(self, response_id: str) -> StoredResponse | None:
+        raw = await self._documents.get(response_id)
+        if raw is None:
+            return None
+        try:
+            document = json.loads(raw)
+            response = ResponseObject.model_validate(document["response"])
+            conversation = _CONVERSATION.validate_python(document["conversation"])
+        except (ValueError, KeyError, TypeError, ValidationError) as exc:  # written by an incompatible version
+            raise StoreUnavailable(f"The stored response `{response_id}` cannot be read back.") from exc
+        return StoredResponse(response, tuple(conversation))
 
-    def __len__(self) -> int:
-        return len(self._items)
+    async def delete(self, response_id: str) -> bool:
+        return await self._documents.delete(response_id)
 
-    def _expire(self) -> None:
-        deadline = self._clock() - self._ttl
-        while self._items:
-            oldest = next(iter(self._items.values()))
-            if oldest.stored_at > deadline:
-                return
-            self._items.popitem(last=False)
+    async def check(self) -> None:
+        await self._documents.check()
+
+    async def close(self) -> None:
+        await self._documents.close()

@@ -91,21 +91,21 @@ class ResponsesService:
 
     # Stored responses
 
-    def get(self, response_id: str) -> ResponseObject:
-        stored = self._store.get(response_id)
+    async def get(self, response_id: str) -> ResponseObject:
+        stored = await self._store.get(response_id)
         if stored is None:
-            raise NotFound(f"No response with id `{response_id}` (responses are kept in memory for a while).")
+            raise NotFound(f"No response with id `{response_id}` (responses are kept for a while, then expire).")
         return stored.response
 
-    def delete(self, response_id: str) -> ResponseDeleted:
-        if not self._store.delete(response_id):
+    async def delete(self, response_id: str) -> ResponseDeleted:
+        if not await self._store.delete(response_id):
             raise NotFound(f"No response with id `{response_id}`.")
         return ResponseDeleted(id=response_id)
 
-    def _history(self, req: ResponseRequest) -> list[InputItem]:
+    async def _history(self, req: ResponseRequest) -> list[InputItem]:
         if req.previous_response_id is None:
             return []
-        previous = self._store.get(req.previous_response_id)
+        previous = await self._store.get(req.previous_response_id)
         if previous is None:
             raise NotFound(
                 f"Previous response with id `{req.previous_response_id}` not found.", param="previous_response_id"
@@ -135,7 +135,9 @@ class ResponsesService:
     async def prepare(self, req: ResponseRequest) -> PreparedResponse:
         """Validate, template, tokenize and admit to the engine; raises before any response is sent."""
         reject_unsupported(req)
-        conversation = [*self._history(req), *input_items(req.input)]
+        if req.store:  # a response that could not be kept is refused now, not lost after generating it
+            await self._store.check()
+        conversation = [*(await self._history(req)), *input_items(req.input)]
         generation = await self._preparer.prepare(self._spec(req, conversation))
         return PreparedResponse(generation, _response_object(req, generation), conversation)
 
@@ -166,13 +168,14 @@ class ResponsesService:
                         p.reasoning_tokens += len(engine_event.token_ids)
                 for event in builder.add(deltas, logprobs):
                     yield event
-            for event in self._finish(p, builder):
+            for event in await self._finish(p, builder):
                 yield event
         finally:
             with suppress(HfServeError):  # an engine failure was already turned into response.failed
                 g.close()
 
-    def _finish(self, p: PreparedResponse, builder: ResponseBuilder) -> list[ResponseEvent]:
+    async def _finish(self, p: PreparedResponse, builder: ResponseBuilder) -> list[ResponseEvent]:
+        """The closing events, once the response is stored (a store failure raises before any of them)."""
         finish = p.generation.choices[0].finish
         assert finish is not None, "the engine stream ended without a finish event"
         usage = ResponseUsage(
@@ -193,5 +196,5 @@ class ResponsesService:
             else:
                 events = builder.finish("completed", usage)
         if p.response.store:
-            self._store.put(p.response.model_copy(deep=True), p.conversation)
+            await self._store.put(p.response, p.conversation)
         return events

@@ -164,4 +164,8 @@ def test_pinned_server_is_not_ready_while_loading(hub: FakeHub, online_home: Pat
         assert first.json()["status"] == "loading" and first.json()["model"] == "remote/pinned-slow@main"
         assert httpx.get(f"{proc.url}/health").status_code == 200
         proc.wait_ready()
-        assert httpx.get(f"{proc.url}/ready").json() == {"status": "ready", "model": "remote/pinned-slow@main"}
+        assert httpx.get(f"{proc.url}/ready").json() == {
+            "status": "ready",
+            "model": "remote/pinned-slow@main",
+            "responses_store": {"url": "memory://", "status": "ok"},
+        }

@@ -25,7 +25,11 @@ def pinned(hf_home: Path, logs_dir: Path) -> Iterator[ServerProcess]:
 def test_ready_names_the_model(pinned: ServerProcess) -> None:
     resp = httpx.get(f"{pinned.url}/ready")
     assert resp.status_code == 200
-    assert resp.json() == {"status": "ready", "model": f"{CHAT_MODEL_ID}@main"}
+    assert resp.json() == {
+        "status": "ready",
+        "model": f"{CHAT_MODEL_ID}@main",
+        "responses_store": {"url": "memory://", "status": "ok"},
+    }
 
 
 def test_request_without_model_uses_the_pinned_one(pinned: ServerProcess) -> None:

@@ -12,6 +12,8 @@ from app.protocol.response_objects import ResponseObject
 from app.protocol.responses import MessageItem
 from app.serving.response_store import ResponseStore
 from app.serving.responses import PreparedResponse, ResponsesService
+from app.store.base import StoreLimits, StoreUnavailable
+from app.store.memory import MemoryStore
 from tests.serving.scripted import closed, prepared
 
 
@@ -36,6 +38,10 @@ class BracketReasoning:
         return []
 
 
+def _store() -> ResponseStore:
+    return ResponseStore(MemoryStore(StoreLimits(max_size=10, ttl=60)))
+
+
 def _service(store: ResponseStore) -> ResponsesService:
     return ResponsesService(preparer=None, store=store)  # type: ignore[arg-type]
 
@@ -50,7 +56,7 @@ def _token(text: str, n: int = 1) -> TokenEvent:
 
 
 async def test_engine_failure_ends_the_stream_with_response_failed() -> None:
-    store = ResponseStore(10, 60)
+    store = _store()
     p = _prepared([_token("Hel"), FinishEvent("resp_1", "error", 3, 1, error="CUDA out of memory")])
     events = [event async for event in _service(store).stream(p)]
     assert [e.type for e in events][-3:] == [
@@ -61,13 +67,13 @@ async def test_engine_failure_ends_the_stream_with_response_failed() -> None:
     failed = events[-1].response
     assert failed.status == "failed" and failed.error.code == "server_error"
     assert "CUDA out of memory" in failed.error.message
-    assert closed(p.generation) and store.get("resp_1").response.status == "failed"
+    assert closed(p.generation) and (await store.get("resp_1")).response.status == "failed"
 
 
 async def test_non_stream_failure_raises() -> None:
     p = _prepared([FinishEvent("resp_1", "error", 3, 0, error="boom")])
     with pytest.raises(EngineFailure):
-        await _service(ResponseStore(10, 60)).complete(p)
+        await _service(_store()).complete(p)
 
 
 async def test_reasoning_tokens_are_counted_by_step() -> None:
@@ -75,7 +81,7 @@ async def test_reasoning_tokens_are_counted_by_step() -> None:
         [_token("[th", 2), _token("ink]", 3), _token("Hi", 1), FinishEvent("resp_1", "stop", 4, 6)],
         parser=BracketReasoning,
     )
-    response = await _service(ResponseStore(10, 60)).complete(p)
+    response = await _service(_store()).complete(p)
     assert [item.type for item in response.output] == ["reasoning", "message"]
     assert response.output[0].content[0].text == "think"
     assert response.output[1].content[0].text == "Hi"
@@ -84,13 +90,33 @@ async def test_reasoning_tokens_are_counted_by_step() -> None:
 
 
 async def test_store_false_is_not_stored_and_abandoned_streams_close() -> None:
-    store = ResponseStore(10, 60)
+    store = _store()
     await _service(store).complete(_prepared([_token("a"), FinishEvent("resp_1", "stop", 1, 1)], store=False))
-    assert store.get("resp_1") is None
+    assert await store.get("resp_1") is None
     p = _prepared([_token("a"), _token("b"), FinishEvent("resp_1", "stop", 1, 2)])
     stream = _service(store).stream(p)
     async for event in stream:
         if event.type == "response.output_text.delta":
             break
     await stream.aclose()  # the client went away
-    assert closed(p.generation) and store.get("resp_1") is None
+    assert closed(p.generation) and await store.get("resp_1") is None
+
+
+class BrokenDocuments(MemoryStore):
+    """A store whose backend went away after the request was admitted."""
+
+    async def put(self, key: str, document: bytes) -> None:
+        raise StoreUnavailable("The response store (Redis at redis://cache:6379/0) cannot be reached: ConnectionError.")
+
+
+async def test_a_response_that_cannot_be_stored_never_completes() -> None:
+    store = ResponseStore(BrokenDocuments(StoreLimits(max_size=10, ttl=60)))
+    with pytest.raises(StoreUnavailable):
+        await _service(store).complete(_prepared([_token("a"), FinishEvent("resp_1", "stop", 1, 1)]))
+    p = _prepared([_token("a"), FinishEvent("resp_1", "stop", 1, 1)])
+    seen = []
+    with pytest.raises(StoreUnavailable):
+        async for event in _service(store).stream(p):
+            seen.append(event.type)
+    assert "response.output_text.delta" in seen and "response.completed" not in seen
+    assert closed(p.generation)
