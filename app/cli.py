@@ -46,6 +46,11 @@ def _serve_parser(sub: Any) -> None:
     p.add_argument("--max-kv-tokens", type=int, help="KV budget: rows x cached tokens of the running batch.")
     p.add_argument("--cpu-threads", type=int, help="torch threads when running on CPU (default: all cores but one).")
     p.add_argument(
+        "--tensor-parallel-size",
+        type=int,
+        help="Shard each model across this many GPUs (CPU: processes), one engine process per rank (default 1).",
+    )
+    p.add_argument(
         "--stream-interval-ms", type=float, help="Send streamed tokens at most this often (default 0: every step)."
     )
     p.add_argument("--max-body-size", type=int, help="Largest request body in bytes (default 32 MiB).")

@@ -80,6 +80,7 @@ def load_options(settings: Settings, telemetry: Telemetry, engine_log_setup: Cal
         trust_remote_code=settings.trust_remote_code,
         max_model_len=settings.max_model_len,
         cpu_threads=settings.cpu_threads,
+        tensor_parallel_size=settings.tensor_parallel_size,
         log_setup=engine_log_setup,
         trace_steps=telemetry.tracing,
         limits=BatchLimits(

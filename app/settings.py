@@ -56,6 +56,7 @@ class Settings(BaseSettings):
     max_num_batched_tokens: int = Field(2048, ge=16, description="Prompt tokens prefilled per engine step.")
     max_kv_tokens: int | None = Field(None, ge=16, description="Rows x cached tokens the running batch may hold.")
     cpu_threads: int | None = Field(None, ge=1, description="torch threads on CPU (default: all cores but one).")
+    tensor_parallel_size: int = Field(1, ge=1, le=64, description="Shard each model across this many devices.")
     stream_interval_ms: float = Field(0.0, ge=0.0, le=1000.0, description="Hold streamed tokens this long.")
     max_body_size: int = Field(32 * 1024 * 1024, ge=1024, description="Largest request body in bytes.")
     responses_store: str = Field(

@@ -29,6 +29,7 @@ from app.engine.messages import Events  # noqa: E402
 from app.engine.options import BatchLimits  # noqa: E402
 from app.engine.process.batched_engine import BatchedEngine  # noqa: E402
 from app.engine.process.delivery import Outbox  # noqa: E402
+from app.engine.process.model_runner import ModelRunner  # noqa: E402
 from app.engine.types import FinishEvent, GenerationRequest, SamplingParams  # noqa: E402
 
 
@@ -93,7 +94,8 @@ def main() -> None:
                 finished.set()
 
         limits = BatchLimits(max_batch_size=args.concurrency)
-        engine = BatchedEngine(model, tokenizer, name=MODEL, limits=limits, outbox=Outbox(receive, 0.0))
+        runner = ModelRunner(model, tokenizer.pad_token_id or 0)
+        engine = BatchedEngine(runner, tokenizer, name=MODEL, limits=limits, outbox=Outbox(receive, 0.0))
         try:
             params = SamplingParams(max_tokens=n, temperature=0.0)
             for i, prompt in enumerate(prompts):  # the batch takes args.concurrency rows at a time

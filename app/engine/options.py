@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 ProgressFn = Callable[[str, int | None, int | None], None]  # (stage, current, total)
 
@@ -29,4 +30,16 @@ class LoadOptions:
     cpu_threads: int | None = None  # None: all cores but one, leaving one to the HTTP side
     log_setup: Callable[[], None] | None = None  # run first in the engine process (picklable)
     trace_steps: bool = False  # the engine process records what each step did (tracing is on)
+    tensor_parallel_size: int = 1  # engine processes (ranks) one model is sharded across
     limits: BatchLimits = field(default_factory=BatchLimits)
+
+
+@dataclass(frozen=True, slots=True)
+class TensorParallelGroup:
+    """The ranks of one tensor-parallel model, made by the HTTP process when it spawns them: where they meet
+    (torch.distributed's rendezvous on 127.0.0.1) and, per follower rank (1, 2, ...), the queue on which rank 0
+    sends the model runner's calls for it to replay."""
+
+    world_size: int
+    port: int
+    commands: tuple[Any, ...]  # multiprocessing queues, one per follower rank

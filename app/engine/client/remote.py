@@ -11,7 +11,9 @@ import asyncio
 import contextlib
 import contextvars
 import multiprocessing
+import socket
 import threading
+from collections.abc import Sequence
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
 
@@ -31,8 +33,8 @@ from app.engine.messages import (
     Stop,
     ToEngine,
 )
-from app.engine.options import LoadOptions, ProgressFn
-from app.engine.process.worker import serve
+from app.engine.options import LoadOptions, ProgressFn, TensorParallelGroup
+from app.engine.process.worker import serve, serve_follower
 from app.engine.types import (
     EngineEvent,
     EngineHealth,
@@ -50,9 +52,17 @@ _SPAWN = multiprocessing.get_context("spawn")  # a fresh interpreter: no inherit
 
 class RemoteEngine:
     def __init__(
-        self, process: BaseProcess, conn: Connection, *, info: ModelInfo, max_rows: int, options: LoadOptions
+        self,
+        process: BaseProcess,
+        conn: Connection,
+        *,
+        info: ModelInfo,
+        max_rows: int,
+        options: LoadOptions,
+        followers: Sequence[BaseProcess] = (),
     ) -> None:
         self._process, self._conn = process, conn
+        self._followers = list(followers)  # the other ranks of a tensor-parallel model
         self.info, self._max_rows, self._limits = info, max_rows, options.limits
         self._send_lock = threading.Lock()
         self._streams: dict[str, RequestStream] = {}
@@ -66,29 +76,21 @@ class RemoteEngine:
 
     @classmethod
     def spawn(cls, folder: str, name: str, options: LoadOptions, progress: ProgressFn) -> RemoteEngine:
-        """Start the engine process and wait (blocking: call off the loop) until its model is ready."""
+        """Start the engine process (and, for a tensor-parallel model, one process per further rank) and wait
+        (blocking: call off the loop) until its model is ready."""
+        group, followers = _start_followers(folder, name, options)
         parent, child = _SPAWN.Pipe(duplex=True)
-        process = _SPAWN.Process(target=serve, args=(child, folder, name, options), name=f"engine[{name}]", daemon=True)
+        process = _SPAWN.Process(
+            target=serve, args=(child, folder, name, options, group), name=f"engine[{name}]", daemon=True
+        )
         process.start()
         child.close()
-        while True:
-            try:
-                message: FromEngine = parent.recv()
-            except EOFError as exc:
-                process.join(5)
-                raise ModelLoadFailed(f"The engine process for `{name}` exited ({process.exitcode}).") from exc
-            match message:
-                case Progress(stage, current, total):
-                    progress(stage, current, total)
-                case Ready(info, max_rows):
-                    return cls(process, parent, info=info, max_rows=max_rows, options=options)
-                case LoadFailed(reason):
-                    process.join(5)
-                    raise ModelLoadFailed(f"Could not load `{name}`: {reason}")
-                case _:
-                    process.kill()
-                    process.join(5)
-                    raise ModelLoadFailed(f"Could not load `{name}`: {ProtocolError(message)}")
+        try:
+            info, max_rows = _wait_ready(parent, name, progress)
+        except ModelLoadFailed:
+            _stop([process, *followers], timeout=5)
+            raise
+        return cls(process, parent, info=info, max_rows=max_rows, options=options, followers=followers)
 
     # -- EngineClient ---------------------------------------------------------------------------
     def generate(self, request: GenerationRequest) -> RequestStream:
@@ -111,7 +113,7 @@ class RemoteEngine:
                 self._send(Abort(request_id))
 
     def health(self) -> EngineHealth:
-        alive = self._failure is None and self._process.is_alive()
+        alive = self._failure is None and all(p.is_alive() for p in (self._process, *self._followers))
         return EngineHealth(alive=alive, running=self._running, waiting=len(self._unstarted), detail=self._failure)
 
     def shutdown(self, timeout: float = 10.0) -> None:
@@ -119,10 +121,7 @@ class RemoteEngine:
         self._stopping = True
         with contextlib.suppress(OSError, ValueError):
             self._send(Stop())
-        self._process.join(timeout)
-        if self._process.is_alive():
-            self._process.kill()
-            self._process.join(5)
+        _stop([self._process, *self._followers], timeout)
         if self._loop is not None and not self._loop.is_closed():
             self._loop.call_soon_threadsafe(self._close_pipe, "shut down")
         else:
@@ -176,6 +175,8 @@ class RemoteEngine:
             with contextlib.suppress(OSError, ValueError):
                 self._loop.remove_reader(self._conn.fileno())
         self._conn.close()
+        if not self._stopping:  # the other ranks cannot go on without rank 0
+            _stop(self._followers, timeout=0)
         outcome = "abort" if self._stopping else "error"
         batch = []
         for request_id, open_choices in list(self._open.items()):
@@ -187,3 +188,52 @@ class RemoteEngine:
         self._streams.clear()
         self._open.clear()
         self._unstarted.clear()
+
+
+def _start_followers(
+    folder: str, name: str, options: LoadOptions
+) -> tuple[TensorParallelGroup | None, list[BaseProcess]]:
+    """The ranks after the first of a tensor-parallel model, started (none for one rank)."""
+    size = options.tensor_parallel_size
+    if size <= 1:
+        return None, []
+    with socket.socket() as sock:  # the group's rendezvous port, on loopback
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    group = TensorParallelGroup(size, port, tuple(_SPAWN.Queue() for _ in range(size - 1)))
+    followers = [
+        _SPAWN.Process(
+            target=serve_follower, args=(rank, group, folder, name, options), name=f"engine[{name}]#{rank}", daemon=True
+        )
+        for rank in range(1, size)
+    ]
+    for follower in followers:
+        follower.start()
+    return group, followers
+
+
+def _wait_ready(conn: Connection, name: str, progress: ProgressFn) -> tuple[ModelInfo, int]:
+    """Relay load progress until the engine process is ready; ``ModelLoadFailed`` when it is not."""
+    while True:
+        try:
+            message: FromEngine = conn.recv()
+        except EOFError as exc:
+            raise ModelLoadFailed(f"The engine process for `{name}` exited while loading.") from exc
+        match message:
+            case Progress(stage, current, total):
+                progress(stage, current, total)
+            case Ready(info, max_rows):
+                return info, max_rows
+            case LoadFailed(reason):
+                raise ModelLoadFailed(f"Could not load `{name}`: {reason}")
+            case _:
+                raise ModelLoadFailed(f"Could not load `{name}`: {ProtocolError(message)}")
+
+
+def _stop(processes: Sequence[BaseProcess], timeout: float) -> None:
+    """Wait up to ``timeout`` seconds for each process to end, then kill what is left."""
+    for process in processes:
+        process.join(timeout)
+        if process.is_alive():
+            process.kill()
+            process.join(5)

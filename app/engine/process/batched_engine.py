@@ -18,7 +18,6 @@ from typing import Any
 
 import structlog
 import torch
-from transformers import DynamicCache
 
 from app.engine.options import BatchLimits
 from app.engine.process.constraints import Grammars
@@ -29,6 +28,7 @@ from app.engine.process.rows import EngineRequest, Row
 from app.engine.process.sampler import BatchSampler, Draw, SequenceSampling
 from app.engine.process.scheduler import Scheduler
 from app.engine.process.steps import StepLog
+from app.engine.process.tensor_parallel import ReplicatedRunner
 from app.engine.types import EngineEvent, FinishEvent, FinishReason, GenerationRequest, TokenEvent
 from app.engine.types import TokenLogprob as Logprob
 
@@ -39,10 +39,17 @@ class BatchedEngine:
     """Batches every concurrent request of one model in one decode loop."""
 
     def __init__(
-        self, model: Any, tokenizer: Any, *, name: str, limits: BatchLimits, outbox: Outbox, trace_steps: bool = False
+        self,
+        runner: ModelRunner,
+        tokenizer: Any,
+        *,
+        name: str,
+        limits: BatchLimits,
+        outbox: Outbox,
+        trace_steps: bool = False,
     ) -> None:
         self._tokenizer = tokenizer
-        self._runner = ModelRunner(model, tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0)
+        self._runner = runner
         self._vocab = self._runner.vocab_size
         self._max_rows = limits.max_batch_size if self._runner.batchable else 1
         self._limits = limits
@@ -83,6 +90,8 @@ class BatchedEngine:
         self._inbox.put(None)
         self._thread.join(timeout)
         if not self._thread.is_alive():  # let the weights and the KV cache be freed
+            if isinstance(self._runner, ReplicatedRunner):
+                self._runner.stop_followers()
             self._runner = None  # type: ignore[assignment]
 
     # -- the loop -------------------------------------------------------------------------------
@@ -124,8 +133,11 @@ class BatchedEngine:
             self._finish(self._rows[i], "abort")
         if gone:
             self._keep([i for i in range(len(self._rows)) if i not in set(gone)])
+        chunking = self._scheduler.chunked is not None
         for req in self._scheduler.withdraw(aborted):
             self._fail_request(req, "abort")
+        if chunking and self._scheduler.chunked is None:
+            self._runner.drop_chunk()
 
     def _keep(self, indices: Sequence[int]) -> None:
         self._rows = [self._rows[i] for i in indices]
@@ -147,13 +159,13 @@ class BatchedEngine:
         self._steps.prefilling(requests, sum(len(r.prompt) for r in requests))
         try:
             media = requests[0].request.inputs if len(requests) == 1 else None
-            cache, mask, logits = self._runner.prefill([r.prompt for r in requests], [r.open for r in requests], media)
+            logits = self._runner.prefill([r.prompt for r in requests], [r.open for r in requests], media)
         except Exception as exc:  # only these newcomers fail; the running batch goes on
             log.exception("prefill_failed", requests=[r.id for r in requests])
             for req in requests:
                 self._fail_request(req, "error", str(exc))
             return
-        self._join(requests, cache, mask, logits)
+        self._join(requests, logits)
 
     def _prefill_chunk(self, budget: int) -> int:
         """Prefill the next chunk of the long prompt in progress; returns the tokens spent."""
@@ -162,32 +174,34 @@ class BatchedEngine:
         chunk = self._scheduler.next_chunk(budget)
         self._steps.prefilling((req,), len(chunk))
         try:
-            req.cache = req.cache or self._runner.new_cache()
-            logits = self._runner.prefill_chunk(req.cache, chunk, req.done)
+            logits = self._runner.prefill_chunk(chunk, req.done)
         except Exception as exc:
             log.exception("prefill_failed", requests=[req.id])
+            self._runner.drop_chunk()
             self._fail_request(self._scheduler.chunk_failed(), "error", str(exc))
             return len(chunk)
         whole = self._scheduler.chunk_prefilled(len(chunk), running=len(self._rows))
-        if whole is not None and whole.cache is not None:
-            mask, logits = self._runner.chunked_rows(whole.cache, len(whole.prompt), whole.open, logits)
-            self._join([whole], whole.cache, mask, logits)
+        if whole is not None:
+            self._runner.stage_chunked(len(whole.prompt), whole.open)
+            self._join([whole], logits.expand(whole.open, -1))
+        elif self._scheduler.chunked is None:  # whole, but the batch filled up meanwhile: prefilled again later
+            self._runner.drop_chunk()
         return len(chunk)
 
-    def _join(
-        self, requests: list[EngineRequest], cache: DynamicCache, mask: torch.Tensor, logits: torch.Tensor
-    ) -> None:
-        """New rows (one per choice) sample their first token and join the running batch."""
+    def _join(self, requests: list[EngineRequest], logits: torch.Tensor) -> None:
+        """New rows (one per choice), prefilled and staged by the runner, sample their first token and join the
+        running batch."""
         try:
             rows = [Row(req, i, self._sampling(req, i), self._text(req)) for req in requests for i in range(req.open)]
         except Exception as exc:  # e.g. a sampling state that cannot be built: only these requests fail
             log.exception("join_failed", requests=[r.id for r in requests])
+            self._runner.discard()
             for req in requests:
                 self._fail_request(req, "error", str(exc))
             return
         first = len(self._rows)
         self._rows.extend(rows)
-        self._runner.join(cache, mask)
+        self._runner.join()
         self._steps.joined(requests)
         finished = {first + i for i in self._advance(rows, logits)}
         if finished:

@@ -168,7 +168,12 @@ def repeat_rows(cache: DynamicCache, mask: torch.Tensor, counts: Sequence[int]) 
 class ModelRunner:
     """Runs the model: prefills of newcomers (several whole prompts in one padded forward, or one chunk of a
     long prompt in its own cache) and one decode step of the running batch. It decides nothing: the
-    scheduler picks who is prefilled, the batched engine samples and emits."""
+    scheduler picks who is prefilled, the batched engine samples and emits.
+
+    It keeps every tensor of its own (the running batch, the rows prefilled and waiting to join it, the long
+    prompt's cache), so every call takes and returns plain values: a call can be replayed on another
+    process's shard of the same model (tensor parallelism) and leaves the same state there.
+    """
 
     def __init__(self, model: Any, pad_id: int) -> None:
         self.model = model
@@ -177,6 +182,8 @@ class ModelRunner:
         # models whose caches cannot be re-padded decode one row at a time
         self.batchable = mergeable(DynamicCache(config=model.config))
         self._batch = KVBatch(model, prebuilt_masks=self.batchable)
+        self._staged: tuple[DynamicCache, torch.Tensor] | None = None  # prefilled rows waiting to join
+        self._chunk_cache: DynamicCache | None = None  # the long prompt being prefilled chunk by chunk
 
     @property
     def device(self) -> torch.device:
@@ -187,31 +194,47 @@ class ModelRunner:
         """The running batch's cache width (its longest row)."""
         return self._batch.width
 
+    @property
+    def kv_tokens(self) -> int:
+        """Cache slots the running batch holds: rows x width."""
+        return self._batch.rows * self._batch.width
+
     def prefill(
         self, prompts: Sequence[Sequence[int]], counts: Sequence[int], inputs: Mapping[str, Any] | None
-    ) -> tuple[DynamicCache, torch.Tensor, torch.Tensor]:
-        """Prefill ``prompts`` together, prompt i repeated ``counts[i]`` times (its choices): cache, mask and
-        last-position logits, one row per choice. ``inputs``: the media of a single prompt."""
+    ) -> torch.Tensor:
+        """Prefill ``prompts`` together, prompt i repeated ``counts[i]`` times (its choices), and stage the rows
+        to ``join``; returns their last-position logits, one row per choice. ``inputs``: a single prompt's media."""
         cache, mask, logits = prefill(self.model, prompts, self._pad, inputs)
-        mask = repeat_rows(cache, mask, counts)
+        self._staged = cache, repeat_rows(cache, mask, counts)
         index = torch.repeat_interleave(torch.arange(len(prompts)), torch.tensor(list(counts)))
-        return cache, mask, logits.index_select(0, index.to(logits.device))
+        return logits.index_select(0, index.to(logits.device))
 
-    def new_cache(self) -> DynamicCache:
-        return DynamicCache(config=self.model.config)
+    def prefill_chunk(self, chunk: Sequence[int], offset: int) -> torch.Tensor:
+        """Extend the long prompt's cache by ``chunk`` (``offset`` 0 starts a new prompt); last logits."""
+        if offset == 0 or self._chunk_cache is None:
+            self._chunk_cache = DynamicCache(config=self.model.config)
+        return prefill_chunk(self.model, self._chunk_cache, chunk, offset)
 
-    def prefill_chunk(self, cache: DynamicCache, chunk: Sequence[int], offset: int) -> torch.Tensor:
-        return prefill_chunk(self.model, cache, chunk, offset)
-
-    def chunked_rows(
-        self, cache: DynamicCache, length: int, count: int, logits: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """A prompt prefilled chunk by chunk (``length`` tokens), as ``count`` rows: their mask and logits."""
+    def stage_chunked(self, length: int, count: int) -> None:
+        """The long prompt is whole (``length`` tokens): stage it as ``count`` rows to ``join``."""
+        cache, self._chunk_cache = self._chunk_cache, None
+        assert cache is not None, "no prompt is being prefilled in chunks"
         mask = torch.ones((1, length), dtype=torch.long, device=self.model.device)
-        return repeat_rows(cache, mask, [count]), logits.expand(count, -1)
+        self._staged = cache, repeat_rows(cache, mask, [count])
 
-    def join(self, cache: DynamicCache, mask: torch.Tensor) -> None:
+    def drop_chunk(self) -> None:
+        """Forget the long prompt's cache (it was aborted, failed, or will be prefilled again)."""
+        self._chunk_cache = None
+
+    def join(self) -> None:
+        """The staged rows join the running batch (after its last rows)."""
+        assert self._staged is not None, "nothing was prefilled"
+        (cache, mask), self._staged = self._staged, None
         self._batch.add(cache, mask)
+
+    def discard(self) -> None:
+        """Drop the staged rows (they could not join)."""
+        self._staged = None
 
     def keep(self, indices: Sequence[int]) -> None:
         self._batch.keep(indices)

@@ -5,8 +5,6 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
-from transformers import DynamicCache
-
 from app.engine.process.detokenizer import TextAssembler
 from app.engine.process.sampler import SequenceSampling
 from app.engine.types import EngineEvent, GenerationRequest, RequestTiming
@@ -18,7 +16,6 @@ class EngineRequest:
     open: int  # choices not finished yet
     prompt: list[int]
     done: int = 0  # prompt tokens already prefilled (chunked prefill)
-    cache: DynamicCache | None = None
     arrived: int = field(default_factory=time.time_ns)
     scheduled: int = 0  # when its prefill started (time.time_ns)
     first_token: int = 0  # when its first token was sampled

@@ -62,7 +62,7 @@ class Scheduler:
         self.chunked = None
         if running + request.open <= self.max_rows:
             return request
-        request.done, request.cache = 0, None
+        request.done = 0
         self._waiting.appendleft(request)
         return None
 

@@ -41,10 +41,11 @@ def _resolve_device(device: str) -> str:
     return device
 
 
-def _set_cpu_threads(requested: int | None) -> None:
+def _set_cpu_threads(requested: int | None, ranks: int) -> None:
     """On CPU the inference thread shares the machine with the HTTP event loop; a torch thread pool as
-    wide as the machine makes them fight for every core (measured in bench/README.md)."""
-    torch.set_num_threads(requested or max(1, (os.cpu_count() or 2) - 1))
+    wide as the machine makes them fight for every core (measured in bench/README.md). The ranks of a
+    tensor-parallel model share what is left."""
+    torch.set_num_threads(requested or max(1, ((os.cpu_count() or 2) - 1) // ranks))
 
 
 def _max_context(config: Any, tokenizer: Any, limit: int | None) -> int:
@@ -58,6 +59,9 @@ def _max_context(config: Any, tokenizer: Any, limit: int | None) -> int:
 
 def _weights_kwargs(opts: LoadOptions, device: str) -> dict[str, Any]:
     kwargs: dict[str, Any] = {"dtype": opts.dtype, "trust_remote_code": opts.trust_remote_code}
+    if opts.tensor_parallel_size > 1:  # this rank's shard, on this rank's device (torch.distributed is set up)
+        kwargs["tp_plan"] = "auto"
+        return kwargs
     if opts.attn_implementation:
         kwargs["attn_implementation"] = opts.attn_implementation
     if opts.quantization == "bnb-4bit":
@@ -85,18 +89,35 @@ def _eos_ids(model: Any, tokenizer: Any) -> tuple[int, ...]:
     return tuple(sorted(ids))
 
 
-def load_weights(folder: str, name: str, opts: LoadOptions, progress: ProgressFn) -> tuple[Any, Any, ModelInfo]:
-    """The model on its device, its tokenizer and its ``ModelInfo``; ``progress`` sees the ``weights`` stage."""
+def _check_tensor_parallel(config: Any, opts: LoadOptions) -> None:
+    """Only models whose family has a tensor-parallel plan, with heads that split evenly, can be sharded."""
+    text = config.get_text_config() if hasattr(config, "get_text_config") else config
+    if not getattr(text, "base_model_tp_plan", None):
+        raise ValueError(f"`{config.model_type}` models have no tensor-parallel plan in transformers")
+    size = opts.tensor_parallel_size
+    for field in ("num_attention_heads", "num_key_value_heads"):
+        heads = getattr(text, field, None)
+        if heads is not None and heads % size:
+            raise ValueError(f"{field}={heads} does not split across --tensor-parallel-size {size}")
+
+
+def load_weights(
+    folder: str, name: str, opts: LoadOptions, progress: ProgressFn, *, device: str | None = None
+) -> tuple[Any, Any, ModelInfo]:
+    """The model on its device, its tokenizer and its ``ModelInfo``; ``progress`` sees the ``weights`` stage.
+    ``device``: this rank's device, for a tensor-parallel model (``opts.tensor_parallel_size`` > 1)."""
     tokenizer = AutoTokenizer.from_pretrained(folder, trust_remote_code=opts.trust_remote_code)
     config = AutoConfig.from_pretrained(folder, trust_remote_code=opts.trust_remote_code)
-    device = _resolve_device(opts.device)
+    if opts.tensor_parallel_size > 1:
+        _check_tensor_parallel(config, opts)
+    device = device or _resolve_device(opts.device)
     if device == "cpu":
-        _set_cpu_threads(opts.cpu_threads)
+        _set_cpu_threads(opts.cpu_threads, opts.tensor_parallel_size)
     kwargs = _weights_kwargs(opts, device)
     task = generative_task(getattr(config, "architectures", None), getattr(config, "model_type", None))
     with weights_progress(progress):
         model = _MODEL_CLASSES[task or TEXT].from_pretrained(folder, **kwargs)
-    if "device_map" not in kwargs:
+    if "device_map" not in kwargs and "tp_plan" not in kwargs:
         model.to(device)
     model.eval()
     info = ModelInfo(

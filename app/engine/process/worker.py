@@ -7,22 +7,32 @@ It talks to its ``RemoteEngine`` over one duplex pipe, in the messages of ``app.
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Callable
 from multiprocessing.connection import Connection
 
+import structlog
+
 from app.engine.messages import Abort, FromEngine, Generate, LoadFailed, Progress, ProtocolError, Ready, Stop, ToEngine
-from app.engine.options import LoadOptions
+from app.engine.options import LoadOptions, TensorParallelGroup
 from app.engine.process.batched_engine import BatchedEngine
 from app.engine.process.delivery import Outbox
+from app.engine.process.model_runner import ModelRunner
 from app.engine.process.speech import SpeechEngine
+from app.engine.process.tensor_parallel import ReplicatedRunner, follow, join_group, leave_group
 from app.engine.process.weights import load_weights
+
+log = structlog.get_logger(__name__)
 
 Engine = BatchedEngine | SpeechEngine
 
 
-def serve(conn: Connection, folder: str, name: str, options: LoadOptions) -> None:
-    """Entry point of the engine process (``multiprocessing`` spawn target)."""
+def serve(
+    conn: Connection, folder: str, name: str, options: LoadOptions, group: TensorParallelGroup | None = None
+) -> None:
+    """Entry point of the engine process (``multiprocessing`` spawn target); with ``group``, rank 0 of a
+    tensor-parallel model."""
     if options.log_setup is not None:
         options.log_setup()
     send_lock = threading.Lock()
@@ -31,7 +41,7 @@ def serve(conn: Connection, folder: str, name: str, options: LoadOptions) -> Non
         with send_lock:
             conn.send(message)
 
-    engine = _start(send, folder, name, options)
+    engine = _start(send, folder, name, options, group)
     if engine is None:
         return
     try:
@@ -40,25 +50,51 @@ def serve(conn: Connection, folder: str, name: str, options: LoadOptions) -> Non
         pass
     finally:
         engine.shutdown()
+        leave_group()
 
 
-def _start(send: Callable[[FromEngine], None], folder: str, name: str, options: LoadOptions) -> Engine | None:
+def _start(
+    send: Callable[[FromEngine], None], folder: str, name: str, options: LoadOptions, group: TensorParallelGroup | None
+) -> Engine | None:
     """Load the model and start its engine; None (reported as ``LoadFailed``) when that fails."""
     try:
-        model, tokenizer, info = load_weights(folder, name, options, lambda *p: send(Progress(*p)))
+        device = join_group(0, group, options.device) if group else None
+        model, tokenizer, info = load_weights(folder, name, options, lambda *p: send(Progress(*p)), device=device)
         outbox = Outbox(send, options.limits.stream_interval)
         engine: Engine
         if info.task == "speech-to-text":
+            if group is not None:
+                raise ValueError("tensor parallelism serves text and multimodal chat models, not speech-to-text")
             engine = SpeechEngine(model, tokenizer, name=name, outbox=outbox)
         else:
+            pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+            runner = ReplicatedRunner(model, pad, group.commands) if group else ModelRunner(model, pad)
             engine = BatchedEngine(
-                model, tokenizer, name=name, limits=options.limits, outbox=outbox, trace_steps=options.trace_steps
+                runner, tokenizer, name=name, limits=options.limits, outbox=outbox, trace_steps=options.trace_steps
             )
     except Exception as exc:  # reported to the loading request, which fails with it
         send(LoadFailed(f"{type(exc).__name__}: {exc}"))
         return None
     send(Ready(info, engine.max_rows))
     return engine
+
+
+def serve_follower(rank: int, group: TensorParallelGroup, folder: str, name: str, options: LoadOptions) -> None:
+    """Entry point of a follower rank (1, 2, ...) of a tensor-parallel model (``multiprocessing`` spawn target):
+    load this rank's shard, then replay rank 0's model-runner calls on it."""
+    if options.log_setup is not None:
+        options.log_setup()
+    parent = os.getppid()
+    try:
+        device = join_group(rank, group, options.device)
+        model, tokenizer, _ = load_weights(folder, name, options, lambda *_: None, device=device)
+        pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+        follow(ModelRunner(model, pad), group.commands[rank - 1], lambda: os.getppid() == parent)
+    except Exception:
+        log.exception("tensor_parallel_rank_failed", rank=rank)
+        raise
+    finally:
+        leave_group()
 
 
 def serve_requests(conn: Connection, engine: Engine) -> None:

@@ -53,7 +53,7 @@ async def test_a_killed_engine_process_ends_open_requests_with_an_error(loaded: 
         loaded.engine.generate(GenerationRequest("after", [5], SamplingParams(max_tokens=2)))
 
 
-def _rogue_engine(conn: Connection, folder: str, name: str, options: LoadOptions) -> None:
+def _rogue_engine(conn: Connection, folder: str, name: str, options: LoadOptions, group: object = None) -> None:
     """An engine process speaking the old tuple protocol (a spawn target, so at module level)."""
     conn.send(Progress("config", None, None))
     conn.send(("ready", None, 1))

@@ -1,0 +1,122 @@
+"""One model across several devices: transformers' tensor-parallel plans (``tp_plan="auto"``) over
+torch.distributed, with one engine process per rank.
+
+Rank 0 is the engine process the HTTP side talks to: it schedules, samples and detokenizes as with one
+device. Its model runner is a ``ReplicatedRunner``: every call that runs the model or changes its cache is
+first sent to each follower rank, which replays it on its own shard with a plain ``ModelRunner``. The model
+runner's calls take and return plain values and it keeps its tensors itself, so every rank holds the same
+cache state and enters the same collectives in the same order; the followers' logits are dropped.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+from collections.abc import Callable, Mapping, Sequence
+from datetime import timedelta
+from typing import Any
+
+import structlog
+import torch
+import torch.distributed as dist
+
+from app.engine.options import TensorParallelGroup
+from app.engine.process.model_runner import ModelRunner
+
+log = structlog.get_logger(__name__)
+
+# An idle follower waits on its queue, never in a collective; the limit only ends a rank whose peer hung.
+_COLLECTIVE_TIMEOUT = timedelta(minutes=30)
+
+
+def join_group(rank: int, group: TensorParallelGroup, device: str) -> str:
+    """Join the group as ``rank`` (gloo on CPU, NCCL on CUDA, one GPU per rank); returns this rank's device."""
+    os.environ.update(
+        MASTER_ADDR="127.0.0.1",
+        MASTER_PORT=str(group.port),
+        RANK=str(rank),
+        WORLD_SIZE=str(group.world_size),
+        LOCAL_RANK=str(rank),
+        LOCAL_WORLD_SIZE=str(group.world_size),
+    )
+    if device.startswith("cuda"):
+        torch.cuda.set_device(rank)
+        device, backend = f"cuda:{rank}", "nccl"
+    else:
+        backend = "gloo"
+    dist.init_process_group(backend, rank=rank, world_size=group.world_size, timeout=_COLLECTIVE_TIMEOUT)
+    return device
+
+
+def leave_group() -> None:
+    if dist.is_initialized():
+        dist.destroy_process_group()
+
+
+class ReplicatedRunner(ModelRunner):
+    """Rank 0's model runner: each call that runs the model or changes its state goes to the followers first."""
+
+    def __init__(self, model: Any, pad_id: int, commands: Sequence[Any]) -> None:
+        super().__init__(model, pad_id)
+        self._commands = commands
+
+    def _send(self, call: str, *args: Any) -> None:
+        for commands in self._commands:
+            commands.put((call, args))
+
+    def prefill(
+        self, prompts: Sequence[Sequence[int]], counts: Sequence[int], inputs: Mapping[str, Any] | None
+    ) -> torch.Tensor:
+        self._send("prefill", prompts, counts, inputs)
+        return super().prefill(prompts, counts, inputs)
+
+    def prefill_chunk(self, chunk: Sequence[int], offset: int) -> torch.Tensor:
+        self._send("prefill_chunk", chunk, offset)
+        return super().prefill_chunk(chunk, offset)
+
+    def stage_chunked(self, length: int, count: int) -> None:
+        self._send("stage_chunked", length, count)
+        super().stage_chunked(length, count)
+
+    def drop_chunk(self) -> None:
+        self._send("drop_chunk")
+        super().drop_chunk()
+
+    def join(self) -> None:
+        self._send("join")
+        super().join()
+
+    def discard(self) -> None:
+        self._send("discard")
+        super().discard()
+
+    def keep(self, indices: Sequence[int]) -> None:
+        self._send("keep", list(indices))
+        super().keep(indices)
+
+    def decode(self, tokens: Sequence[int]) -> torch.Tensor:
+        self._send("decode", list(tokens))
+        return super().decode(tokens)
+
+    def stop_followers(self) -> None:
+        for commands in self._commands:
+            commands.put(None)
+
+
+def follow(runner: ModelRunner, commands: Any, parent_alive: Callable[[], bool]) -> None:
+    """A follower rank: replay rank 0's calls on this shard until told to stop, or until the HTTP process that
+    started the ranks is gone. A call that fails here ends this rank (rank 0's next collective then fails, and
+    the HTTP side, which watches every rank, replaces the model)."""
+    with torch.inference_mode():
+        while True:
+            try:
+                call = commands.get(timeout=1.0)
+            except queue.Empty:
+                if not parent_alive():
+                    log.warning("tensor_parallel_parent_gone")
+                    return
+                continue
+            if call is None:
+                return
+            name, args = call
+            getattr(runner, name)(*args)
