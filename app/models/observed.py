@@ -30,7 +30,7 @@ from app.engine.types import (
     StepRecord,
     TokenEvent,
 )
-from app.observability.engine import EngineRequestTracker, record_steps
+from app.observability.request_tracker import EngineRequestTracker, record_steps
 from app.observability.telemetry import Telemetry, annotate, current_scope, phase
 
 log = structlog.get_logger(__name__)
@@ -109,10 +109,13 @@ class ObservedEngine:
                     ):
                         del trackers[request_id]
         if self._itl is not None:
+            observe = self._itl.observe  # once per token: these tokens share their gap
             if gaps:
-                self._itl.observe((now - self._last_delivery) / steps, gaps)
-            if together:
-                self._itl.observe(0.0, together)
+                gap = (now - self._last_delivery) / steps
+                for _ in range(gaps):
+                    observe(gap)
+            for _ in range(together):
+                observe(0.0)
         self._last_delivery = now
 
 
