@@ -56,15 +56,13 @@ class SpanEncoder:
 
     Most attribute values repeat span after span, and a request's link recurs in every engine step it took
     part in, so each ``KeyValue`` and ``Span.Link`` message is made once and copied into the spans that use
-    it. Each cache is cleared whole when it grows past ``limit`` (one-off values such as request ids pass
-    through it).
+    it (most of what a span costs here is making messages from Python).
     """
 
     def __init__(self, resource_attributes: Mapping[str, Any], limit: int = 65536) -> None:
         self._resource = [_key_value(key, value) for key, value in resource_attributes.items()]
-        self._attributes: dict[tuple[Any, ...], KeyValue] = {}
-        self._links: dict[tuple[int, int], Span.Link] = {}
-        self._limit = limit
+        self._attributes = _Made(_attribute, limit)
+        self._links = _Made(_link, limit)
 
     def encode(self, records: Iterable[tuple[Any, ...]]) -> bytes:
         """``records``: ``SpanRecord``s, or the plain tuples they travel as."""
@@ -73,8 +71,12 @@ class SpanEncoder:
         resource_spans.resource.attributes.extend(self._resource)
         scope_spans = resource_spans.scope_spans.add()
         scope_spans.scope.name = "hfserve"
-        add_span, attribute, link = scope_spans.spans.add, self.attribute, self.link
+        add_span, attribute, link = scope_spans.spans.add, self._attributes.__getitem__, self._links.__getitem__
         for trace_id, span_id, parent_id, name, kind, start, end, attributes, links, status, message, remote in records:
+            try:  # 1, 1.0 and True are equal but encode differently: the class is part of the key
+                kept = [attribute((k, v.__class__, v)) for k, v in attributes.items() if v is not None]
+            except TypeError:  # a value that can't be a key (a list; list-valued attributes are best tuples)
+                kept = [_key_value(k, v) for k, v in attributes.items() if v is not None]
             add_span(
                 trace_id=trace_id.to_bytes(16, "big"),
                 span_id=span_id.to_bytes(8, "big"),
@@ -83,35 +85,46 @@ class SpanEncoder:
                 kind=kind + 1,  # the SDK's SpanKind counts from 0, OTLP's from 1
                 start_time_unix_nano=start,
                 end_time_unix_nano=end,
-                attributes=[attribute(k, v) for k, v in attributes.items() if v is not None],
-                links=[link(linked) for linked in links],
+                attributes=kept,
+                links=list(map(link, links)),
                 status=Status(code=status, message=message) if status or message else _NO_STATUS,
                 flags=_FLAGS[remote],
             )
         return request.SerializeToString()
 
     def attribute(self, key: str, value: Any) -> KeyValue:
-        cache_key = (key, value.__class__, value)  # 1, 1.0 and True are equal but encode differently
+        """The attribute's message, kept for the next span that has it when ``value`` can be a key."""
         try:
-            message = self._attributes.get(cache_key)
-        except TypeError:  # unhashable (a list, or anything written as its string): not kept
+            return self._attributes[key, value.__class__, value]
+        except TypeError:
             return _key_value(key, value)
-        if message is None:
-            if len(self._attributes) >= self._limit:
-                self._attributes.clear()
-            message = self._attributes[cache_key] = _key_value(key, value)
+
+    def link(self, trace_id: int, span_id: int) -> Span.Link:
+        return self._links[trace_id, span_id]
+
+
+class _Made(dict[tuple[Any, ...], Any]):
+    """Messages made once per key. Cleared whole when it grows past ``limit`` (one-off values such as
+    request ids pass through it)."""
+
+    def __init__(self, make: Callable[[tuple[Any, ...]], Any], limit: int) -> None:
+        super().__init__()
+        self._make, self._limit = make, limit
+
+    def __missing__(self, key: tuple[Any, ...]) -> Any:
+        if len(self) >= self._limit:
+            self.clear()
+        message = self[key] = self._make(key)
         return message
 
-    def link(self, linked: tuple[int, int]) -> Span.Link:
-        message = self._links.get(linked)
-        if message is None:
-            if len(self._links) >= self._limit:
-                self._links.clear()
-            trace_id, span_id = linked
-            message = self._links[linked] = Span.Link(
-                trace_id=trace_id.to_bytes(16, "big"), span_id=span_id.to_bytes(8, "big")
-            )
-        return message
+
+def _attribute(key: tuple[str, type, Any]) -> KeyValue:
+    return _key_value(key[0], key[2])
+
+
+def _link(key: tuple[int, int]) -> Span.Link:
+    trace_id, span_id = key
+    return Span.Link(trace_id=trace_id.to_bytes(16, "big"), span_id=span_id.to_bytes(8, "big"))
 
 
 _NO_STATUS = Status()  # unset
