@@ -1,7 +1,8 @@
 """The span export process: encodes the HTTP process's span records to OTLP protobuf and posts them.
 
-Encoding is most of what a span costs, so it runs in a process of its own, away from the event loop's GIL,
-with the OTLP messages of ``opentelemetry-proto`` serialized by protobuf.
+Encoding is most of what a span costs, so it runs in a process of its own, away from the event loop's GIL:
+``SpanEncoder`` builds the OTLP messages of ``opentelemetry-proto`` and protobuf serializes them.
+
 It reads the standard variables: ``OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`` (used as is) or
 ``OTEL_EXPORTER_OTLP_ENDPOINT`` (plus ``/v1/traces``), ``OTEL_EXPORTER_OTLP_[TRACES_]HEADERS``,
 ``..._COMPRESSION`` (``gzip``), ``..._TIMEOUT`` (ms), ``..._CERTIFICATE``; ``OTEL_BSP_SCHEDULE_DELAY`` (ms)
@@ -91,16 +92,6 @@ class SpanEncoder:
                 flags=_FLAGS[remote],
             )
         return request.SerializeToString()
-
-    def attribute(self, key: str, value: Any) -> KeyValue:
-        """The attribute's message, kept for the next span that has it when ``value`` can be a key."""
-        try:
-            return self._attributes[key, value.__class__, value]
-        except TypeError:
-            return _key_value(key, value)
-
-    def link(self, trace_id: int, span_id: int) -> Span.Link:
-        return self._links[trace_id, span_id]
 
 
 class _Made(dict[tuple[Any, ...], Any]):

@@ -106,7 +106,7 @@ class ExportProcessWriter(SpanWriter):
     """Records to the export process: the loop appends to a deque; a thread sends batches down the pipe.
 
     The loop never waits on the pipe. If the export process falls behind by more than ``max_pending``
-    records, new ones are dropped and counted (telemetry must never hold up serving).
+    records, new ones are dropped (telemetry must never hold up serving).
     """
 
     def __init__(self, conn: Any, *, interval: float = 0.2, batch: int = 512, max_pending: int = 65536) -> None:
@@ -115,13 +115,11 @@ class ExportProcessWriter(SpanWriter):
         self._interval, self._batch, self._max_pending = interval, batch, max_pending
         self._wake = threading.Event()
         self._stopping = False
-        self.dropped = 0
         self._thread = threading.Thread(target=self._run, name="span-writer", daemon=True)
         self._thread.start()
 
     def write(self, record: SpanRecord) -> None:
         if len(self._pending) >= self._max_pending:
-            self.dropped += 1
             return
         self._pending.append(record)
         if len(self._pending) == self._batch:  # once, as it fills up: the thread then takes all there is

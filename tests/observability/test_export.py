@@ -24,9 +24,7 @@ def test_records_encode_to_otlp() -> None:
          "gen_ai.request.temperature": 0.5, "http.route": "/v1/chat/completions"},
         status=ERROR, status_message="engine_error", remote_parent=True,
     )  # fmt: skip
-    step = SpanRecord(
-        0xCD, 0x02, 0, "engine.step", INTERNAL, 20, 30, {"hfserve.step.batch_size": 2}, ((0xAB, 0x01),)
-    )
+    step = SpanRecord(0xCD, 0x02, 0, "engine.step", INTERNAL, 20, 30, {"hfserve.step.batch_size": 2}, ((0xAB, 0x01),))
     request = encode([server, step])
     [resource_spans] = request.resource_spans
     assert [(a.key, a.value.string_value) for a in resource_spans.resource.attributes] == [("service.name", "svc")]
@@ -73,9 +71,7 @@ def _reference(record: SpanRecord) -> Span:
         start_time_unix_nano=record.start,
         end_time_unix_nano=record.end,
         attributes=[KeyValue(key=k, value=value(v)) for k, v in record.attributes.items() if v is not None],
-        links=[
-            Span.Link(trace_id=t.to_bytes(16, "big"), span_id=s.to_bytes(8, "big")) for t, s in record.links
-        ],
+        links=[Span.Link(trace_id=t.to_bytes(16, "big"), span_id=s.to_bytes(8, "big")) for t, s in record.links],
         status=Status(code=record.status, message=record.status_message or ""),  # type: ignore[arg-type]
         flags=0x100 | 0x200 * record.remote_parent | 0x01,
     )
@@ -122,14 +118,14 @@ def test_repeated_attribute_values_and_links_encode_like_fresh_ones() -> None:
 
 def test_the_caches_stay_bounded() -> None:
     encoder = SpanEncoder({}, limit=4)
-    for i in range(10):
-        encoder.attribute("hfserve.engine_request_id", f"req-{i}")
-        encoder.link((i + 1, i + 1))
+    records = [
+        SpanRecord(0x1, i, 0, "queue", INTERNAL, 1, 2, {"hfserve.engine_request_id": f"req-{i}"}, ((i, i),))
+        for i in range(1, 11)
+    ]
+    spans = encode(records, encoder).resource_spans[0].scope_spans[0].spans
     assert len(encoder._attributes) <= 4 and len(encoder._links) <= 4
-    attribute = encoder.attribute("hfserve.engine_request_id", "req-7")
-    assert (attribute.key, attribute.value.string_value) == ("hfserve.engine_request_id", "req-7")
-    link = encoder.link((8, 8))
-    assert (link.trace_id, link.span_id) == ((8).to_bytes(16, "big"), (8).to_bytes(8, "big"))
+    assert [span.attributes[0].value.string_value for span in spans] == [f"req-{i}" for i in range(1, 11)]
+    assert [span.links[0].span_id for span in spans] == [i.to_bytes(8, "big") for i in range(1, 11)]
 
 
 def test_values_of_other_types_are_written_as_their_string() -> None:
