@@ -62,8 +62,8 @@ class SpanEncoder:
 
     def __init__(self, resource_attributes: Mapping[str, Any], limit: int = 65536) -> None:
         self._resource = [_key_value(key, value) for key, value in resource_attributes.items()]
-        self._attributes = _Made(_attribute, limit)
-        self._links = _Made(_link, limit)
+        self._attributes = _MessageCache(_attribute, limit)
+        self._links = _MessageCache(_link, limit)
 
     def encode(self, records: Iterable[tuple[Any, ...]]) -> bytes:
         """``records``: ``SpanRecord``s, or the plain tuples they travel as."""
@@ -94,7 +94,7 @@ class SpanEncoder:
         return request.SerializeToString()
 
 
-class _Made(dict[tuple[Any, ...], Any]):
+class _MessageCache(dict[tuple[Any, ...], Any]):
     """Messages made once per key. Cleared whole when it grows past ``limit`` (one-off values such as
     request ids pass through it)."""
 
@@ -119,6 +119,7 @@ def _link(key: tuple[int, int]) -> Span.Link:
 
 
 _NO_STATUS = Status()  # unset
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 _FLAGS = [0x100 | 0x200 * remote | 0x01 for remote in (0, 1)]
 # has-is-remote, is-remote (the parent came in a traceparent header), sampled
 
@@ -130,8 +131,8 @@ def _any_value(value: Any) -> AnyValue:
         return AnyValue(string_value=value)
     if cls is bool:
         return AnyValue(bool_value=value)
-    if cls is int:
-        return AnyValue(int_value=value)
+    if cls is int:  # an int64; a bigger one as its string
+        return AnyValue(int_value=value) if _INT64_MIN <= value <= _INT64_MAX else AnyValue(string_value=str(value))
     if cls is float:
         return AnyValue(double_value=value)
     if cls is list or cls is tuple:

@@ -130,11 +130,13 @@ def test_the_caches_stay_bounded() -> None:
 
 def test_values_of_other_types_are_written_as_their_string() -> None:
     """Attributes should be strings, numbers, booleans or sequences of them; anything else set by mistake
-    (here a dict, which can't be a cache key either) is written as its string, not a failed batch."""
-    record = SpanRecord(0x7, 0x70, 0, "x", INTERNAL, 1, 2, {"odd": {"a": 1}, "n": 1})
+    (here a dict, which can't be a cache key either, and an int past int64) is written as its string, not a
+    failed batch."""
+    record = SpanRecord(0x7, 0x70, 0, "x", INTERNAL, 1, 2, {"odd": {"a": 1}, "n": 1, "huge": 2**64})
     encoder = SpanEncoder({"service.name": "svc"})
     for _ in range(2):
         request = encode([record], encoder)
         [span] = request.resource_spans[0].scope_spans[0].spans
         values = {a.key: a.value for a in span.attributes}
         assert values["odd"].string_value == "{'a': 1}" and values["n"].int_value == 1
+        assert values["huge"].string_value == str(2**64)  # past int64
