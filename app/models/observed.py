@@ -58,12 +58,19 @@ class ObservedEngine:
         self._last_delivery = 0.0
 
     def generate(self, request: GenerationRequest) -> EventStream:
+        admitted = time.time_ns()
         events = self._engine.generate(request)  # admission errors propagate before anything is tracked
         scope = current_scope()
         if scope is not None and scope.traced:
             annotate(_request_attributes(self._model, request))
         self._trackers[request.request_id] = EngineRequestTracker(
-            self._telemetry, scope, self._model, request.request_id, request.params.n, len(request.prompt_ids)
+            self._telemetry,
+            scope,
+            self._model,
+            request.request_id,
+            request.params.n,
+            len(request.prompt_ids),
+            admitted=admitted,
         )
         return events
 

@@ -41,10 +41,20 @@ class EngineRequestTracker:
     )
 
     def __init__(
-        self, telemetry: Telemetry, scope: RequestScope | None, model: str, request_id: str, choices: int, prompt: int
+        self,
+        telemetry: Telemetry,
+        scope: RequestScope | None,
+        model: str,
+        request_id: str,
+        choices: int,
+        prompt: int,
+        *,
+        admitted: int,
     ) -> None:
+        """``admitted``: ``time.time_ns()`` just before the request was handed to the engine (taken after, it
+        could fall after the engine process started its prefill)."""
         self._telemetry, self._scope, self._model, self._id = telemetry, scope, model, request_id
-        self._admitted = time.time_ns()
+        self._admitted = admitted
         self._started = scope.started if scope is not None else time.perf_counter()
         self._open, self._prompt = choices, prompt
         self._first: float | None = None

@@ -23,8 +23,8 @@ def test_steps_link_to_the_traced_requests_in_them() -> None:
     telemetry = Telemetry(span_exporter=exporter)
     traced, unsampled = _scope(telemetry), _scope(telemetry, UNSAMPLED)
     assert traced.traced and not unsampled.traced
-    EngineRequestTracker(telemetry, traced, "m", "a", choices=2, prompt=3)
-    EngineRequestTracker(telemetry, unsampled, "m", "b", choices=1, prompt=4)
+    EngineRequestTracker(telemetry, traced, "m", "a", 2, 3, admitted=time.time_ns())
+    EngineRequestTracker(telemetry, unsampled, "m", "b", 1, 4, admitted=time.time_ns())
     assert telemetry.links == {"a": (traced.trace_id, traced.span_id)}
 
     record_steps(
@@ -58,8 +58,8 @@ def test_a_finished_request_writes_its_stage_spans_and_drops_its_link() -> None:
     exporter = InMemorySpanExporter()
     telemetry = Telemetry(span_exporter=exporter)
     scope = _scope(telemetry)
-    tracker = EngineRequestTracker(telemetry, scope, "m", "a", choices=1, prompt=3)
     now = time.time_ns()
+    tracker = EngineRequestTracker(telemetry, scope, "m", "a", 1, 3, admitted=now - 500)
     timing = RequestTiming(arrived=now, scheduled=now + 1_000, first_token=now + 2_000, finished=now + 3_000)
     tracker.first_token(0.5)
     assert tracker.finished("length", 3, 4, timing, now=1.0)
@@ -67,6 +67,7 @@ def test_a_finished_request_writes_its_stage_spans_and_drops_its_link() -> None:
     spans = {s.name: s for s in exporter.get_finished_spans()}
     assert set(spans) == {"queue", "prefill", "decode"}
     assert all(s.parent is not None and s.parent.span_id == scope.span_id for s in spans.values())
+    assert (spans["queue"].start_time, spans["queue"].end_time) == (now - 500, timing.scheduled)
     assert (spans["prefill"].start_time, spans["prefill"].end_time) == (timing.scheduled, timing.first_token)
     assert (spans["decode"].start_time, spans["decode"].end_time) == (timing.first_token, timing.finished)
     assert spans["decode"].attributes is not None and spans["decode"].attributes["gen_ai.usage.output_tokens"] == 4
