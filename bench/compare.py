@@ -241,11 +241,11 @@ def measure_together(
     return {name: summarize(runs) for name, runs in rounds.items()}, rounds
 
 
-def _ratios(rounds: dict[str, list[dict[str, object]]], name: str, key: str) -> list[float]:
-    """``key`` of ``name`` over ``key`` of "off", round by round (each pair ran back to back)."""
+def _ratios(rounds: dict[str, list[dict[str, object]]], name: str, key: str, base: str = "off") -> list[float]:
+    """``key`` of ``name`` over ``key`` of ``base``, round by round (each pair ran back to back)."""
     return [
         float(b[key]) / float(a[key])  # type: ignore[arg-type]
-        for a, b in zip(rounds["off"], rounds[name], strict=True)
+        for a, b in zip(rounds[base], rounds[name], strict=True)
     ]
 
 
@@ -308,6 +308,12 @@ def observability_overhead(env: dict[str, str], args: argparse.Namespace, logs: 
             f"- server CPU per token: median {statistics.median(cpu):.3f} "
             f"(90% interval {cpu_low:.3f} to {cpu_high:.3f})",
         ]
+    tracing = _ratios(rounds, "on", "cpu_us_per_token", base="metrics")
+    low, high = _interval(tracing)
+    rows.append(
+        f"**on / metrics**, the cost of tracing alone, server CPU per token: median {statistics.median(tracing):.3f} "
+        f"(90% interval {low:.3f} to {high:.3f})"
+    )
     rows.append(f"exported to the sink: {exported}")
     return "\n".join(rows)
 

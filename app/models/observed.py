@@ -30,7 +30,7 @@ from app.engine.types import (
     StepRecord,
     TokenEvent,
 )
-from app.observability.engine import EngineRequestTracker, record_steps
+from app.observability.request_tracker import EngineRequestTracker, record_steps
 from app.observability.telemetry import Telemetry, annotate, current_scope, phase
 
 log = structlog.get_logger(__name__)
@@ -58,12 +58,19 @@ class ObservedEngine:
         self._last_delivery = 0.0
 
     def generate(self, request: GenerationRequest) -> EventStream:
+        admitted = time.time_ns()
         events = self._engine.generate(request)  # admission errors propagate before anything is tracked
         scope = current_scope()
         if scope is not None and scope.traced:
             annotate(_request_attributes(self._model, request))
         self._trackers[request.request_id] = EngineRequestTracker(
-            self._telemetry, scope, self._model, request.request_id, request.params.n, len(request.prompt_ids)
+            self._telemetry,
+            scope,
+            self._model,
+            request.request_id,
+            request.params.n,
+            len(request.prompt_ids),
+            admitted=admitted,
         )
         return events
 
@@ -109,10 +116,13 @@ class ObservedEngine:
                     ):
                         del trackers[request_id]
         if self._itl is not None:
+            observe = self._itl.observe  # once per token: these tokens share their gap
             if gaps:
-                self._itl.observe((now - self._last_delivery) / steps, gaps)
-            if together:
-                self._itl.observe(0.0, together)
+                gap = (now - self._last_delivery) / steps
+                for _ in range(gaps):
+                    observe(gap)
+            for _ in range(together):
+                observe(0.0)
         self._last_delivery = now
 
 

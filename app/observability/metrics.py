@@ -6,9 +6,7 @@ Labels stay few and bounded: ``model`` (only names of loaded models), ``endpoint
 
 from __future__ import annotations
 
-from bisect import bisect_left
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from typing import Any
+from collections.abc import Callable, Iterator, Mapping
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -17,9 +15,10 @@ from prometheus_client import (
     PROCESS_COLLECTOR,
     CollectorRegistry,
     Counter,
+    Histogram,
     generate_latest,
 )
-from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.gc_collector import GCCollector
 from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.process_collector import ProcessCollector
@@ -30,7 +29,7 @@ LOAD_BUCKETS = (0.5, 1, 2.5, 5, 10, 20, 40, 80, 160, 320, 640, 1280)
 
 EngineLoad = Callable[[], Mapping[str, Mapping[str, int]]]  # model -> {"running": rows, "waiting": requests}
 
-__all__ = ["CONTENT_TYPE_LATEST", "LoopHistogram", "RequestMetrics", "new_registry"]
+__all__ = ["CONTENT_TYPE_LATEST", "RequestMetrics", "new_registry"]
 
 
 def new_registry() -> CollectorRegistry:
@@ -44,66 +43,6 @@ def new_registry() -> CollectorRegistry:
         if default is not None:
             make()
     return registry
-
-
-class _Series:
-    __slots__ = ("bounds", "counts", "sum")
-
-    def __init__(self, bounds: tuple[float, ...]) -> None:
-        self.bounds = bounds
-        self.counts = [0] * (len(bounds) + 1)  # the last one is +Inf
-        self.sum = 0.0
-
-    def observe(self, value: float, count: int = 1) -> None:
-        self.counts[bisect_left(self.bounds, value)] += count
-        self.sum += value * count
-
-
-class LoopHistogram:
-    """A histogram observed from the event loop only, so without a lock: a bisect per observation, about a
-    seventh of what prometheus_client's costs. That matters for one observation per generated token.
-    ``observe(value, count)`` records ``count`` observations of one value (tokens that arrived together)."""
-
-    def __init__(self, name: str, documentation: str, labelnames: Sequence[str], buckets: Sequence[float]) -> None:
-        self.name, self.documentation = name, documentation
-        self.labelnames = tuple(labelnames)
-        self.bounds = tuple(float(b) for b in buckets)
-        self._series: dict[tuple[str, ...], _Series] = {}
-
-    def labels(self, *values: str) -> _Series:
-        series = self._series.get(values)
-        if series is None:
-            series = self._series[values] = _Series(self.bounds)
-        return series
-
-    def collect(self) -> Iterator[Metric]:
-        family = HistogramMetricFamily(self.name, self.documentation, labels=self.labelnames)
-        for values, series in list(self._series.items()):
-            cumulative, buckets = 0, []
-            for bound, count in zip((*self.bounds, float("inf")), series.counts, strict=True):
-                cumulative += count
-                buckets.append((_le(bound), cumulative))
-            family.add_metric(list(values), buckets, series.sum)
-        yield family
-
-
-def _le(bound: float) -> str:
-    return "+Inf" if bound == float("inf") else repr(bound)
-
-
-class _Counter:
-    """A prometheus_client counter whose label children are kept: ``labels()`` validates and locks on every
-    call, a few microseconds each, several times per request."""
-
-    def __init__(self, name: str, documentation: str, labelnames: Sequence[str], registry: CollectorRegistry) -> None:
-        self._counter = Counter(name, documentation, list(labelnames), registry=registry)
-        self._children: dict[tuple[str, ...], Any] = {}
-
-    def labels(self, *values: str) -> Any:
-        child = self._children.get(values)
-        if child is None:
-            child = self._children[values] = self._counter.labels(*values)
-        return child
 
 
 class _EngineCollector:
@@ -133,65 +72,66 @@ class RequestMetrics:
 
     def __init__(self, registry: CollectorRegistry) -> None:
         self.registry = registry
-        by_request = ("model", "endpoint")
-        self.ttft = self._histogram(
+        by_request = ["model", "endpoint"]
+        self.ttft = Histogram(
             "hfserve_time_to_first_token_seconds",
             "From the request's arrival to its first generated token.",
             by_request,
-            LATENCY_BUCKETS,
+            buckets=LATENCY_BUCKETS,
+            registry=registry,
         )
-        self.itl = self._histogram(
+        self.itl = Histogram(
             "hfserve_inter_token_latency_seconds",
             "Gap between consecutive tokens of a choice as they reach the HTTP side (tokens that arrive "
             "together share the gap).",
-            ("model",),
-            TOKEN_GAP_BUCKETS,
+            ["model"],
+            buckets=TOKEN_GAP_BUCKETS,
+            registry=registry,
         )
-        self.e2e = self._histogram(
+        self.e2e = Histogram(
             "hfserve_e2e_request_latency_seconds",
             "From the request's arrival to its last byte sent, for requests that reached a model.",
             by_request,
-            LATENCY_BUCKETS,
+            buckets=LATENCY_BUCKETS,
+            registry=registry,
         )
-        self.queue = self._histogram(
+        self.queue = Histogram(
             "hfserve_request_queue_time_seconds",
             "From admission to the start of the request's prefill in the engine.",
-            ("model",),
-            LATENCY_BUCKETS,
+            ["model"],
+            buckets=LATENCY_BUCKETS,
+            registry=registry,
         )
-        self.model_load = self._histogram(
-            "hfserve_model_load_duration_seconds", "Time to load a model, download included.", ("model",), LOAD_BUCKETS
+        self.model_load = Histogram(
+            "hfserve_model_load_duration_seconds",
+            "Time to load a model, download included.",
+            ["model"],
+            buckets=LOAD_BUCKETS,
+            registry=registry,
         )
-        self.prompt_tokens = _Counter("hfserve_prompt_tokens", "Prompt tokens prefilled.", ["model"], registry)
-        self.generation_tokens = _Counter("hfserve_generation_tokens", "Tokens generated.", ["model"], registry)
-        self.requests = _Counter(
+        self.prompt_tokens = Counter("hfserve_prompt_tokens", "Prompt tokens prefilled.", ["model"], registry=registry)
+        self.generation_tokens = Counter("hfserve_generation_tokens", "Tokens generated.", ["model"], registry=registry)
+        self.requests = Counter(
             "hfserve_requests",
             "HTTP requests by endpoint, status (499: the client left before the response was complete) and "
             "finish reason of their choices (none: no generation).",
             ["model", "endpoint", "status", "finish_reason"],
-            registry,
+            registry=registry,
         )
-        self.disconnects = _Counter(
+        self.disconnects = Counter(
             "hfserve_client_disconnects",
             "Requests whose client went away before the response was complete.",
             ["model", "endpoint"],
-            registry,
+            registry=registry,
         )
-        self.errors = _Counter(
+        self.errors = Counter(
             "hfserve_errors",
             "Error responses and errors sent mid-stream, by error code.",
             ["endpoint", "type"],
-            registry,
+            registry=registry,
         )
         self._engines = _EngineCollector()
         registry.register(self._engines)  # type: ignore[arg-type]
-
-    def _histogram(
-        self, name: str, documentation: str, labels: Sequence[str], buckets: Sequence[float]
-    ) -> LoopHistogram:
-        histogram = LoopHistogram(name, documentation, labels, buckets)
-        self.registry.register(histogram)  # type: ignore[arg-type]
-        return histogram
 
     def watch_engines(self, source: EngineLoad) -> None:
         """Where the running/waiting/loaded gauges are read from at scrape time."""

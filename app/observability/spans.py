@@ -17,7 +17,6 @@ from __future__ import annotations
 import collections
 import contextlib
 import threading
-import time
 from typing import Any, NamedTuple
 
 import structlog
@@ -36,6 +35,7 @@ SCOPE = InstrumentationScope("hfserve")
 _IDS = RandomIdGenerator()
 new_trace_id = _IDS.generate_trace_id
 new_span_id = _IDS.generate_span_id
+LinkedSpan = tuple[int, int]  # (trace id, span id)
 
 
 class SpanRecord(NamedTuple):
@@ -47,35 +47,13 @@ class SpanRecord(NamedTuple):
     start: int  # time.time_ns()
     end: int
     attributes: dict[str, Any]
-    links: bytes = b""  # the linked spans, as their OTLP ``Span.links`` fields (``link_field``), one after another
+    links: tuple[LinkedSpan, ...] = ()
     status: int = UNSET  # StatusCode value
     status_message: str | None = None
     remote_parent: bool = False  # the parent came in a traceparent header
 
 
 _SAMPLED = TraceFlags(TraceFlags.SAMPLED)
-_LINK_FIELD = b"\x6a\x1c\x0a\x10"  # Span.links (13), 28 bytes long: its trace id (1, 16 bytes) ...
-_LINK_SPAN = b"\x12\x08"  # ... and its span id (2, 8 bytes)
-_TRACE_AT = len(_LINK_FIELD)  # where each id starts in a link's field
-_SPAN_AT = _TRACE_AT + 16 + len(_LINK_SPAN)
-LINK_SIZE = _SPAN_AT + 8
-
-
-def link_field(trace_id: int, span_id: int) -> bytes:
-    """A link to a span as the OTLP ``Span.links`` field that holds it: made once per linked span, and
-    joined as is into every span that links to it (an engine step links to every request in it)."""
-    return _LINK_FIELD + trace_id.to_bytes(16, "big") + _LINK_SPAN + span_id.to_bytes(8, "big")
-
-
-def linked(links: bytes) -> list[tuple[int, int]]:
-    """(trace id, span id) of each link in ``links`` (joined ``link_field``s)."""
-    return [
-        (
-            int.from_bytes(links[i + _TRACE_AT : i + _TRACE_AT + 16], "big"),
-            int.from_bytes(links[i + _SPAN_AT : i + LINK_SIZE], "big"),
-        )
-        for i in range(0, len(links), LINK_SIZE)
-    ]
 
 
 def to_readable(record: SpanRecord, resource: Resource) -> ReadableSpan:
@@ -84,7 +62,7 @@ def to_readable(record: SpanRecord, resource: Resource) -> ReadableSpan:
     parent = None
     if record.parent_id:
         parent = SpanContext(record.trace_id, record.parent_id, record.remote_parent, _SAMPLED)
-    links = [Link(SpanContext(trace_id, span_id, False, _SAMPLED)) for trace_id, span_id in linked(record.links)]
+    links = [Link(SpanContext(trace_id, span_id, False, _SAMPLED)) for trace_id, span_id in record.links]
     return ReadableSpan(
         name=record.name,
         context=context,
@@ -128,7 +106,7 @@ class ExportProcessWriter(SpanWriter):
     """Records to the export process: the loop appends to a deque; a thread sends batches down the pipe.
 
     The loop never waits on the pipe. If the export process falls behind by more than ``max_pending``
-    records, new ones are dropped and counted (telemetry must never hold up serving).
+    records, new ones are dropped (telemetry must never hold up serving).
     """
 
     def __init__(self, conn: Any, *, interval: float = 0.2, batch: int = 512, max_pending: int = 65536) -> None:
@@ -137,13 +115,11 @@ class ExportProcessWriter(SpanWriter):
         self._interval, self._batch, self._max_pending = interval, batch, max_pending
         self._wake = threading.Event()
         self._stopping = False
-        self.dropped = 0
         self._thread = threading.Thread(target=self._run, name="span-writer", daemon=True)
         self._thread.start()
 
     def write(self, record: SpanRecord) -> None:
         if len(self._pending) >= self._max_pending:
-            self.dropped += 1
             return
         self._pending.append(record)
         if len(self._pending) == self._batch:  # once, as it fills up: the thread then takes all there is
@@ -172,8 +148,3 @@ class ExportProcessWriter(SpanWriter):
         self._thread.join(timeout)
         with contextlib.suppress(OSError, ValueError):
             self._conn.send(None)  # the export process posts what it holds and exits
-
-
-def elapsed_ns(started_perf: float) -> int:
-    """``time.time_ns()`` of a moment measured with ``perf_counter`` (durations stay monotonic)."""
-    return time.time_ns() - int((time.perf_counter() - started_perf) * 1e9)

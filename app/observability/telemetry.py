@@ -27,6 +27,7 @@ from app.observability.spans import (
     SERVER,
     UNSET,
     ExportProcessWriter,
+    LinkedSpan,
     SpanExporterWriter,
     SpanRecord,
     SpanWriter,
@@ -67,7 +68,7 @@ class Telemetry:
         self._follow_parent = self.sampler is DEFAULT_SAMPLER  # sampled unless the caller's trace is not
         self.registry = new_registry()
         self.metrics = RequestMetrics(self.registry) if metrics else None
-        self.links: dict[str, bytes] = {}  # engine request id -> a link to its request's span (``link_field``)
+        self.links: dict[str, LinkedSpan] = {}  # engine request id -> its request's span
         self._log_setup = log_setup
         self._process: Any = None
 

@@ -1,11 +1,11 @@
-"""Per-app Prometheus registries: the histogram made for the event loop, the engine gauges, the exposition."""
+"""Per-app Prometheus registries: the request histograms, the engine gauges, the exposition."""
 
 from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from app.observability.metrics import LoopHistogram, RequestMetrics, new_registry
+from app.observability.metrics import TOKEN_GAP_BUCKETS, RequestMetrics, new_registry
 from app.observability.telemetry import Telemetry
 
 
@@ -13,20 +13,22 @@ def families(text: str) -> dict[str, list]:
     return {family.name: family.samples for family in text_string_to_metric_families(text)}
 
 
-def test_loop_histogram_exposes_cumulative_buckets_count_and_sum() -> None:
+def test_histograms_expose_their_buckets_count_and_sum() -> None:
     registry = new_registry()
-    histogram = LoopHistogram("x_seconds", "x", ("model",), (0.1, 1.0))
-    registry.register(histogram)  # type: ignore[arg-type]
-    series = histogram.labels("m")
-    series.observe(0.05)
-    series.observe(0.1)  # a bucket's bound belongs to it (le)
-    series.observe(0.5, count=3)  # three tokens that arrived together
-    series.observe(7.0)
-    samples = families(_text(registry))["x_seconds"]
-    buckets = {s.labels["le"]: s.value for s in samples if s.name == "x_seconds_bucket"}
-    assert buckets == {"0.1": 2, "1.0": 5, "+Inf": 6}
-    values = {s.name: s.value for s in samples if s.name != "x_seconds_bucket"}
-    assert values == {"x_seconds_count": 6, "x_seconds_sum": 0.05 + 0.1 + 1.5 + 7.0}
+    metrics = RequestMetrics(registry)
+    series = metrics.itl.labels("m")
+    observed = (0.0005, 0.001, 0.012, 0.012, 0.012, 7.0)  # a bucket's bound belongs to it (le)
+    for value in observed:
+        series.observe(value)
+    samples = families(_text(registry))["hfserve_inter_token_latency_seconds"]
+    buckets = {s.labels["le"]: s.value for s in samples if s.name.endswith("_bucket")}
+    assert list(buckets) == [*(repr(float(b)) for b in TOKEN_GAP_BUCKETS), "+Inf"]
+    assert (buckets["0.001"], buckets["0.01"], buckets["0.015"], buckets["2.5"], buckets["+Inf"]) == (2, 2, 5, 5, 6)
+    values = {s.name: s.value for s in samples if s.name.endswith(("_count", "_sum"))}
+    assert values == {
+        "hfserve_inter_token_latency_seconds_count": 6,
+        "hfserve_inter_token_latency_seconds_sum": sum(observed),
+    }
     assert all(s.labels["model"] == "m" for s in samples)
 
 

@@ -1,6 +1,6 @@
-"""Traced requests that carry media: an image chat (media fetch and decode, then the processor) and a
-transcription (audio decode, then the speech model's feature extraction), each captured in memory from an
-app over real engine processes running the tiny LLaVA and Whisper."""
+"""The observed model's spans for requests that carry media: an image chat (media fetch and decode, then the
+processor) and a transcription (audio decode, then the speech model's feature extraction), each captured in
+memory from an app over real engine processes running the tiny LLaVA and Whisper."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The engine as the HTTP side sees it: per-request tracking and per-step spans.
+"""The HTTP side's tracking of engine requests, and the engine's step spans.
 
 An ``EngineRequestTracker`` follows one engine request as its events arrive from the engine process (time
 to first token, gaps between tokens, token counts). When its last choice finishes it turns the engine's
@@ -14,12 +14,11 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable
-from itertools import repeat
 from typing import Any
 
 import structlog
 
-from app.observability.spans import INTERNAL, SpanRecord, link_field, new_span_id, new_trace_id
+from app.observability.spans import INTERNAL, SpanRecord, new_span_id, new_trace_id
 from app.observability.telemetry import RequestScope, Telemetry
 
 log = structlog.get_logger(__name__)
@@ -42,10 +41,20 @@ class EngineRequestTracker:
     )
 
     def __init__(
-        self, telemetry: Telemetry, scope: RequestScope | None, model: str, request_id: str, choices: int, prompt: int
+        self,
+        telemetry: Telemetry,
+        scope: RequestScope | None,
+        model: str,
+        request_id: str,
+        choices: int,
+        prompt: int,
+        *,
+        admitted: int,
     ) -> None:
+        """``admitted``: ``time.time_ns()`` just before the request was handed to the engine (taken after, it
+        could fall after the engine process started its prefill)."""
         self._telemetry, self._scope, self._model, self._id = telemetry, scope, model, request_id
-        self._admitted = time.time_ns()
+        self._admitted = admitted
         self._started = scope.started if scope is not None else time.perf_counter()
         self._open, self._prompt = choices, prompt
         self._first: float | None = None
@@ -56,7 +65,7 @@ class EngineRequestTracker:
             scope.model = model
             scope.input_tokens += prompt
             if scope.traced:
-                telemetry.links[request_id] = link_field(scope.trace_id, scope.span_id)
+                telemetry.links[request_id] = (scope.trace_id, scope.span_id)
 
     @property
     def started(self) -> bool:
@@ -123,7 +132,7 @@ class EngineRequestTracker:
             decode = {
                 "hfserve.engine_request_id": request_id,
                 "gen_ai.usage.output_tokens": completion,
-                "gen_ai.response.finish_reasons": tuple(sorted(self._reasons)),  # a tuple: its piece is kept
+                "gen_ai.response.finish_reasons": tuple(sorted(self._reasons)),  # a tuple: its message is kept
             }
             scope.child("decode", timing.first_token, end, decode)
 
@@ -138,7 +147,7 @@ def record_steps(telemetry: Telemetry, model: str, records: Iterable[Any]) -> No
         members = set(decode_ids)  # a request with n choices decodes n rows
         if prefill_ids:
             members.update(prefill_ids)
-        linked = b"".join(map(links.get, members, repeat(b"")))  # requests sampled out have no link
+        linked = tuple(filter(None, map(links.get, members)))  # requests sampled out have no link
         if not linked:
             continue
         attributes = {
