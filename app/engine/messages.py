@@ -61,12 +61,13 @@ class LoadFailed:
 
 @dataclass(slots=True)
 class Events:
-    """One delivery: each request's events since the last one, the rows running after it, and the records of
-    the steps since the last delivery (empty unless tracing is on). The HTTP side counts the waiting line
-    itself: it knows the requests still in the pipe."""
+    """One delivery: each request's events since the last one, the rows running after it and the KV-cache slots
+    they hold (rows x cache width), and the records of the steps since the last delivery (empty unless tracing
+    is on). The HTTP side counts the waiting line itself: it knows the requests still in the pipe."""
 
     batch: list[tuple[str, list[EngineEvent]]]
     running: int
+    kv_tokens: int
     steps: list[StepTuple]
 
 

@@ -144,6 +144,8 @@ class EngineHealth:
     running: int
     waiting: int
     detail: str | None = None
+    kv_usage: float = 0.0  # share of the KV cache in use, 0-1
+    kv_capacity: int = 0  # KV-cache slots (tokens) the engine may hold; 0 when not bounded
 
 
 class EventStream(Protocol):

@@ -131,13 +131,18 @@ class ModelRegistry:
     def loaded_names(self) -> list[str]:
         return [name for name, e in self._entries.items() if e.state == ModelState.READY]
 
-    def engine_load(self) -> dict[str, dict[str, int]]:
-        """Running rows and waiting requests of every loaded model's engine."""
+    def engine_load(self) -> dict[str, dict[str, float]]:
+        """Running rows, waiting requests and KV-cache use (0-1) and capacity of every loaded model's engine."""
         load = {}
         for name, entry in self._entries.items():
             if entry.loaded is not None and entry.state == ModelState.READY:
                 health = entry.loaded.engine.health()
-                load[name] = {"running": health.running, "waiting": health.waiting}
+                load[name] = {
+                    "running": health.running,
+                    "waiting": health.waiting,
+                    "kv_usage": health.kv_usage,
+                    "kv_capacity": health.kv_capacity,
+                }
         return load
 
     def engines_alive(self) -> bool:

@@ -27,7 +27,8 @@ LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.5, 0.75, 1, 
 TOKEN_GAP_BUCKETS = (0.001, 0.0025, 0.005, 0.0075, 0.01, 0.015, 0.02, 0.03, 0.04, 0.05, 0.075, 0.1, 0.2, 0.5, 1, 2.5)
 LOAD_BUCKETS = (0.5, 1, 2.5, 5, 10, 20, 40, 80, 160, 320, 640, 1280)
 
-EngineLoad = Callable[[], Mapping[str, Mapping[str, int]]]  # model -> {"running": rows, "waiting": requests}
+# model -> {"running": rows, "waiting": requests, "kv_usage": 0-1, "kv_capacity": tokens (0: not bounded)}
+EngineLoad = Callable[[], Mapping[str, Mapping[str, float]]]
 
 __all__ = ["CONTENT_TYPE_LATEST", "RequestMetrics", "new_registry"]
 
@@ -45,26 +46,47 @@ def new_registry() -> CollectorRegistry:
     return registry
 
 
+_RUNNING = "Sequences being decoded (a request with n choices counts n)."
+_WAITING = "Requests admitted and waiting for their first token."
+_KV_USAGE = "Share of the KV cache in use, 0-1 (the --max-kv-tokens budget; without one, the batch's rows)."
+_CACHE_CONFIG = "The KV cache's configuration, as labels (one block is one token's slot)."
+
+
 class _EngineCollector:
-    """Read at scrape time from the engines themselves: nothing to keep in step on the request path."""
+    """Read at scrape time from the engines themselves: nothing to keep in step on the request path.
+
+    The load gauges are exported twice: under hfserve's names, and under the vLLM names that inference
+    routers read by default (the Gateway API Inference Extension's endpoint picker, llm-d), with vLLM's
+    ``model_name`` label."""
 
     def __init__(self) -> None:
         self.source: EngineLoad = dict
 
     def collect(self) -> Iterator[Metric]:
         load = self.source()
-        running = GaugeMetricFamily(
-            "hfserve_requests_running", "Sequences being decoded (a request with n choices counts n).", labels=["model"]
-        )
-        waiting = GaugeMetricFamily(
-            "hfserve_requests_waiting", "Requests admitted and waiting for their first token.", labels=["model"]
-        )
+        ours = {
+            "running": GaugeMetricFamily("hfserve_requests_running", _RUNNING, labels=["model"]),
+            "waiting": GaugeMetricFamily("hfserve_requests_waiting", _WAITING, labels=["model"]),
+            "kv_usage": GaugeMetricFamily("hfserve_kv_cache_usage", _KV_USAGE, labels=["model"]),
+        }
+        routers = {
+            "running": GaugeMetricFamily("vllm:num_requests_running", _RUNNING, labels=["model_name"]),
+            "waiting": GaugeMetricFamily("vllm:num_requests_waiting", _WAITING, labels=["model_name"]),
+            "kv_usage": GaugeMetricFamily("vllm:kv_cache_usage_perc", _KV_USAGE, labels=["model_name"]),
+        }
         loaded = GaugeMetricFamily("hfserve_model_loaded", "1 for every model loaded and ready.", labels=["model"])
+        config = GaugeMetricFamily(
+            "vllm:cache_config_info",
+            _CACHE_CONFIG,
+            labels=["model_name", "block_size", "num_gpu_blocks", "enable_prefix_caching"],
+        )
         for model, counts in load.items():
-            running.add_metric([model], counts.get("running", 0))
-            waiting.add_metric([model], counts.get("waiting", 0))
+            for key in ours:
+                ours[key].add_metric([model], counts.get(key, 0))
+                routers[key].add_metric([model], counts.get(key, 0))
             loaded.add_metric([model], 1)
-        yield from (running, waiting, loaded)
+            config.add_metric([model, "1", str(int(counts.get("kv_capacity", 0))), "False"], 1)
+        yield from (*ours.values(), loaded, *routers.values(), config)
 
 
 class RequestMetrics:

@@ -43,6 +43,7 @@ EVENTS = Events(
         )
     ],
     running=1,
+    kv_tokens=24,
     steps=[tuple(STEP)],  # type: ignore[list-item]
 )
 MESSAGES: list[ToEngine | FromEngine] = [

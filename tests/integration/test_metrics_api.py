@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections import Counter
 from collections.abc import Callable
+from pathlib import Path
 
 import httpx
 import pytest
@@ -12,7 +13,7 @@ from openai import NotFoundError, OpenAI
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.fixtures.tiny_models import CHAT_MODEL_ID, NEVER_EOS_MODEL_ID
-from tests.support.server import ServerProcess
+from tests.support.server import ServerProcess, run_server
 
 CHAT, COMPLETIONS = "/v1/chat/completions", "/v1/completions"
 USER = [{"role": "user", "content": "Tell me a story."}]
@@ -125,3 +126,26 @@ def test_a_client_that_leaves_is_counted(server: ServerProcess) -> None:
     generated = total(after, "hfserve_generation_tokens_total") - total(before, "hfserve_generation_tokens_total")
     assert 0 < generated < 1900  # what was generated before the abort, no more
     assert total(after, "hfserve_errors_total") == total(before, "hfserve_errors_total")  # leaving is no error
+
+
+def test_router_gauges_follow_a_running_request(hf_home: Path, logs_dir: Path) -> None:
+    """What an inference gateway's endpoint picker scrapes, while a request runs and after it."""
+    with run_server(hf_home, logs_dir, NEVER_EOS_MODEL_ID, "--max-kv-tokens", "4096", wait="ready") as pinned:
+        body = {"model": NEVER_EOS_MODEL_ID, "messages": USER, "max_tokens": 1900, "stream": True}
+        with (
+            httpx.Client(timeout=60) as http,
+            http.stream("POST", f"{pinned.base_url}/chat/completions", json=body) as r,
+        ):
+            lines = r.iter_lines()
+            for _ in range(4):
+                next(lines)
+            during = scrape(pinned)
+        assert total(during, "vllm:num_requests_running") == 1
+        assert total(during, "vllm:num_requests_waiting") == 0
+        assert 0 < total(during, "vllm:kv_cache_usage_perc") <= 1
+        assert total(during, "vllm:kv_cache_usage_perc") == total(during, "hfserve_kv_cache_usage")
+        wait_for(lambda: total(scrape(pinned), "vllm:num_requests_running") == 0)
+        after = scrape(pinned)
+        assert total(after, "vllm:kv_cache_usage_perc") == 0
+        config = {"model_name": f"{NEVER_EOS_MODEL_ID}@main", "num_gpu_blocks": "4096", "block_size": "1"}
+        assert total(after, "vllm:cache_config_info", **config) == 1

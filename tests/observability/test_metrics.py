@@ -49,6 +49,23 @@ def test_engine_gauges_are_read_at_scrape_time() -> None:
     assert families(_text(registry))["hfserve_requests_waiting"] == []
 
 
+def test_router_gauges_carry_vllm_names_and_the_cache_configuration() -> None:
+    """The Gateway API Inference Extension's endpoint picker reads these names by default."""
+    registry = new_registry()
+    RequestMetrics(registry).watch_engines(
+        lambda: {"a@main": {"running": 3, "waiting": 1, "kv_usage": 0.25, "kv_capacity": 4096}}
+    )
+    scraped = families(_text(registry))
+    label = {"model_name": "a@main"}
+    assert [(s.labels, s.value) for s in scraped["vllm:num_requests_waiting"]] == [(label, 1)]
+    assert [(s.labels, s.value) for s in scraped["vllm:num_requests_running"]] == [(label, 3)]
+    assert [(s.labels, s.value) for s in scraped["vllm:kv_cache_usage_perc"]] == [(label, 0.25)]
+    assert [(s.labels, s.value) for s in scraped["hfserve_kv_cache_usage"]] == [({"model": "a@main"}, 0.25)]
+    (config,) = scraped["vllm:cache_config_info"]
+    assert config.value == 1
+    assert config.labels == {**label, "block_size": "1", "num_gpu_blocks": "4096", "enable_prefix_caching": "False"}
+
+
 def test_each_app_has_its_own_registry_with_the_process_metrics() -> None:
     first, second = Telemetry(), Telemetry()  # would raise "Duplicated timeseries" on one shared registry
     first.metrics.generation_tokens.labels("m").inc(5)  # type: ignore[union-attr]

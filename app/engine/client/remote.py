@@ -69,6 +69,7 @@ class RemoteEngine:
         self._open: dict[str, set[int]] = {}  # choices not finished yet, per request
         self._unstarted: set[str] = set()  # admitted, no event yet: the waiting line
         self._running = 0
+        self._kv_tokens = 0  # cache slots the running batch holds
         self._loop: asyncio.AbstractEventLoop | None = None
         self._failure: str | None = None
         self._stopping = False
@@ -114,7 +115,20 @@ class RemoteEngine:
 
     def health(self) -> EngineHealth:
         alive = self._failure is None and all(p.is_alive() for p in (self._process, *self._followers))
-        return EngineHealth(alive=alive, running=self._running, waiting=len(self._unstarted), detail=self._failure)
+        return EngineHealth(
+            alive=alive,
+            running=self._running,
+            waiting=len(self._unstarted),
+            detail=self._failure,
+            kv_usage=self._kv_usage(),
+            kv_capacity=self._limits.max_kv_tokens or 0,
+        )
+
+    def _kv_usage(self) -> float:
+        """The KV budget in use (``--max-kv-tokens``); without one, the share of the batch's rows in use."""
+        if self._limits.max_kv_tokens:
+            return min(1.0, self._kv_tokens / self._limits.max_kv_tokens)
+        return min(1.0, self._running / self._max_rows) if self._max_rows else 0.0
 
     def shutdown(self, timeout: float = 10.0) -> None:
         """Stop the engine process; open requests finish as aborted."""
@@ -144,7 +158,7 @@ class RemoteEngine:
                 message: FromEngine = self._conn.recv()
                 if not isinstance(message, Events):
                     raise ProtocolError(message)
-                self._running = message.running
+                self._running, self._kv_tokens = message.running, message.kv_tokens
                 for request_id, events in message.batch:
                     self._dispatch(request_id, events)
                 if self.observer is not None:

@@ -307,7 +307,7 @@ class BatchedEngine:
         self._outbox.add(req.id, events)
 
     def _deliver(self) -> None:
-        if self._outbox.flush(busy=bool(self._rows), running=len(self._rows)):
+        if self._outbox.flush(busy=bool(self._rows), running=len(self._rows), kv_tokens=self._runner.kv_tokens):
             for row in self._rows:
                 row.events.clear()
 
