@@ -28,8 +28,8 @@ from loadgen import make_prompt  # noqa: E402
 from app.engine.messages import Events  # noqa: E402
 from app.engine.options import BatchLimits  # noqa: E402
 from app.engine.process.batched_engine import BatchedEngine  # noqa: E402
-from app.engine.process.delivery import Outbox  # noqa: E402
 from app.engine.process.model_runner import ModelRunner  # noqa: E402
+from app.engine.process.outbox import Outbox  # noqa: E402
 from app.engine.types import FinishEvent, GenerationRequest, SamplingParams  # noqa: E402
 
 

@@ -1,16 +1,63 @@
-"""How every generating endpoint delivers its output: SSE for ``stream: true``, else JSON once complete."""
+"""How every streaming endpoint delivers its output: SSE for ``stream: true`` (the one place that frames
+Server-Sent Events: wire objects in, ``data: ...`` frames out), else JSON once complete."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator, Awaitable
 from typing import Any, Protocol, TypeVar
 
+import structlog
 from litestar import Request, Response
 from litestar.response import Stream
 from pydantic import BaseModel
 
 from app.api.disconnect import unless_disconnected
-from app.api.sse import sse_response
+from app.errors import HfServeError
+from app.observability.telemetry import note_error, phase
+
+log = structlog.get_logger(__name__)
+
+DONE = "data: [DONE]\n\n"
+SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no", "Connection": "keep-alive"}
+
+
+def frame(payload: BaseModel | dict[str, object], event: str | None = None) -> str:
+    data = payload.model_dump_json(exclude_none=True) if isinstance(payload, BaseModel) else json.dumps(payload)
+    return f"event: {event}\ndata: {data}\n\n" if event else f"data: {data}\n\n"
+
+
+async def encode(events: AsyncIterator[BaseModel], *, done: bool, named: bool = False) -> AsyncIterator[str]:
+    """Frames each event; an error mid-stream becomes one final ``data: {"error": ...}`` frame.
+
+    ``named`` streams (the Responses API) also carry each event's ``type`` as the SSE ``event:`` field.
+    """
+    with phase("stream") as span:
+        frames = 0
+        try:
+            async for event in events:
+                frames += 1
+                yield frame(event, getattr(event, "type", None) if named else None)
+        except HfServeError as exc:
+            note_error(exc.code or exc.type, exc.status)
+            yield frame(exc.body(), "error" if named else None)
+            return
+        except Exception as exc:
+            log.exception("stream_failed", error_type=type(exc).__name__)
+            note_error("server_error", 500)
+            error = HfServeError("The server had an error while streaming the response.")
+            yield frame(error.body(), "error" if named else None)
+            return
+        finally:
+            if span is not None:
+                span.set_attribute("hfserve.stream.frames", frames)
+        if done:
+            yield DONE
+
+
+def sse_response(events: AsyncIterator[BaseModel], *, done: bool = True, named: bool = False) -> Stream:
+    return Stream(encode(events, done=done, named=named), media_type="text/event-stream", headers=SSE_HEADERS)
+
 
 PreparedT = TypeVar("PreparedT", contravariant=True)
 

@@ -6,7 +6,7 @@ from litestar import Controller, Request, Response, get, post
 from litestar.response import Stream
 
 from app.api.body import parse_body
-from app.api.sse import sse_response
+from app.api.delivery import sse_response
 from app.protocol.model_catalog import LoadModelRequest
 from app.serving.model_catalog import ModelCatalogService
 

@@ -11,8 +11,8 @@ from litestar.response import Stream
 from pydantic import ValidationError
 
 from app.api.body import validation_error
+from app.api.delivery import sse_response
 from app.api.disconnect import unless_disconnected
-from app.api.sse import sse_response
 from app.errors import InvalidRequest
 from app.protocol.audio import TranscriptionRequest, TranscriptionVerbose
 from app.serving.subtitles import to_srt, to_vtt

@@ -20,7 +20,7 @@ from multiprocessing.process import BaseProcess
 import structlog
 
 from app.engine.client.admission import admit
-from app.engine.client.stream import RequestStream
+from app.engine.client.request_stream import RequestStream
 from app.engine.messages import (
     Abort,
     Events,

@@ -21,9 +21,9 @@ import torch
 
 from app.engine.options import BatchLimits
 from app.engine.process.constraints import Grammars
-from app.engine.process.delivery import Outbox
 from app.engine.process.detokenizer import TextAssembler
 from app.engine.process.model_runner import ModelRunner
+from app.engine.process.outbox import Outbox
 from app.engine.process.rows import EngineRequest, Row
 from app.engine.process.sampler import BatchSampler, Draw, SequenceSampling
 from app.engine.process.scheduler import Scheduler

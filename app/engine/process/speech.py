@@ -19,7 +19,7 @@ import structlog
 import torch
 from transformers import LogitsProcessor, LogitsProcessorList, StoppingCriteria, StoppingCriteriaList
 
-from app.engine.process.delivery import Outbox
+from app.engine.process.outbox import Outbox
 from app.engine.types import (
     EngineEvent,
     FinishEvent,

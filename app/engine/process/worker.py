@@ -17,8 +17,8 @@ import structlog
 from app.engine.messages import Abort, FromEngine, Generate, LoadFailed, Progress, ProtocolError, Ready, Stop, ToEngine
 from app.engine.options import LoadOptions, TensorParallelGroup
 from app.engine.process.batched_engine import BatchedEngine
-from app.engine.process.delivery import Outbox
 from app.engine.process.model_runner import ModelRunner
+from app.engine.process.outbox import Outbox
 from app.engine.process.speech import SpeechEngine
 from app.engine.process.tensor_parallel import ReplicatedRunner, follow, join_group, leave_group
 from app.engine.process.weights import load_weights

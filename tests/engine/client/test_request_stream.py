@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import gc
 
-from app.engine.client.stream import RequestStream
+from app.engine.client.request_stream import RequestStream
 from app.engine.types import EngineEvent, FinishEvent, TokenEvent
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from app.engine.messages import Events
-from app.engine.process.delivery import Outbox
+from app.engine.process.outbox import Outbox
 from app.engine.types import EngineEvent, FinishEvent, StepRecord, TokenEvent
 
 
