@@ -21,13 +21,16 @@ class HealthService:
         return alive, {"status": "ok" if alive else "engine_dead", "engines": self._registry.engine_load()}
 
     async def readiness(self) -> tuple[bool, dict[str, Any]]:
-        """Ready when the pinned model (if any) is loaded and the response store answers."""
+        """Ready when the pinned model (if any) is loaded. The body also says whether the response store
+        answers; a store that is down does not make the server unready: every replica shares it, and taking
+        them all out of the load balancer would stop chat and completions too, which do not need it (requests
+        that do need it get a 503 that says so)."""
         ready, body = self._registry.readiness()
         store: dict[str, Any] = {"url": self._store.url, "status": "ok"}
         try:
             await self._store.check()
         except HfServeError as exc:
-            ready, store = False, {**store, "status": "unavailable", "detail": exc.message}
+            store = {**store, "status": "unavailable", "detail": exc.message}
         return ready, {**body, "responses_store": store}
 
     def metrics(self) -> tuple[bytes, str]:

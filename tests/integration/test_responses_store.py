@@ -97,7 +97,7 @@ def test_sqlite_keeps_responses_across_a_restart(hf_home: Path, logs_dir: Path, 
         assert_continues(client, first, follow, "My name is Bob.")
 
 
-def test_a_store_that_is_down_refuses_what_it_would_lose_and_readiness_says_so(
+def test_a_store_that_is_down_refuses_what_it_would_lose_and_readiness_says_why(
     hf_home: Path, logs_dir: Path, tmp_path: Path
 ) -> None:
     with run_redis(tmp_path) as gone:
@@ -105,7 +105,7 @@ def test_a_store_that_is_down_refuses_what_it_would_lose_and_readiness_says_so(
     with run_server(hf_home, logs_dir, CHAT_MODEL_ID, "--responses-store", url) as server:
         server.wait_healthy()
         ready = httpx.get(f"{server.url}/ready", timeout=30)
-        assert ready.status_code == 503 and ready.headers["retry-after"]
+        assert ready.status_code == 200  # chat and completions do not need the store: the pod stays in rotation
         store = ready.json()["responses_store"]
         assert store["status"] == "unavailable" and "cannot be reached" in store["detail"]
         body = {"model": CHAT_MODEL_ID, "input": "Hi", "max_output_tokens": 4}
