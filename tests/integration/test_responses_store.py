@@ -102,8 +102,7 @@ def test_a_store_that_is_down_refuses_what_it_would_lose_and_readiness_says_why(
 ) -> None:
     with run_redis(tmp_path) as gone:
         url = gone.url
-    with run_server(hf_home, logs_dir, CHAT_MODEL_ID, "--responses-store", url) as server:
-        server.wait_healthy()
+    with run_server(hf_home, logs_dir, CHAT_MODEL_ID, "--responses-store", url, wait="ready") as server:
         ready = httpx.get(f"{server.url}/ready", timeout=30)
         assert ready.status_code == 200  # chat and completions do not need the store: the pod stays in rotation
         store = ready.json()["responses_store"]
