@@ -87,16 +87,9 @@ def _remove_stale_staging(tmp_root: Path, max_age_s: float = 3600.0) -> None:
                     entry.unlink()
 
 
-def install_in_hf_cache(src_dir: Path, hf_home: Path, repo_id: str, *, ref: str = "main") -> str:
-    """Copy ``src_dir`` into ``<hf_home>/hub`` as ``repo_id`` at ``ref``; return the commit sha.
-
-    Installing identical contents again (even concurrently) is a no-op apart from the ref.
-    """
-    return install_into_hub(src_dir, hub_cache_dir(Path(hf_home)), repo_id, ref=ref)
-
-
 def install_into_hub(src_dir: Path, hub_dir: Path, repo_id: str, *, ref: str = "main") -> str:
-    """Same as :func:`install_in_hf_cache` for an explicit hub cache folder (``$HF_HUB_CACHE``)."""
+    """Copy ``src_dir`` into the hub cache folder ``hub_dir`` (``$HF_HUB_CACHE``) as ``repo_id`` at ``ref``; return
+    the commit sha. Installing identical contents again (even concurrently) is a no-op apart from the ref."""
     src_dir = Path(src_dir)
     if repo_id.count("/") != 1 or not all(repo_id.split("/")):
         raise ValueError(f"repo_id must look like 'org/name', got {repo_id!r}")
