@@ -39,8 +39,16 @@ def _client(server: ServerProcess) -> OpenAI:
     return OpenAI(base_url=server.base_url, api_key="unused", max_retries=0)
 
 
-def assert_continues(client: OpenAI, first: Response, follow: Response, said: str) -> None:
-    """``follow`` answered the whole conversation: the same prompt and answer as the chat that spells it out."""
+def assert_continues(client: OpenAI, first: Response, said: str) -> None:
+    """A follow-up to ``first`` through ``client``'s server answers the whole conversation: the same prompt and
+    answer as the chat that spells it out."""
+    follow = client.responses.create(
+        model=CHAT_MODEL_ID,
+        input="What is my name?",
+        previous_response_id=first.id,
+        temperature=0,
+        extra_body=NO_THINKING,
+    )
     chat = client.chat.completions.create(
         model=CHAT_MODEL_ID,
         messages=[
@@ -61,18 +69,11 @@ def test_a_response_made_on_one_replica_is_continued_and_deleted_on_the_other(
 ) -> None:
     one, other = (_client(server) for server in replicas)
     first = one.responses.create(model=CHAT_MODEL_ID, input="My name is Alice.", temperature=0, extra_body=NO_THINKING)
-    follow = other.responses.create(
-        model=CHAT_MODEL_ID,
-        input="What is my name?",
-        previous_response_id=first.id,
-        temperature=0,
-        extra_body=NO_THINKING,
-    )
-    assert_continues(other, first, follow, "My name is Alice.")  # the other replica read the first turn back
+    assert_continues(other, first, "My name is Alice.")  # the other replica read the first turn back
     assert other.responses.retrieve(first.id).model_dump() == first.model_dump()
-    one.responses.delete(follow.id)
+    one.responses.delete(first.id)
     with pytest.raises(openai.NotFoundError):
-        other.responses.retrieve(follow.id)
+        other.responses.retrieve(first.id)
     ready = httpx.get(f"{replicas[1].url}/ready").json()
     assert ready["responses_store"]["status"] == "ok"
     assert ready["responses_store"]["url"].startswith("redis://127.0.0.1:")
@@ -87,14 +88,7 @@ def test_sqlite_keeps_responses_across_a_restart(hf_home: Path, logs_dir: Path, 
     with run_server(hf_home, logs_dir, *args, wait="ready") as restarted:
         client = _client(restarted)
         assert client.responses.retrieve(first.id).model_dump() == first.model_dump()
-        follow = client.responses.create(
-            model=CHAT_MODEL_ID,
-            input="What is my name?",
-            previous_response_id=first.id,
-            temperature=0,
-            extra_body=NO_THINKING,
-        )
-        assert_continues(client, first, follow, "My name is Bob.")
+        assert_continues(client, first, "My name is Bob.")
 
 
 def test_a_store_that_is_down_refuses_what_it_would_lose_and_readiness_says_why(
