@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import queue
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import structlog
@@ -47,6 +47,7 @@ class BatchedEngine:
         limits: BatchLimits,
         outbox: Outbox,
         trace_steps: bool = False,
+        on_death: Callable[[str], None] | None = None,
     ) -> None:
         self._tokenizer = tokenizer
         self._runner = runner
@@ -63,6 +64,7 @@ class BatchedEngine:
         self._aborted: set[str] = set()
         self._failure: str | None = None
         self._outbox = outbox
+        self._on_death = on_death  # the loop died (not a failed step: the loop itself): told why, last
         self._steps = StepLog(outbox.steps, enabled=trace_steps)
         self._thread = threading.Thread(target=self._run, name=f"engine[{name}]", daemon=True)
         self._thread.start()
@@ -111,6 +113,8 @@ class BatchedEngine:
             log.exception("engine_loop_died", error=self._failure)
         finally:
             self._finish_everything()
+            if self._failure is not None and self._on_death is not None:
+                self._on_death(self._failure)
 
     def _take_new(self, *, block: bool) -> bool:
         """Move queued requests to the waiting line; False once shut down."""

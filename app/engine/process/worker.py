@@ -70,7 +70,13 @@ def _start(
             pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
             runner = ReplicatedRunner(model, pad, group.commands) if group else ModelRunner(model, pad)
             engine = BatchedEngine(
-                runner, tokenizer, name=name, limits=options.limits, outbox=outbox, trace_steps=options.trace_steps
+                runner,
+                tokenizer,
+                name=name,
+                limits=options.limits,
+                outbox=outbox,
+                trace_steps=options.trace_steps,
+                on_death=_exit,
             )
     except Exception as exc:  # reported to the loading request, which fails with it
         send(LoadFailed(f"{type(exc).__name__}: {exc}"))
@@ -95,6 +101,13 @@ def serve_follower(rank: int, group: TensorParallelGroup, folder: str, name: str
         raise
     finally:
         leave_group()
+
+
+def _exit(reason: str) -> None:
+    """The batching loop died: end the process (its requests already got their error), so the HTTP side sees
+    the pipe close, reports the engine dead and replaces the model; the request loop would wait forever."""
+    log.error("engine_process_exiting", reason=reason)
+    os._exit(70)
 
 
 def serve_requests(conn: Connection, engine: Engine) -> None:

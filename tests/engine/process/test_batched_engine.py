@@ -21,7 +21,11 @@ from app.demo.canned_chats import CANNED_CHATS
 from app.engine.client.loader import load_model
 from app.engine.client.remote import RemoteEngine
 from app.engine.client.renderer import ChatRenderer
+from app.engine.messages import Events
 from app.engine.options import BatchLimits, LoadOptions
+from app.engine.process.batched_engine import BatchedEngine
+from app.engine.process.model_runner import ModelRunner
+from app.engine.process.outbox import Outbox
 from app.engine.types import EngineEvent, FinishEvent, GenerationRequest, SamplingParams, TokenEvent
 from app.errors import EngineFailure, InvalidRequest, Overloaded
 from tests.support.models import CHAT_MODEL_ID, NEVER_EOS_MODEL_ID, load_model_and_tokenizer, snapshot_path
@@ -480,9 +484,7 @@ async def test_stream_interval_merges_tokens_without_losing_any(
 
 
 @pytest.mark.parametrize("family", ["llama", "mistral", "gemma2"])
-async def test_other_model_families_match_generate(
-    never_eos: tuple[Any, Any], family: str, tmp_path: Path
-) -> None:
+async def test_other_model_families_match_generate(never_eos: tuple[Any, Any], family: str, tmp_path: Path) -> None:
     """Decoding goes through each family's own mask handling (gemma2 has sliding-window layers)."""
     from transformers import AutoConfig, AutoModelForCausalLM
 
@@ -525,3 +527,35 @@ async def test_kv_budget_refuses_what_cannot_fit_and_admits_what_fits_alone(neve
         assert engine.health().waiting == 0
     finally:
         engine.shutdown()
+
+
+class _LoopKiller(BaseException):
+    """Not an Exception: nothing in a step catches it, as with a bug in the loop itself."""
+
+
+def test_a_dead_loop_fails_its_requests_and_says_so_last(hf_home: Path) -> None:
+    """In the engine process, ``on_death`` ends the process (the HTTP side then sees the pipe close)."""
+
+    class DyingRunner(ModelRunner):
+        def decode(self, tokens: Any) -> torch.Tensor:
+            raise _LoopKiller("the loop broke")
+
+    model, tokenizer = load_model_and_tokenizer(hf_home, NEVER_EOS_MODEL_ID)
+    sent: list[Events] = []
+    deaths: list[str] = []
+    engine = BatchedEngine(
+        DyingRunner(model, 0),
+        tokenizer,
+        name="dying",
+        limits=BatchLimits(),
+        outbox=Outbox(sent.append, 0.0),
+        on_death=deaths.append,
+    )
+    engine.submit(request([5, 6, 7], 8))
+    deadline = time.monotonic() + 30
+    while not deaths and time.monotonic() < deadline:
+        time.sleep(0.05)
+    engine.shutdown()
+    assert deaths and "the loop broke" in deaths[0]
+    finishes = [e for message in sent for _, events in message.batch for e in events if isinstance(e, FinishEvent)]
+    assert [(f.reason, "the loop broke" in (f.error or "")) for f in finishes] == [("error", True)]
