@@ -1,8 +1,9 @@
 """Everything that crosses the pipe between the HTTP process and an engine process, one type per message.
 
 HTTP process -> engine process: ``Generate``, ``Abort``, ``Stop``. Engine process -> HTTP process: ``Progress``
-while loading, then ``Ready`` or ``LoadFailed``, then one ``Events`` per delivery. Both sides match messages by
-type; a message of any other type is a ``ProtocolError``.
+while loading, then ``Ready`` or ``LoadFailed``, then one ``Events`` per delivery. Between the ranks of a
+tensor-parallel model, rank 0 -> each further rank: one ``ReplayCall`` per model-runner call, then
+``StopReplay``. Every side matches messages by type; a message of any other type is a ``ProtocolError``.
 
 The messages are slotted but not frozen dataclasses: a frozen slotted dataclass pickles through Python calls
 (its generated ``__getstate__``/``__setstate__``), a plain slotted one entirely in C, and ``Events`` crosses
@@ -12,6 +13,7 @@ the pipe once per step.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from app.engine.types import EngineEvent, GenerationRequest, ModelInfo
 
@@ -71,5 +73,59 @@ class Events:
     steps: list[StepTuple]
 
 
+# Rank 0 -> the further ranks of a tensor-parallel model: the model runner's calls, replayed in order.
+
+
+@dataclass(slots=True)
+class Prefill:
+    prompts: list[list[int]]
+    counts: list[int]
+    inputs: dict[str, Any] | None  # a single prompt's media arrays
+
+
+@dataclass(slots=True)
+class PrefillChunk:
+    chunk: list[int]
+    offset: int
+
+
+@dataclass(slots=True)
+class StageChunked:
+    length: int
+    count: int
+
+
+@dataclass(slots=True)
+class DropChunk:
+    pass
+
+
+@dataclass(slots=True)
+class Join:
+    pass
+
+
+@dataclass(slots=True)
+class Discard:
+    pass
+
+
+@dataclass(slots=True)
+class Keep:
+    indices: list[int]
+
+
+@dataclass(slots=True)
+class Decode:
+    tokens: list[int]
+
+
+@dataclass(slots=True)
+class StopReplay:
+    pass
+
+
 ToEngine = Generate | Abort | Stop
 FromEngine = Progress | Ready | LoadFailed | Events
+ReplayCall = Prefill | PrefillChunk | StageChunked | DropChunk | Join | Discard | Keep | Decode
+ToFollower = ReplayCall | StopReplay

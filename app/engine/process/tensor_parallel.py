@@ -20,6 +20,20 @@ import structlog
 import torch
 import torch.distributed as dist
 
+from app.engine.messages import (
+    Decode,
+    Discard,
+    DropChunk,
+    Join,
+    Keep,
+    Prefill,
+    PrefillChunk,
+    ProtocolError,
+    ReplayCall,
+    StageChunked,
+    StopReplay,
+    ToFollower,
+)
 from app.engine.options import TensorParallelGroup
 from app.engine.process.model_runner import ModelRunner
 
@@ -60,47 +74,69 @@ class ReplicatedRunner(ModelRunner):
         super().__init__(model, pad_id)
         self._commands = commands
 
-    def _send(self, call: str, *args: Any) -> None:
+    def _send(self, message: ToFollower) -> None:
         for commands in self._commands:
-            commands.put((call, args))
+            commands.put(message)
 
     def prefill(
         self, prompts: Sequence[Sequence[int]], counts: Sequence[int], inputs: Mapping[str, Any] | None
     ) -> torch.Tensor:
-        self._send("prefill", prompts, counts, inputs)
+        self._send(Prefill([list(p) for p in prompts], list(counts), dict(inputs) if inputs else None))
         return super().prefill(prompts, counts, inputs)
 
     def prefill_chunk(self, chunk: Sequence[int], offset: int) -> torch.Tensor:
-        self._send("prefill_chunk", chunk, offset)
+        self._send(PrefillChunk(list(chunk), offset))
         return super().prefill_chunk(chunk, offset)
 
     def stage_chunked(self, length: int, count: int) -> None:
-        self._send("stage_chunked", length, count)
+        self._send(StageChunked(length, count))
         super().stage_chunked(length, count)
 
     def drop_chunk(self) -> None:
-        self._send("drop_chunk")
+        self._send(DropChunk())
         super().drop_chunk()
 
     def join(self) -> None:
-        self._send("join")
+        self._send(Join())
         super().join()
 
     def discard(self) -> None:
-        self._send("discard")
+        self._send(Discard())
         super().discard()
 
     def keep(self, indices: Sequence[int]) -> None:
-        self._send("keep", list(indices))
+        self._send(Keep(list(indices)))
         super().keep(indices)
 
     def decode(self, tokens: Sequence[int]) -> torch.Tensor:
-        self._send("decode", list(tokens))
+        self._send(Decode(list(tokens)))
         return super().decode(tokens)
 
     def stop_followers(self) -> None:
-        for commands in self._commands:
-            commands.put(None)
+        self._send(StopReplay())
+
+
+def replay(runner: ModelRunner, message: ReplayCall) -> None:
+    """Run one of rank 0's calls on this rank's runner; a message of any other type is a ``ProtocolError``."""
+    match message:
+        case Prefill(prompts, counts, inputs):
+            runner.prefill(prompts, counts, inputs)
+        case PrefillChunk(chunk, offset):
+            runner.prefill_chunk(chunk, offset)
+        case StageChunked(length, count):
+            runner.stage_chunked(length, count)
+        case DropChunk():
+            runner.drop_chunk()
+        case Join():
+            runner.join()
+        case Discard():
+            runner.discard()
+        case Keep(indices):
+            runner.keep(indices)
+        case Decode(tokens):
+            runner.decode(tokens)
+        case _:
+            raise ProtocolError(message)
 
 
 def follow(runner: ModelRunner, commands: Any, parent_alive: Callable[[], bool]) -> None:
@@ -110,13 +146,12 @@ def follow(runner: ModelRunner, commands: Any, parent_alive: Callable[[], bool])
     with torch.inference_mode():
         while True:
             try:
-                call = commands.get(timeout=1.0)
+                message: ToFollower = commands.get(timeout=1.0)
             except queue.Empty:
                 if not parent_alive():
                     log.warning("tensor_parallel_parent_gone")
                     return
                 continue
-            if call is None:
+            if isinstance(message, StopReplay):
                 return
-            name, args = call
-            getattr(runner, name)(*args)
+            replay(runner, message)

@@ -5,6 +5,7 @@ lengths (rows joining and leaving the batch, chunked prefill) and for several ch
 from __future__ import annotations
 
 import asyncio
+import pickle
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -13,7 +14,19 @@ import pytest
 import torch
 
 from app.engine.client.remote import RemoteEngine
+from app.engine.messages import (
+    Decode,
+    Discard,
+    DropChunk,
+    Join,
+    Keep,
+    Prefill,
+    PrefillChunk,
+    ProtocolError,
+    StageChunked,
+)
 from app.engine.options import BatchLimits, LoadOptions
+from app.engine.process.tensor_parallel import replay
 from app.engine.types import FinishEvent, GenerationRequest, SamplingParams, TokenEvent
 from app.errors import ModelLoadFailed
 from tests.support.models import (
@@ -104,3 +117,41 @@ def test_models_that_cannot_be_sharded_fail_to_load_clearly(
     options = LoadOptions(dtype="float32", tensor_parallel_size=size, limits=LIMITS)
     with pytest.raises(ModelLoadFailed, match=complaint):
         RemoteEngine.spawn(str(snapshot_path(hf_home, repo)), "no-tp", options, lambda *_: None)
+
+
+class RecordingRunner:
+    """Records the calls a follower rank makes (a stand-in for its ModelRunner: the replay is what is tested)."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, tuple[Any, ...]]] = []
+
+    def __getattr__(self, name: str) -> Any:
+        return lambda *args: self.calls.append((name, args))
+
+
+def test_every_replay_message_runs_its_call_and_anything_else_is_refused() -> None:
+    messages = [
+        Prefill([[1, 2]], [2], None),
+        PrefillChunk([3, 4], 0),
+        StageChunked(2, 1),
+        DropChunk(),
+        Join(),
+        Discard(),
+        Keep([0]),
+        Decode([5]),
+    ]
+    runner = RecordingRunner()
+    for message in messages:
+        replay(runner, pickle.loads(pickle.dumps(message)))  # type: ignore[arg-type]
+    assert runner.calls == [
+        ("prefill", ([[1, 2]], [2], None)),
+        ("prefill_chunk", ([3, 4], 0)),
+        ("stage_chunked", (2, 1)),
+        ("drop_chunk", ()),
+        ("join", ()),
+        ("discard", ()),
+        ("keep", ([0],)),
+        ("decode", ([5],)),
+    ]
+    with pytest.raises(ProtocolError, match="tuple"):
+        replay(runner, ("decode", ([5],)))  # type: ignore[arg-type]
