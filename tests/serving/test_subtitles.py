@@ -26,9 +26,7 @@ SEGMENTS = [segment(0, 0.0, 1.5, " Hello there."), segment(1, 3725.0424, 3727.99
 
 def test_srt_numbers_cues_from_one_with_comma_millis() -> None:
     assert to_srt(SEGMENTS) == (
-        "1\n00:00:00,000 --> 00:00:01,500\nHello there.\n"
-        "\n"
-        "2\n01:02:05,042 --> 01:02:08,000\nSecond line here\n"
+        "1\n00:00:00,000 --> 00:00:01,500\nHello there.\n\n2\n01:02:05,042 --> 01:02:08,000\nSecond line here\n"
     )
 
 
