@@ -74,7 +74,7 @@ async def test_undecodable_audio_is_a_400_on_the_file(service: TranscriptionServ
 
 
 @requires_ffmpeg
-async def test_long_audio_is_one_window_per_model_window(
+async def test_long_audio_is_split_into_the_model_windows(
     service: TranscriptionService, whisper: str, tmp_path: Path
 ) -> None:
     audio = sine(tmp_path / "tone.wav", seconds=12.0)
