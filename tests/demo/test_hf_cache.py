@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from huggingface_hub import scan_cache_dir
 
-from app.demo.hf_cache import commit_sha, install_in_hf_cache, read_hub_ref, repo_dir
+from app.demo.hf_cache import commit_sha, hub_cache_dir, install_into_hub, read_hub_ref, repo_dir
 
 
 @pytest.fixture
@@ -26,7 +26,8 @@ def model(tmp_path: Path) -> Path:
 
 def test_layout_is_what_huggingface_hub_reads(model: Path, tmp_path: Path) -> None:
     home = tmp_path / "home"
-    sha = install_in_hf_cache(model, home, "acme/tiny")
+    assert hub_cache_dir(home) == home / "hub"
+    sha = install_into_hub(model, home / "hub", "acme/tiny")
     repo = repo_dir(home / "hub", "acme/tiny")
     assert repo.name == "models--acme--tiny"
     assert (repo / "refs" / "main").read_text() == sha and read_hub_ref(home / "hub", "acme/tiny") == sha
@@ -51,9 +52,9 @@ def test_the_commit_follows_content_and_paths_only(model: Path, tmp_path: Path) 
 
 
 def test_reinstalling_is_idempotent_and_other_refs_share_blobs(model: Path, tmp_path: Path) -> None:
-    sha = install_in_hf_cache(model, tmp_path, "acme/tiny")
+    sha = install_into_hub(model, tmp_path / "hub", "acme/tiny")
     blobs = sorted((repo_dir(tmp_path / "hub", "acme/tiny") / "blobs").iterdir())
-    assert install_in_hf_cache(model, tmp_path, "acme/tiny", ref="v1") == sha
+    assert install_into_hub(model, tmp_path / "hub", "acme/tiny", ref="v1") == sha
     assert sorted((repo_dir(tmp_path / "hub", "acme/tiny") / "blobs").iterdir()) == blobs
     assert read_hub_ref(tmp_path / "hub", "acme/tiny", "v1") == sha
     assert read_hub_ref(tmp_path / "hub", "acme/tiny", "v2") is None
@@ -61,7 +62,7 @@ def test_reinstalling_is_idempotent_and_other_refs_share_blobs(model: Path, tmp_
 
 
 def test_a_ref_to_a_missing_snapshot_reads_as_absent(model: Path, tmp_path: Path) -> None:
-    install_in_hf_cache(model, tmp_path, "acme/tiny")
+    install_into_hub(model, tmp_path / "hub", "acme/tiny")
     (repo_dir(tmp_path / "hub", "acme/tiny") / "refs" / "main").write_text("0" * 40)
     assert read_hub_ref(tmp_path / "hub", "acme/tiny") is None
 
@@ -73,11 +74,11 @@ def test_only_old_crash_leftovers_are_removed(model: Path, tmp_path: Path) -> No
     recent.mkdir()
     hour_ago = time.time() - 7200
     os.utime(old, (hour_ago, hour_ago))
-    install_in_hf_cache(model, tmp_path, "acme/tiny")
+    install_into_hub(model, tmp_path / "hub", "acme/tiny")
     assert not old.exists() and recent.exists()
 
 
 @pytest.mark.parametrize("repo_id", ["noslash", "a/b/c", "/name", "org/"])
 def test_repo_ids_must_be_org_and_name(model: Path, tmp_path: Path, repo_id: str) -> None:
     with pytest.raises(ValueError, match="org/name"):
-        install_in_hf_cache(model, tmp_path, repo_id)
+        install_into_hub(model, tmp_path / "hub", repo_id)
