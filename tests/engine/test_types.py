@@ -1,0 +1,28 @@
+"""Engine value types with behaviour: a backlog of token events merged into one, and greedy sampling."""
+
+from __future__ import annotations
+
+from app.engine.types import SamplingParams, TokenEvent, TokenLogprob
+
+
+def test_merged_joins_tokens_text_and_logprobs_in_order() -> None:
+    first = TokenEvent("req", (1,), "He", 2, (TokenLogprob(1, "He", -0.1),), ((TokenLogprob(1, "He", -0.1),),))
+    later = TokenEvent("other", (2, 3), "llo", 5, (TokenLogprob(2, "l", -0.2), TokenLogprob(3, "lo", -0.3)), ())
+    merged = first.merged(later)
+    assert merged.request_id == "req" and merged.index == 2  # the earlier event's identity
+    assert merged.token_ids == (1, 2, 3) and merged.token_id == 3
+    assert merged.text == "Hello"
+    assert [p.token_id for p in merged.logprobs] == [1, 2, 3]
+    assert merged.top_logprobs == first.top_logprobs
+    assert first.token_ids == (1,)  # events are values: merging makes a new one
+
+
+def test_merging_an_event_with_held_back_text() -> None:
+    held = TokenEvent("req", (7,), "")
+    assert held.merged(TokenEvent("req", (8,), "ab")) == TokenEvent("req", (7, 8), "ab")
+
+
+def test_greedy_means_temperature_zero() -> None:
+    assert SamplingParams(max_tokens=4, temperature=0.0).greedy
+    assert not SamplingParams(max_tokens=4).greedy
+    assert not SamplingParams(max_tokens=4, temperature=0.01, top_k=1).greedy
