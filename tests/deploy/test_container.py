@@ -176,6 +176,23 @@ def test_healthcheck_reports_healthy(served: Served) -> None:
     assert health["Log"][-1]["ExitCode"] == 0
 
 
+def test_stored_responses_live_on_the_volume_across_a_restart(served: Served) -> None:
+    """The image's response store is a SQLite file on /data: a restarted container still has the response."""
+    served.wait_ready()
+    store = httpx.get(f"{served.url}/ready", timeout=10).json()["responses_store"]
+    assert store == {"url": "sqlite:////data/hfserve/responses.sqlite3", "status": "ok"}
+    client = OpenAI(base_url=f"{served.url}/v1", api_key=API_KEY, max_retries=0, timeout=60)
+    first = client.responses.create(
+        model=CHAT_MODEL_ID,
+        input="What is the capital of France?",
+        extra_body={"chat_template_kwargs": {"enable_thinking": False}},
+    )
+    assert first.output_text == CAPITAL_ANSWER
+    served.wrapped.restart(timeout=60)
+    served.wait_ready()
+    assert client.responses.retrieve(first.id).model_dump() == first.model_dump()
+
+
 def test_sigterm_stops_gracefully(served: Served) -> None:
     """``docker stop`` sends SIGTERM through tini; the server drains and exits 0 well before the kill."""
     served.wait_ready()
