@@ -20,7 +20,9 @@ USER = [{"role": "user", "content": "Tell me a story."}]
 
 
 def engine_load(server: ServerProcess, model: str = NEVER_EOS_MODEL_ID) -> dict[str, int]:
-    return httpx.get(f"{server.url}/health").json()["engines"].get(f"{model}@main", {"running": 0, "waiting": 0})
+    """Running rows and waiting requests of ``model``'s engine, as /health reports them."""
+    engine = httpx.get(f"{server.url}/health").json()["engines"].get(f"{model}@main", {})
+    return {"running": engine.get("running", 0), "waiting": engine.get("waiting", 0)}
 
 
 def wait_for(condition: Callable[[], bool], timeout: float = 10.0) -> None:
