@@ -44,3 +44,17 @@ def test_the_package_never_imports_the_tests() -> None:
         )
     ]
     assert not offenders, offenders
+
+
+def test_no_import_circle_anywhere_in_the_package() -> None:
+    """Function-level imports count too: a circle cannot be hidden by importing late."""
+    import grimp
+
+    graph = grimp.build_graph("app", include_external_packages=False)
+    circles = set()
+    for module in graph.modules:
+        for imported in graph.find_modules_directly_imported_by(module):
+            chain = graph.find_shortest_chain(importer=imported, imported=module)
+            if chain is not None:
+                circles.add(" -> ".join((module, *chain)))
+    assert not circles, sorted(circles)
