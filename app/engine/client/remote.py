@@ -90,6 +90,7 @@ class RemoteEngine:
             info, max_rows = _wait_ready(parent, name, progress)
         except ModelLoadFailed:
             _stop([process, *followers], timeout=5)
+            parent.close()
             raise
         return cls(process, parent, info=info, max_rows=max_rows, options=options, followers=followers)
 
