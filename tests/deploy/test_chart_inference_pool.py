@@ -113,7 +113,8 @@ def test_an_existing_picker_is_referenced_and_nothing_is_deployed() -> None:
         ({"endpointPicker": {"deploy": False}}, "existingService"),
         ({"endpointPicker": {"failureMode": "Sometimes"}}, "failureMode"),
         ({"httpRoute": {"enabled": True}}, "parentRefs"),
-        ({"replicas": 2}, "replicas"),
+        ({"replicas": 2}, "replicas"),  # not a key of the pool
+        ({"endpointPicker": {"replicas": 2}}, "replicas"),  # one picker without leader election
     ],
 )
 def test_values_the_schema_refuses(values: dict[str, Any], complaint: str) -> None:
