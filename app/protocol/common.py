@@ -39,7 +39,12 @@ class WireModel(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+class CompletionTokensDetails(WireModel):
+    reasoning_tokens: int = 0
+
+
 class Usage(WireModel):
     prompt_tokens: int
     completion_tokens: int
     total_tokens: int
+    completion_tokens_details: CompletionTokensDetails | None = None

@@ -107,15 +107,14 @@ class ChatService:
         g = p.generation
         try:
             async for choice, event in g.events():
-                choice.output.add(choice.parser.feed(event.text))
-                if isinstance(event, FinishEvent):
-                    choice.output.add(choice.parser.finish())
-                elif g.logprobs:
+                choice.output.add(choice.read(event))
+                if not isinstance(event, FinishEvent) and g.logprobs:
                     choice.logprobs.extend(token_logprobs(event))
         finally:
             g.close()
         choices = [_chat_choice(choice, g.logprobs) for choice in g.choices]
-        return ChatCompletion(id=g.id, created=g.created, model=g.model, choices=choices, usage=g.usage())
+        usage = g.usage(details=True)
+        return ChatCompletion(id=g.id, created=g.created, model=g.model, choices=choices, usage=usage)
 
     async def stream(self, p: PreparedChat) -> AsyncIterator[ChatCompletionChunk]:
         g = p.generation
@@ -129,10 +128,9 @@ class ChatService:
             for choice in g.choices:
                 yield chunk(choice.index, ChatDelta(role="assistant", content=""))
             async for choice, event in g.events():
-                deltas = choice.parser.feed(event.text)
                 if isinstance(event, FinishEvent):
                     raise_for_finish(event)
-                    deltas += choice.parser.finish()
+                deltas = choice.read(event)
                 lp = token_logprobs(event) if g.logprobs and not isinstance(event, FinishEvent) else None
                 choice.output.add(deltas)
                 delta = _as_delta(deltas)
@@ -142,6 +140,7 @@ class ChatService:
                     finish = finish_reason(event.reason, bool(choice.output.calls))
                     yield chunk(choice.index, ChatDelta(), finish=finish)
             if p.include_usage:
-                yield ChatCompletionChunk(id=g.id, created=g.created, model=g.model, choices=[], usage=g.usage())
+                usage = g.usage(details=True)
+                yield ChatCompletionChunk(id=g.id, created=g.created, model=g.model, choices=[], usage=usage)
         finally:
             g.close()

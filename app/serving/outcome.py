@@ -11,7 +11,7 @@ import structlog
 from app.engine.types import FinishEvent
 from app.errors import EngineFailure, ServiceUnavailable
 from app.observability.telemetry import outcome_fields
-from app.protocol.common import Usage
+from app.protocol.common import CompletionTokensDetails, Usage
 
 log = structlog.get_logger(__name__)
 
@@ -23,9 +23,15 @@ def raise_for_finish(finish: FinishEvent) -> None:
         raise ServiceUnavailable("The model stopped serving (shutting down or unloading); retry.")
 
 
-def usage_of(finishes: Sequence[FinishEvent], prompt_tokens: int) -> Usage:
+def usage_of(finishes: Sequence[FinishEvent], prompt_tokens: int, reasoning_tokens: int | None = None) -> Usage:
     completion = sum(f.completion_tokens for f in finishes)
-    return Usage(prompt_tokens=prompt_tokens, completion_tokens=completion, total_tokens=prompt_tokens + completion)
+    details = None if reasoning_tokens is None else CompletionTokensDetails(reasoning_tokens=reasoning_tokens)
+    return Usage(
+        prompt_tokens=prompt_tokens,
+        completion_tokens=completion,
+        total_tokens=prompt_tokens + completion,
+        completion_tokens_details=details,
+    )
 
 
 def log_outcome(

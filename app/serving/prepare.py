@@ -30,7 +30,7 @@ from app.engine.types import (
 from app.errors import InvalidRequest
 from app.media.limits import MediaLimits
 from app.models.registry import ModelRegistry
-from app.parsers.base import OutputParser
+from app.parsers.base import OutputParser, ParsedDelta
 from app.protocol.common import Usage
 from app.serving.chat_messages import ChatPrompt
 from app.serving.media import MediaConfig, MediaRef, load_media
@@ -93,6 +93,16 @@ class Choice:
     output: ChoiceOutput = field(default_factory=ChoiceOutput)
     logprobs: list[Any] = field(default_factory=list)  # in the endpoint's wire format
     finish: FinishEvent | None = None
+    reasoning_tokens: int = 0  # tokens whose text went (partly) to reasoning
+
+    def read(self, event: EngineEvent) -> list[ParsedDelta]:
+        """The parsed deltas of one event (the parser's tail with the finish); counts reasoning tokens."""
+        deltas = self.parser.feed(event.text)
+        if isinstance(event, FinishEvent):
+            deltas += self.parser.finish()
+        elif any(delta.reasoning for delta in deltas):
+            self.reasoning_tokens += len(event.token_ids)
+        return deltas
 
 
 @dataclass(slots=True)
@@ -115,8 +125,10 @@ class PreparedGeneration:
     def finishes(self) -> list[FinishEvent]:
         return [choice.finish for choice in self.choices if choice.finish is not None]
 
-    def usage(self) -> Usage:
-        return usage_of(self.finishes(), self.prompt_tokens)
+    def usage(self, *, details: bool = False) -> Usage:
+        """``details``: with ``completion_tokens_details.reasoning_tokens`` (chat)."""
+        reasoning = sum(choice.reasoning_tokens for choice in self.choices) if details else None
+        return usage_of(self.finishes(), self.prompt_tokens, reasoning)
 
     async def events(self) -> AsyncIterator[tuple[Choice, EngineEvent]]:
         """Every prompt's events as they come, each with its choice (whose ``finish`` is set on its end)."""

@@ -6,9 +6,9 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import suppress
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
-from app.engine.types import FinishEvent, TokenEvent
+from app.engine.types import TokenEvent
 from app.errors import HfServeError, InvalidRequest, NotFound, UnsupportedParameter
 from app.protocol.response_objects import (
     OutputTokensDetails,
@@ -56,7 +56,6 @@ class PreparedResponse:
     response: ResponseObject  # in progress; the builder fills in output, status and usage
     conversation: list[InputItem]  # what is stored for a follow-up's previous_response_id
     failure: HfServeError | None = None
-    reasoning_tokens: int = field(default=0)
 
 
 def _response_object(req: ResponseRequest, generation: PreparedGeneration) -> ResponseObject:
@@ -158,14 +157,8 @@ class ResponsesService:
             for event in builder.start():
                 yield event
             async for choice, engine_event in g.events():
-                deltas = choice.parser.feed(engine_event.text)
-                if isinstance(engine_event, FinishEvent):
-                    deltas += choice.parser.finish()
-                    logprobs = None
-                elif isinstance(engine_event, TokenEvent):
-                    logprobs = token_logprobs(engine_event) if g.logprobs else None
-                    if any(delta.reasoning for delta in deltas):
-                        p.reasoning_tokens += len(engine_event.token_ids)
+                deltas = choice.read(engine_event)
+                logprobs = token_logprobs(engine_event) if g.logprobs and isinstance(engine_event, TokenEvent) else None
                 for event in builder.add(deltas, logprobs):
                     yield event
             for event in await self._finish(p, builder):
@@ -181,7 +174,7 @@ class ResponsesService:
         usage = ResponseUsage(
             input_tokens=finish.prompt_tokens,
             output_tokens=finish.completion_tokens,
-            output_tokens_details=OutputTokensDetails(reasoning_tokens=p.reasoning_tokens),
+            output_tokens_details=OutputTokensDetails(reasoning_tokens=p.generation.choices[0].reasoning_tokens),
             total_tokens=finish.prompt_tokens + finish.completion_tokens,
         )
         try:

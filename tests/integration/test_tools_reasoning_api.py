@@ -87,6 +87,27 @@ def test_reasoning_is_separated(client: OpenAI) -> None:
             assert "think>" not in (choice.delta.content or "") + (getattr(choice.delta, "reasoning_content", "") or "")
 
 
+def test_chat_usage_counts_reasoning_tokens_as_responses_does(client: OpenAI) -> None:
+    canned = _canned("capital-thinking")
+    kwargs = {"model": CHAT_MODEL_ID, "messages": canned["messages"], "temperature": 0, "extra_body": THINKING}
+    chat = client.chat.completions.create(**kwargs)
+    reasoning = chat.usage.completion_tokens_details.reasoning_tokens
+    assert 0 < reasoning < chat.usage.completion_tokens  # the answer's tokens are not reasoning
+    last = list(client.chat.completions.create(stream=True, stream_options={"include_usage": True}, **kwargs))[-1]
+    assert last.usage.completion_tokens_details.reasoning_tokens == reasoning
+    response = client.responses.create(
+        model=CHAT_MODEL_ID, input=canned["messages"], temperature=0, extra_body=THINKING
+    )
+    assert response.usage.output_tokens_details.reasoning_tokens == reasoning
+    plain = client.chat.completions.create(
+        model=CHAT_MODEL_ID,
+        messages=canned["messages"],
+        temperature=0,
+        extra_body={"chat_template_kwargs": {"enable_thinking": False}},
+    )
+    assert plain.usage.completion_tokens_details.reasoning_tokens == 0
+
+
 def test_tool_round_trip(client: OpenAI) -> None:
     first = client.chat.completions.create(
         model=CHAT_MODEL_ID, messages=WEATHER["messages"], tools=[WEATHER_TOOL], temperature=0
