@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import socket
 import sys
 from collections.abc import Sequence
 from functools import partial
@@ -109,6 +110,20 @@ def _load_app(settings_json: str) -> Any:
     return app
 
 
+def check_port_free(address: str, port: int) -> None:
+    """Exit with a clear message when another process listens on the port. Granian binds with SO_REUSEPORT,
+    which would let a second server share the port (and its traffic) silently; a plain bind is refused."""
+    if port == 0:
+        return
+    family = socket.AF_INET6 if ":" in address else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # a closed socket in TIME_WAIT is no owner
+        try:
+            probe.bind((address, port))
+        except OSError as exc:
+            raise SystemExit(f"hfserve: cannot listen on {address}:{port}: {exc.strerror or exc}") from exc
+
+
 def serve(settings: Settings) -> None:
     from granian.constants import Interfaces
     from granian.log import LogLevels
@@ -117,9 +132,11 @@ def serve(settings: Settings) -> None:
     from app.observability.logging import configure_logging, granian_log_config
 
     configure_logging(settings.log_level)
+    address = _LOOPBACK_NAMES.get(settings.host, settings.host)
+    check_port_free(address, settings.port)
     server = Server(
         target="app.main:create_app",
-        address=_LOOPBACK_NAMES.get(settings.host, settings.host),
+        address=address,
         port=settings.port,
         interface=Interfaces.ASGI,
         workers=1,

@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import argparse
+import socket
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from app import cli
+from app.cli import check_port_free
 from app.settings import Settings
+from tests.support.server import ROOT, run_server, server_env
 
 pytestmark = pytest.mark.usefixtures("clean_env")  # no HFSERVE_* from the outer environment
 
@@ -181,3 +187,30 @@ def test_models_lists_the_cache(
     assert "hfserve/tiny-chat\ttext-generation" in lines
     assert "hfserve/tiny-never-eos\ttext-generation" in lines
     assert "hfserve/tiny-encoder\tnot generative" in lines
+
+
+def test_a_port_in_use_is_refused_at_start(hf_home: Path, logs_dir: Path) -> None:
+    """Two servers must never share one port (SO_REUSEPORT would split its traffic between them)."""
+    with run_server(hf_home, logs_dir, "--model-timeout", "-1") as first:
+        second = subprocess.run(
+            [sys.executable, "-m", "app", "serve", "--host", "127.0.0.1", "--port", str(first.port)],
+            cwd=ROOT,
+            env=server_env(hf_home),
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert second.returncode != 0
+        assert f"cannot listen on 127.0.0.1:{first.port}" in second.stderr
+        assert httpx.get(f"{first.url}/health", timeout=10).status_code == 200  # the first one is untouched
+
+
+def test_the_port_check_refuses_any_listener_and_allows_a_free_port() -> None:
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        port = listener.getsockname()[1]
+        with pytest.raises(SystemExit, match="cannot listen on"):
+            check_port_free("127.0.0.1", port)
+    check_port_free("127.0.0.1", port)  # closed: free again
+    check_port_free("127.0.0.1", 0)
