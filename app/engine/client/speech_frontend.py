@@ -23,6 +23,10 @@ class SpeechFrontend:
         self._generation = generation
         self.is_whisper = getattr(config, "model_type", None) == "whisper"
         self._max_target = int(getattr(config, "max_target_positions", 0) or 448)
+        # English-only checkpoints (Whisper's *.en) have no language or task tokens: generate takes neither
+        self.english_only = self.is_whisper and not (
+            getattr(generation, "is_multilingual", None) or getattr(generation, "lang_to_id", None)
+        )
         self.sampling_rate = int(self._extractor.sampling_rate)
         self.window_s = float(getattr(self._extractor, "chunk_length", 0) or _DEFAULT_WINDOW_S)
 
@@ -41,8 +45,17 @@ class SpeechFrontend:
         from transformers.models.whisper.tokenization_whisper import LANGUAGES
 
         if language is None:
-            return None
+            return "english" if self.english_only else None
         return LANGUAGES.get(language, language)
+
+    def _check_english(self, language: str) -> None:
+        from transformers.models.whisper.tokenization_whisper import TO_LANGUAGE_CODE
+
+        code = language.strip().lower()
+        if TO_LANGUAGE_CODE.get(code, code) != "en":
+            raise InvalidRequest(
+                f"This model transcribes English only; `language` may be `en`, not `{language}`.", param="language"
+            )
 
     def prepare(self, samples: Any, *, language: str | None, prompt: str | None, timestamps: bool) -> SpeechInput:
         if not self.is_whisper:
@@ -60,7 +73,11 @@ class SpeechFrontend:
         start = getattr(self._generation, "decoder_start_token_id", None)
         prompt_ids: list[int] = [int(start)] if start is not None else []
         options: dict[str, Any] = {}
-        if self.is_whisper:
+        if self.english_only:
+            options = {"return_timestamps": timestamps}
+            if language:
+                self._check_english(language)
+        elif self.is_whisper:
             options = {"task": "transcribe", "return_timestamps": timestamps}
             if language:
                 options["language"] = self._language_token(language)

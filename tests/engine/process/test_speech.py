@@ -3,7 +3,9 @@ reason, the language heard and the timing; aborts and failures end a window, nev
 
 from __future__ import annotations
 
+import json
 import queue
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,6 +20,7 @@ from app.engine.messages import Events
 from app.engine.process.outbox import Outbox
 from app.engine.process.speech import SpeechEngine
 from app.engine.types import EngineEvent, FinishEvent, GenerationRequest, SamplingParams, TokenEvent
+from app.errors import InvalidRequest
 from tests.fixtures.media_models import SPEECH_MODEL_ID
 from tests.support.models import snapshot_path
 
@@ -92,3 +95,39 @@ def test_a_failing_window_is_an_error_and_the_engine_goes_on(speech: Any) -> Non
     assert isinstance(finish, FinishEvent) and finish.reason == "error" and finish.error
     engine.submit(request(frontend, "after", 3))
     assert events_of(delivered, "after")[-1].reason in ("stop", "length")
+
+
+@pytest.fixture(scope="module")
+def english_only(media_hf_home: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny Whisper as an English-only checkpoint (like Whisper's *.en): no language or task tokens in its
+    generation config."""
+    folder = tmp_path_factory.mktemp("whisper-en") / "model"
+    shutil.copytree(snapshot_path(media_hf_home, SPEECH_MODEL_ID), folder)
+    config = json.loads((folder / "generation_config.json").read_text())
+    for key in ("lang_to_id", "task_to_id"):
+        config.pop(key, None)
+    config["is_multilingual"] = False
+    (folder / "generation_config.json").unlink()  # a link into the blob store: replace it, not its target
+    (folder / "generation_config.json").write_text(json.dumps(config))
+    return folder
+
+
+def test_an_english_only_checkpoint_transcribes_and_takes_only_english(english_only: Path) -> None:
+    where = str(english_only)
+    processor = load_processor(where)
+    frontend = SpeechFrontend(processor, AutoConfig.from_pretrained(where), GenerationConfig.from_pretrained(where))
+    assert frontend.english_only and frontend.language_name(None) == "english"
+    with pytest.raises(InvalidRequest, match="English only") as refused:
+        frontend.prepare(WINDOW, language="fr", prompt=None, timestamps=False)
+    assert refused.value.param == "language"
+    delivered: queue.Queue[Events] = queue.Queue()
+    model = AutoModelForSpeechSeq2Seq.from_pretrained(where).eval()
+    engine = SpeechEngine(model, processor.tokenizer, name="tiny-whisper-en", outbox=Outbox(delivered.put, 0.0))
+    try:
+        for request_id, language in (("en-1", None), ("en-2", "en"), ("en-3", "English")):
+            engine.submit(request(frontend, request_id, 5, language=language))
+            *tokens, finish = events_of(delivered, request_id)
+            assert isinstance(finish, FinishEvent) and finish.reason in ("stop", "length"), finish.error
+            assert finish.completion_tokens == len(tokens)
+    finally:
+        engine.shutdown()
