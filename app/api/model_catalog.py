@@ -1,4 +1,4 @@
-"""GET /v1/models and POST /load_model."""
+"""GET /v1/models, GET /v1/models/{model} and POST /load_model."""
 
 from __future__ import annotations
 
@@ -16,6 +16,11 @@ class ModelCatalogController(Controller):
     async def list_models(self, model_catalog_service: ModelCatalogService) -> Response[bytes]:
         listing = await model_catalog_service.list_models()
         return Response(listing.model_dump_json().encode(), media_type="application/json")
+
+    @get("/v1/models/{model_id:path}")
+    async def retrieve_model(self, model_id: str, model_catalog_service: ModelCatalogService) -> Response[bytes]:
+        card = await model_catalog_service.get_model(model_id.removeprefix("/"))
+        return Response(card.model_dump_json().encode(), media_type="application/json")
 
     @post("/load_model", status_code=200)
     async def load_model(self, request: Request, model_catalog_service: ModelCatalogService) -> Stream:

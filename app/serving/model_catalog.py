@@ -6,6 +6,7 @@ import asyncio
 import time
 from collections.abc import AsyncIterator
 
+from app.errors import ModelNotFound
 from app.models.cache import generative_models
 from app.models.registry import LoadUpdate, ModelRegistry
 from app.protocol.model_catalog import LoadModelEvent, LoadProgress, ModelCard, ModelList
@@ -45,6 +46,15 @@ class ModelCatalogService:
             shown = name.removesuffix("@main")
             cards.setdefault(shown, _card(shown, now))
         return ModelList(data=sorted(cards.values(), key=lambda card: card.id))
+
+    async def get_model(self, model_id: str) -> ModelCard:
+        """One model as ``/v1/models`` lists it (with or without ``@main``); ``ModelNotFound`` otherwise."""
+        wanted = model_id.removesuffix("@main")
+        listing = await self.list_models()
+        card = next((card for card in listing.data if card.id == wanted), None)
+        if card is None:
+            raise ModelNotFound(model_id)
+        return card
 
     def load_events(self, model: str) -> AsyncIterator[LoadModelEvent]:
         """Resolves ``model`` now (so a bad name fails before the stream starts), then streams progress."""

@@ -1,4 +1,5 @@
-"""/v1/models lists generative models in the cache, read fresh, and idle models unload."""
+"""/v1/models lists generative models in the cache, read fresh, and idle models unload; /v1/models/{id} is one of
+them."""
 
 from __future__ import annotations
 
@@ -8,6 +9,9 @@ import time
 from pathlib import Path
 
 import httpx
+import openai
+import pytest
+from openai import OpenAI
 
 from tests.fixtures.tiny_models import CHAT_MODEL_ID, ENCODER_MODEL_ID, NEVER_EOS_MODEL_ID, install_in_hf_cache
 from tests.support.models import snapshot_path
@@ -52,3 +56,16 @@ def test_idle_model_unloads_and_reloads(hf_home: Path, logs_dir: Path) -> None:
         assert "model_unloaded" in events()
         assert httpx.post(f"{proc.base_url}/chat/completions", json=body, timeout=60).status_code == 200
         assert proc.stop() == 0  # SIGTERM shuts down cleanly
+
+
+def test_one_model_by_id_with_the_official_client(server: ServerProcess) -> None:
+    client = OpenAI(base_url=server.base_url, api_key="unused", max_retries=0)
+    listed = {card.id: card for card in client.models.list()}
+    card = client.models.retrieve(CHAT_MODEL_ID)  # an id with a slash in it
+    assert card.model_dump() == listed[CHAT_MODEL_ID].model_dump()
+    assert httpx.get(f"{server.base_url}/models/{CHAT_MODEL_ID}@main").json() == card.model_dump(exclude_none=True)
+    with pytest.raises(openai.NotFoundError) as missing:
+        client.models.retrieve("nobody/nothing")
+    assert missing.value.body["code"] == "model_not_found" and missing.value.body["param"] == "model"
+    with pytest.raises(openai.NotFoundError):
+        client.models.retrieve(ENCODER_MODEL_ID)  # in the cache, but not a model this server serves
