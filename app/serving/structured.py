@@ -37,13 +37,35 @@ def json_grammar(schema: Any, param: str) -> str:
     return _checked(grammar, param)
 
 
+def regex_grammar(pattern: Any, param: str) -> str:
+    if not isinstance(pattern, str) or not pattern:
+        raise InvalidRequest("A regex response format needs its pattern as a string `value`.", param=param)
+    try:
+        grammar = LLMatcher.grammar_from_regex(pattern)
+    except ValueError as exc:
+        raise InvalidRequest(f"Invalid regular expression: {exc}", param=param) from exc
+    return _checked(grammar, param)
+
+
 def response_format_grammar(response_format: dict[str, Any] | None) -> str | None:
-    """Chat's ``response_format``: ``text`` (no constraint), ``json_object`` or ``json_schema``."""
+    """Chat's ``response_format`` in every form common clients send: OpenAI's ``text`` (no constraint),
+    ``json_object`` and ``json_schema``; TGI's and huggingface_hub's ``{"type": "json" | "json_object" |
+    "regex", "value": ...}``; and a ``schema`` beside ``json_object`` (instructor's JSON_SCHEMA mode)."""
     kind = (response_format or {}).get("type", "text")
     if kind == "text":
         return None
-    if kind == "json_object":
+    spec = response_format or {}
+    if kind in ("json_object", "json"):
+        given = [key for key in ("value", "schema") if spec.get(key) is not None]
+        if len(given) > 1:
+            raise InvalidRequest("Give the schema once, as `value` or as `schema`.", param="response_format")
+        if given:
+            return json_grammar(spec[given[0]], f"response_format.{given[0]}")
+        if kind == "json":
+            raise InvalidRequest("A `json` response format needs its schema as `value`.", param="response_format.value")
         return json_grammar({"type": "object"}, "response_format")
+    if kind == "regex":
+        return regex_grammar(spec.get("value"), "response_format.value")
     if kind == "json_schema":
         spec = response_format.get("json_schema") if response_format else None
         if not isinstance(spec, dict) or "schema" not in spec:

@@ -11,6 +11,7 @@ from typing import Any
 
 import jsonschema
 import pytest
+from huggingface_hub import InferenceClient
 from openai import OpenAI
 
 from app.demo.canned_chats import CANNED_CHATS, CAPITAL_ANSWER, WEATHER_TOOL
@@ -202,6 +203,25 @@ def test_json_schema_output_validates(client: OpenAI, model: str) -> None:
     )
     assert completion.choices[0].finish_reason == "stop"
     jsonschema.validate(json.loads(completion.choices[0].message.content), SCHEMA)
+
+
+def test_huggingface_hub_response_format_with_a_schema_is_enforced(
+    server: ServerProcess, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """InferenceClient sends TGI's form, ``{"type": "json_object", "value": <schema>}``: the schema holds."""
+    # The test process keeps the Hub offline, which InferenceClient applies to every URL, even loopback.
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_OFFLINE", False)
+    client = InferenceClient(base_url=server.base_url, api_key="unused")
+    for model in (CHAT_MODEL_ID, NEVER_EOS_MODEL_ID):  # a trained model and one that never stops on its own
+        completion = client.chat_completion(
+            model=model,
+            messages=[{"role": "user", "content": "Tell me about Paris."}],
+            response_format={"type": "json_object", "value": SCHEMA},
+            max_tokens=200,
+            extra_body=NO_THINKING,
+        )
+        assert completion.choices[0].finish_reason == "stop"
+        jsonschema.validate(json.loads(completion.choices[0].message.content), SCHEMA)
 
 
 def test_json_object_output(client: OpenAI) -> None:

@@ -69,8 +69,35 @@ def test_json_object_accepts_any_object(accepts: Any) -> None:
 
 
 @pytest.mark.parametrize(
+    "response_format",
+    [
+        {"type": "json_object", "value": SCHEMA},  # huggingface_hub's InferenceClient, TGI
+        {"type": "json", "value": SCHEMA},  # TGI
+        {"type": "json_object", "schema": SCHEMA},  # instructor's JSON_SCHEMA mode
+    ],
+)
+def test_a_schema_in_any_common_form_is_enforced_not_ignored(accepts: Any, response_format: dict) -> None:
+    grammar = response_format_grammar(response_format)
+    assert grammar is not None
+    assert accepts(grammar, '{"city": "Paris"}')
+    assert not accepts(grammar, '{"town": "Paris"}')  # a plain json_object grammar would take it
+
+
+def test_a_regex_response_format_is_enforced(accepts: Any) -> None:
+    grammar = response_format_grammar({"type": "regex", "value": "(yes|no), [0-9]{2}"})
+    assert grammar is not None
+    assert accepts(grammar, "yes, 42") and accepts(grammar, "no, 07")
+    assert not accepts(grammar, "maybe, 42") and not accepts(grammar, "yes, 4")
+
+
+@pytest.mark.parametrize(
     ("response_format", "param"),
     [
+        ({"type": "json"}, "response_format.value"),
+        ({"type": "json", "value": "not a schema"}, "response_format.value"),
+        ({"type": "json_object", "value": SCHEMA, "schema": SCHEMA}, "response_format"),
+        ({"type": "regex"}, "response_format.value"),
+        ({"type": "regex", "value": "(unclosed"}, "response_format.value"),
         ({"type": "json_schema"}, "response_format.json_schema.schema"),
         ({"type": "json_schema", "json_schema": {"name": "x"}}, "response_format.json_schema.schema"),
         ({"type": "json_schema", "json_schema": {"schema": [1]}}, "response_format.json_schema.schema"),
