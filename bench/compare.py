@@ -39,15 +39,19 @@ BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
 MODEL = "hfserve/tiny-never-eos"
 UPSTREAM = BENCH / ".venv-upstream" / "bin" / "transformers"
-UPSTREAM_CB = [
-    "--continuous-batching",
-    "--cb-block-size",
-    "32",
-    "--cb-num-blocks",
-    "256",
-    "--cb-max-batch-tokens",
-    "512",
-]
+
+
+def upstream_cb(args: argparse.Namespace) -> list[str]:
+    """Upstream's continuous batching, its paged cache sized to fit the load (block size 32)."""
+    return [
+        "--continuous-batching",
+        "--cb-block-size",
+        "32",
+        "--cb-num-blocks",
+        str(args.upstream_cb_blocks),
+        "--cb-max-batch-tokens",
+        str(args.upstream_cb_batch_tokens),
+    ]
 
 
 def snapshot(hf_home: Path) -> Path:
@@ -99,6 +103,8 @@ def load(url: str, args: argparse.Namespace, requests: int) -> dict[str, object]
         str(args.max_tokens),
         "--prompt-words",
         str(args.prompt_words),
+        "--shared-prefix-words",
+        str(args.shared_prefix_words),
     ]
     return json.loads(subprocess.run(command, check=True, capture_output=True, text=True).stdout)
 
@@ -175,7 +181,7 @@ def ceiling(args: argparse.Namespace, env: dict[str, str]) -> dict[str, object]:
         "--max-tokens",
         str(args.max_tokens),
         "--prompt-words",
-        str(args.prompt_words),
+        str(args.prompt_words + args.shared_prefix_words),
     ]
     done = subprocess.run(command, check=True, capture_output=True, text=True, env=env)
     return json.loads(done.stdout.strip().splitlines()[-1])
@@ -325,6 +331,14 @@ def main() -> None:
     p.add_argument("--concurrency", type=int, default=32)
     p.add_argument("--max-tokens", type=int, default=64)
     p.add_argument("--prompt-words", type=int, default=25)
+    p.add_argument(
+        "--shared-prefix-words",
+        type=int,
+        default=0,
+        help="the agent load: a system prompt of this many words that every request re-sends",
+    )
+    p.add_argument("--upstream-cb-blocks", type=int, default=256, help="upstream's --cb-num-blocks (32 tokens each)")
+    p.add_argument("--upstream-cb-batch-tokens", type=int, default=512, help="upstream's --cb-max-batch-tokens")
     p.add_argument("--rounds", type=int, default=3, help="load runs per server; the median is reported")
     p.add_argument(
         "--together",
@@ -364,7 +378,7 @@ def main() -> None:
     for i, flags in enumerate(args.variant):
         servers[f"hfserve {flags}"] = ([*hfserve, "--port", str(8310 + i), *flags.split()], 8310 + i, {})
     if not args.skip_upstream:
-        upstream = [str(UPSTREAM), "serve", MODEL, "--host", "127.0.0.1", "--port", "8302", *UPSTREAM_CB]
+        upstream = [str(UPSTREAM), "serve", MODEL, "--host", "127.0.0.1", "--port", "8302", *upstream_cb(args)]
         servers["upstream"] = (upstream, 8302, {})
     results, _ = measure_interleaved(servers, env, args, logs)
     (logs / "results.json").write_text(

@@ -28,7 +28,7 @@ from loadgen import make_prompt  # noqa: E402
 from app.engine.messages import Events  # noqa: E402
 from app.engine.options import BatchLimits  # noqa: E402
 from app.engine.process.batched_engine import BatchedEngine  # noqa: E402
-from app.engine.process.model_runner import ModelRunner  # noqa: E402
+from app.engine.process.model_runner import ModelRunner, pad_id  # noqa: E402
 from app.engine.process.outbox import Outbox  # noqa: E402
 from app.engine.types import FinishEvent, GenerationRequest, SamplingParams  # noqa: E402
 
@@ -94,7 +94,7 @@ def main() -> None:
                 finished.set()
 
         limits = BatchLimits(max_batch_size=args.concurrency)
-        runner = ModelRunner(model, tokenizer.pad_token_id or 0)
+        runner = ModelRunner(model, pad_id(tokenizer))
         engine = BatchedEngine(runner, tokenizer, name=MODEL, limits=limits, outbox=Outbox(receive, 0.0))
         try:
             params = SamplingParams(max_tokens=n, temperature=0.0)

@@ -132,11 +132,14 @@ def percentile(values: list[float], q: float) -> float:
 async def run(args: argparse.Namespace) -> dict[str, object]:
     url = urlsplit(args.url)
     rng = random.Random(args.seed)
+    # the agent load: every request re-sends the same long system prompt (tools, instructions) before its own turn
+    shared = make_prompt(random.Random(-1), args.shared_prefix_words) if args.shared_prefix_words else ""
+    system = [{"role": "system", "content": shared}] if shared else []
     bodies = [
         json.dumps(
             {
                 "model": args.model,
-                "messages": [{"role": "user", "content": make_prompt(rng, args.prompt_words)}],
+                "messages": [*system, {"role": "user", "content": make_prompt(rng, args.prompt_words)}],
                 "max_tokens": args.max_tokens,
                 "temperature": args.temperature,
                 "stream": True,
@@ -191,6 +194,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--requests", type=int, default=128)
     p.add_argument("--max-tokens", type=int, default=64)
     p.add_argument("--prompt-words", type=int, default=60)
+    p.add_argument(
+        "--shared-prefix-words", type=int, default=0, help="a system prompt of this many words in every request"
+    )
     p.add_argument("--temperature", type=float, default=0.0)
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args(argv)

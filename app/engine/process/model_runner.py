@@ -165,6 +165,11 @@ def repeat_rows(cache: DynamicCache, mask: torch.Tensor, counts: Sequence[int]) 
     return mask.index_select(0, index)
 
 
+def pad_id(tokenizer: Any) -> int:
+    """The id left padding uses: the tokenizer's pad token, else 0 (padded positions are masked anyway)."""
+    return tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+
+
 class ModelRunner:
     """Runs the model: prefills of newcomers (several whole prompts in one padded forward, or one chunk of a
     long prompt in its own cache) and one decode step of the running batch. It decides nothing: the

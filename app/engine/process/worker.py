@@ -17,7 +17,7 @@ import structlog
 from app.engine.messages import Abort, FromEngine, Generate, LoadFailed, Progress, ProtocolError, Ready, Stop, ToEngine
 from app.engine.options import LoadOptions, TensorParallelGroup
 from app.engine.process.batched_engine import BatchedEngine
-from app.engine.process.model_runner import ModelRunner
+from app.engine.process.model_runner import ModelRunner, pad_id
 from app.engine.process.outbox import Outbox
 from app.engine.process.speech import SpeechEngine
 from app.engine.process.tensor_parallel import ReplicatedRunner, follow, join_group, leave_group
@@ -67,7 +67,7 @@ def _start(
                 raise ValueError("tensor parallelism serves text and multimodal chat models, not speech-to-text")
             engine = SpeechEngine(model, tokenizer, name=name, outbox=outbox)
         else:
-            pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+            pad = pad_id(tokenizer)
             runner = ReplicatedRunner(model, pad, group.commands) if group else ModelRunner(model, pad)
             engine = BatchedEngine(
                 runner,
@@ -94,8 +94,7 @@ def serve_follower(rank: int, group: TensorParallelGroup, folder: str, name: str
     try:
         device = join_group(rank, group, options.device)
         model, tokenizer, _ = load_weights(folder, name, options, lambda *_: None, device=device)
-        pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-        follow(ModelRunner(model, pad), group.commands[rank - 1], lambda: os.getppid() == parent)
+        follow(ModelRunner(model, pad_id(tokenizer)), group.commands[rank - 1], lambda: os.getppid() == parent)
     except Exception:
         log.exception("tensor_parallel_rank_failed", rank=rank)
         raise
