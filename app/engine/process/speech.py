@@ -123,8 +123,11 @@ class SpeechEngine:
         return str(self._tokenizer.decode(ids, skip_special_tokens=True))
 
     def send(self, request_id: str, events: list[EngineEvent]) -> None:
+        """A window's finish goes out with nothing running: one window runs at a time, and no later message
+        would correct the count the HTTP side keeps (the model would never look idle, so never unload)."""
+        finished = any(isinstance(event, FinishEvent) for event in events)
         self._outbox.add(request_id, events)
-        self._outbox.flush(busy=False, running=self._running)
+        self._outbox.flush(busy=False, running=0 if finished else self._running)
 
     # -- the loop -------------------------------------------------------------------------------
     def _run(self) -> None:

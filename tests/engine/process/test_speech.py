@@ -46,11 +46,13 @@ def request(frontend: SpeechFrontend, request_id: str, max_tokens: int, **prepar
 
 
 def events_of(delivered: queue.Queue[Events], request_id: str) -> list[EngineEvent]:
-    """Every event of one request, up to its finish."""
+    """Every event of one request, up to its finish; the message with the finish says nothing runs."""
     out: list[EngineEvent] = []
     while not (out and isinstance(out[-1], FinishEvent)):
-        for rid, events in delivered.get(timeout=60).batch:
+        message = delivered.get(timeout=60)
+        for rid, events in message.batch:
             out += events if rid == request_id else []
+    assert message.running == 0, "a finished window must leave the engine's running count at 0"
     return out
 
 
