@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass, field
 from enum import StrEnum
+from functools import partial
 from typing import Any
 
 import structlog
@@ -66,6 +67,7 @@ class _Entry:
     active: int = 0
     last_used: float = 0.0
     unloaded: asyncio.Event = field(default_factory=asyncio.Event)
+    recovering: bool = False  # replacing an engine that died: requests get a 503 meanwhile, they do not wait
 
 
 class ModelRegistry:
@@ -85,6 +87,7 @@ class ModelRegistry:
         self._pinned = parse_model_ref(pinned) if pinned else None
         self._entries: dict[str, _Entry] = {}
         self._reaper: asyncio.Task[None] | None = None
+        self._background: set[asyncio.Task[None]] = set()  # replacements of dead engines
         self.draining = False
 
     # -- lifecycle -----------------------------------------------------------------------------
@@ -97,6 +100,9 @@ class ModelRegistry:
         self.draining = True
         if self._reaper:
             self._reaper.cancel()
+        for task in list(self._background):
+            with suppress(BaseException):
+                await asyncio.wait_for(task, timeout=10)
         for entry in list(self._entries.values()):
             if entry.task and not entry.task.done():
                 with suppress(BaseException):
@@ -194,6 +200,15 @@ class ModelRegistry:
             entry = self._entries.get(ref.name)
             if entry is None or entry.state in (ModelState.ABSENT, ModelState.FAILED):
                 entry = self._ensure_loading(ref)
+            if entry.state == ModelState.LOADING and entry.recovering:
+                raise ServiceUnavailable(
+                    f"`{ref.name}` is reloading after its inference process stopped: retry shortly.", retry_after=5
+                )
+            if entry.state == ModelState.UNLOADING and entry.recovering:
+                raise ServiceUnavailable(
+                    f"`{ref.name}` is being replaced after its inference process stopped: retry shortly.",
+                    retry_after=5,
+                )
             if entry.state == ModelState.LOADING and entry.task is not None:
                 with phase("model.wait", {"hfserve.model": ref.name}):
                     await asyncio.shield(entry.task)
@@ -242,6 +257,7 @@ class ModelRegistry:
             return
         entry.serving = observe(entry.loaded, self._telemetry)
         entry.state, entry.last_used = ModelState.READY, time.monotonic()
+        entry.loaded.engine.watch_exit(partial(self._engine_exited, entry))
         seconds = time.monotonic() - started
         if self._telemetry.metrics is not None:
             self._telemetry.metrics.model_load.labels(name).observe(seconds)
@@ -266,9 +282,25 @@ class ModelRegistry:
         for queue in entry.subscribers:
             queue.put_nowait(update)
 
-    # -- idle unloading --------------------------------------------------------------------------
+    # -- a dead engine, idle unloading ---------------------------------------------------------
+    def _engine_exited(self, entry: _Entry) -> None:
+        """The moment an engine process ends (its sentinel): the model stops being ready at once, and is
+        replaced (a pinned model reloads at once; requests meanwhile get a 503 with ``Retry-After``)."""
+        if entry.state != ModelState.READY or self._entries.get(entry.ref.name) is not entry:
+            return
+        detail = entry.loaded.engine.health().detail if entry.loaded else None
+        log.error("engine_dead", model=entry.ref.name, detail=detail)
+        entry.state, entry.recovering = ModelState.UNLOADING, True
+        self._background.add(task := asyncio.create_task(self._replace(entry), name=f"replace[{entry.ref.name}]"))
+        task.add_done_callback(self._background.discard)
+
+    async def _replace(self, entry: _Entry) -> None:
+        await self._unload(entry)
+        if entry.pinned and not self.draining:
+            self._ensure_loading(entry.ref).recovering = True
+
     async def _watch_loaded(self) -> None:
-        """Replaces models whose engine died, and unloads idle ones (``--model-timeout``)."""
+        """Unloads idle models (``--model-timeout``)."""
         interval = min(max(self._idle_timeout / 4, 0.25), 5.0) if self._idle_timeout >= 0 else 5.0
         while True:
             await asyncio.sleep(interval)
@@ -277,12 +309,7 @@ class ModelRegistry:
                 if entry.state != ModelState.READY or entry.loaded is None:
                     continue
                 health = entry.loaded.engine.health()
-                if not health.alive:  # its inference loop died: replace it (a pinned model reloads at once)
-                    log.error("engine_dead", model=entry.ref.name, detail=health.detail)
-                    await self._unload(entry)
-                    if entry.pinned and not self.draining:
-                        self._ensure_loading(entry.ref)
-                elif entry.active or health.running or health.waiting:  # in use: idle time starts after it
+                if entry.active or health.running or health.waiting:  # in use: idle time starts after it
                     entry.last_used = now
                 elif not entry.pinned and 0 <= self._idle_timeout <= now - entry.last_used:
                     await self._unload(entry)

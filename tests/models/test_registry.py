@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 import threading
 import time
 from pathlib import Path
@@ -139,16 +141,37 @@ async def test_draining_registry_refuses_new_leases(model_dir: str) -> None:
             pass
 
 
-async def test_a_dead_engine_is_replaced(model_dir: str) -> None:
+async def test_a_dead_engine_is_replaced_and_readiness_says_so_at_once(model_dir: str) -> None:
     registry = ModelRegistry(LoadOptions(), idle_timeout=-1, pinned=model_dir)
     await registry.start()
     ref = registry.pinned
     await until(lambda: registry.state(ref) == ModelState.READY, timeout=30)
+    assert registry.readiness()[0]
     dead = registry._entries[ref.name].loaded
-    dead.engine.shutdown()  # the inference loop is gone
-    assert not registry.engines_alive()
+    os.kill(dead.engine._process.pid, signal.SIGKILL)  # the engine process dies
+    started = time.monotonic()
+    await until(lambda: not registry.readiness()[0], timeout=5)
+    assert time.monotonic() - started < 1.0, "readiness must follow the process sentinel, not a poll"
+    with pytest.raises(ServiceUnavailable) as refused:  # while it is replaced, requests do not wait: 503
+        async with registry.lease(ref):
+            pass
+    assert refused.value.headers == {"Retry-After": "5"}
     await until(
         lambda: registry.state(ref) == ModelState.READY and registry._entries[ref.name].loaded is not dead, timeout=30
     )
-    assert registry.engines_alive()
+    assert registry.engines_alive() and registry.readiness()[0]
+    async with registry.lease(ref) as model:  # the replacement serves
+        events = [e async for e in model.engine.generate(GenerationRequest("r", [5, 6], SamplingParams(max_tokens=2)))]
+        assert isinstance(events[-1], FinishEvent) and events[-1].reason == "length"
+    await registry.close()
+
+
+async def test_a_shut_down_engine_is_not_mistaken_for_a_dead_one(model_dir: str) -> None:
+    registry = ModelRegistry(LoadOptions(), idle_timeout=0.5)
+    await registry.start()
+    ref = parse_model_ref(model_dir)
+    assert [u.status async for u in registry.load_updates(ref)][-1] == "ready"
+    await until(lambda: registry.state(ref) == ModelState.ABSENT, timeout=10)  # an idle unload stops the process
+    await asyncio.sleep(0.2)
+    assert registry.state(ref) == ModelState.ABSENT and not registry._background
     await registry.close()

@@ -13,7 +13,7 @@ import contextvars
 import multiprocessing
 import socket
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
 
@@ -44,7 +44,7 @@ from app.engine.types import (
     ModelInfo,
     StepRecord,
 )
-from app.errors import EngineFailure, ModelLoadFailed
+from app.errors import ModelLoadFailed, ServiceUnavailable
 
 log = structlog.get_logger(__name__)
 _SPAWN = multiprocessing.get_context("spawn")  # a fresh interpreter: no inherited threads or CUDA state
@@ -73,6 +73,7 @@ class RemoteEngine:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._failure: str | None = None
         self._stopping = False
+        self._sentinels: list[int] = []  # the processes' sentinels the loop watches (``watch_exit``)
         self.observer: EngineObserver | None = None  # telemetry: sees every delivery, on the loop
 
     @classmethod
@@ -97,7 +98,8 @@ class RemoteEngine:
     # -- EngineClient ---------------------------------------------------------------------------
     def generate(self, request: GenerationRequest) -> RequestStream:
         if self._stopping or self._failure is not None or not self._process.is_alive():
-            raise EngineFailure(f"The inference process has stopped: {self._failure or 'shut down'}")
+            raise ServiceUnavailable(f"The model's inference process has stopped ({self._failure or 'shut down'}); "
+                                     "it is being replaced: retry shortly.", retry_after=5)
         vocab_size, waiting = self.info.vocab_size or 0, len(self._unstarted)
         admit(request, vocab_size=vocab_size, max_rows=self._max_rows, limits=self._limits, waiting=waiting)
         self._attach(asyncio.get_running_loop())
@@ -124,6 +126,29 @@ class RemoteEngine:
             kv_usage=self._kv_usage(),
             kv_capacity=self._limits.max_kv_tokens or 0,
         )
+
+    def watch_exit(self, on_exit: Callable[[], None]) -> None:
+        """On the loop: call ``on_exit`` the moment one of the engine's processes ends (its sentinel turns
+        readable), so health and readiness change at once rather than at the next poll. Not on shutdown."""
+        loop = asyncio.get_running_loop()
+        self._attach(loop)
+
+        def exited() -> None:
+            self._unwatch_exit()
+            if not self._stopping:
+                self._close_pipe("the inference process exited")
+                on_exit()
+
+        self._sentinels = [process.sentinel for process in (self._process, *self._followers)]
+        for sentinel in self._sentinels:
+            contextvars.Context().run(loop.add_reader, sentinel, exited)
+
+    def _unwatch_exit(self) -> None:
+        if self._loop is not None and not self._loop.is_closed():
+            for sentinel in self._sentinels:
+                with contextlib.suppress(OSError, ValueError):
+                    self._loop.remove_reader(sentinel)
+        self._sentinels = []
 
     def _kv_usage(self) -> float:
         """The KV budget in use (``--max-kv-tokens``); without one, the share of the batch's rows in use."""
@@ -189,6 +214,7 @@ class RemoteEngine:
         if self._loop is not None:
             with contextlib.suppress(OSError, ValueError):
                 self._loop.remove_reader(self._conn.fileno())
+        self._unwatch_exit()
         self._conn.close()
         if not self._stopping:  # the other ranks cannot go on without rank 0
             _stop(self._followers, timeout=0)

@@ -19,7 +19,7 @@ from app.engine.client.remote import RemoteEngine
 from app.engine.messages import Progress
 from app.engine.options import LoadOptions
 from app.engine.types import FinishEvent, GenerationRequest, ModelInfo, SamplingParams, TokenEvent
-from app.errors import EngineFailure, ModelLoadFailed
+from app.errors import ModelLoadFailed, ServiceUnavailable
 from tests.support.models import NEVER_EOS_MODEL_ID, snapshot_path
 
 
@@ -49,8 +49,9 @@ async def test_a_killed_engine_process_ends_open_requests_with_an_error(loaded: 
     await asyncio.sleep(0)
     health = loaded.engine.health()
     assert not health.alive and health.detail
-    with pytest.raises(EngineFailure):
+    with pytest.raises(ServiceUnavailable) as refused:  # a 503 that says when to retry, not a 500
         loaded.engine.generate(GenerationRequest("after", [5], SamplingParams(max_tokens=2)))
+    assert refused.value.status == 503 and "Retry-After" in refused.value.headers
 
 
 def _rogue_engine(conn: Connection, folder: str, name: str, options: LoadOptions, group: object = None) -> None:
