@@ -54,6 +54,9 @@ def _serve_parser(sub: Any) -> None:
     p.add_argument(
         "--stream-interval-ms", type=float, help="Send streamed tokens at most this often (default 0: every step)."
     )
+    p.add_argument(
+        "--drain-grace", type=float, help="Seconds after SIGTERM answering 503 before the listener closes (default 5)."
+    )
     p.add_argument("--max-body-size", type=int, help="Largest request body in bytes (default 32 MiB).")
     p.add_argument(
         "--responses-store",
@@ -127,14 +130,15 @@ def check_port_free(address: str, port: int) -> None:
 def serve(settings: Settings) -> None:
     from granian.constants import Interfaces
     from granian.log import LogLevels
-    from granian.server import Server
 
+    from app.drain import DrainingServer
     from app.observability.logging import configure_logging, granian_log_config
 
     configure_logging(settings.log_level)
     address = _LOOPBACK_NAMES.get(settings.host, settings.host)
     check_port_free(address, settings.port)
-    server = Server(
+    server = DrainingServer(
+        drain_grace=settings.drain_grace,
         target="app.main:create_app",
         address=address,
         port=settings.port,

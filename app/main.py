@@ -28,6 +28,7 @@ from app.api.middleware import api_key_middleware, request_middleware
 from app.api.model_catalog import ModelCatalogController
 from app.api.responses import ResponsesController
 from app.api.transcriptions import TranscriptionsController
+from app.drain import on_drain_signal
 from app.engine.client.loader import load_model
 from app.engine.options import BatchLimits, LoadOptions
 from app.errors import HfServeError
@@ -153,6 +154,7 @@ def create_app(
         telemetry.start()
         log.info("telemetry", **telemetry.describe())
         await registry.start()
+        on_drain_signal(registry.start_draining)
         log.info("responses_store", url=store.url)
         try:
             yield

@@ -58,6 +58,10 @@ class Settings(BaseSettings):
     cpu_threads: int | None = Field(None, ge=1, description="torch threads on CPU (default: all cores but one).")
     tensor_parallel_size: int = Field(1, ge=1, le=64, description="Shard each model across this many devices.")
     stream_interval_ms: float = Field(0.0, ge=0.0, le=1000.0, description="Hold streamed tokens this long.")
+    drain_grace: float = Field(
+        5.0, ge=0, le=3600, description="Seconds after SIGTERM with /ready 503 and new requests refused, before the "
+        "listener closes (in-flight requests finish either way); 0 closes it at once."
+    )
     max_body_size: int = Field(32 * 1024 * 1024, ge=1024, description="Largest request body in bytes.")
     responses_store: str = Field(
         "memory://", description="Where stored responses live: memory://, sqlite:///path or redis://host:port/db."

@@ -96,6 +96,10 @@ class ModelRegistry:
             self._ensure_loading(self._pinned)
         self._reaper = asyncio.create_task(self._watch_loaded())
 
+    def start_draining(self) -> None:
+        """Stop being ready and refuse new leases (503); leases already held run to their end."""
+        self.draining = True
+
     async def close(self) -> None:
         self.draining = True
         if self._reaper:

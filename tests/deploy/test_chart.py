@@ -222,3 +222,14 @@ def test_service_monitor_scrapes_metrics_on_the_service_port() -> None:
     service_labels = rendered.one("Service")["metadata"]["labels"]
     assert monitor["spec"]["selector"]["matchLabels"].items() <= service_labels.items()
     assert monitor["spec"]["namespaceSelector"] == {"matchNames": [NAMESPACE]}
+
+
+def test_the_drain_grace_reaches_the_server_and_fits_in_the_termination_grace() -> None:
+    rendered = render({"drainGraceSeconds": 15, "terminationGracePeriodSeconds": 90})
+    assert rendered.env()["HFSERVE_DRAIN_GRACE"] == "15"
+    assert rendered.pod["terminationGracePeriodSeconds"] == 90
+    assert "preStop" not in str(rendered.container)  # the server keeps its listener open itself: no sleep hook
+    import helm_python as helm
+
+    with pytest.raises(helm.HelmError, match="terminationGracePeriodSeconds must exceed drainGraceSeconds"):
+        render({"drainGraceSeconds": 60, "terminationGracePeriodSeconds": 60})

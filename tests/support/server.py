@@ -26,6 +26,7 @@ def free_port() -> int:
 def server_env(hf_home: Path, extra: Mapping[str, str] | None = None) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("HFSERVE_", "HF_"))}
     env.update(HF_HOME=str(hf_home), HF_HUB_OFFLINE="1", HF_HUB_DISABLE_TELEMETRY="1", TOKENIZERS_PARALLELISM="false")
+    env.update(HFSERVE_DRAIN_GRACE="0")  # test servers stop at once; the drain's own tests set a grace
     env.update(extra or {})
     return env
 

@@ -65,6 +65,9 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- if and .Values.autoscaling.enabled .Values.keda.enabled }}
 {{- fail "autoscaling.enabled and keda.enabled are exclusive: KEDA creates its own HorizontalPodAutoscaler" }}
 {{- end }}
+{{- if le (int .Values.terminationGracePeriodSeconds) (int .Values.drainGraceSeconds) }}
+{{- fail "terminationGracePeriodSeconds must exceed drainGraceSeconds: the pod is killed before its in-flight requests can finish" }}
+{{- end }}
 {{- if and .Values.keda.enabled (not .Values.keda.prometheus.serverAddress) }}
 {{- fail "keda.enabled needs keda.prometheus.serverAddress (the Prometheus URL KEDA queries)" }}
 {{- end }}
