@@ -44,6 +44,8 @@ def request_middleware(telemetry: Telemetry) -> Callable[[ASGIApp], ASGIApp]:
                 message = await receive()
                 if message["type"] == "http.disconnect" and not complete:
                     observed.disconnected = True
+                elif message["type"] == "http.request" and not message.get("more_body", False):
+                    observed.body_received = True
                 return message
 
             async def send_observed(message: Message) -> None:

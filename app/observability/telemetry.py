@@ -15,6 +15,7 @@ from collections.abc import Callable, Mapping
 from contextvars import ContextVar, Token
 from typing import Any
 
+import structlog
 from opentelemetry.sdk.trace.export import ConsoleSpanExporter, SpanExporter
 from opentelemetry.sdk.trace.sampling import Sampler
 from opentelemetry.trace import SpanKind
@@ -41,6 +42,8 @@ from app.observability.tracing import (
     trace_exporters,
     traceparent_trace_id,
 )
+
+log = structlog.get_logger(__name__)
 
 # gen_ai.operation.name of the endpoints that have one in the GenAI semantic conventions
 OPERATIONS = {"/v1/chat/completions": "chat", "/v1/completions": "text_completion"}
@@ -145,7 +148,13 @@ class Telemetry:
         return scope
 
     def close_request(self, scope: RequestScope, status: int, complete: bool) -> None:
-        abandoned = scope.disconnected and not complete
+        """``scope.disconnected`` is set only when the client left before the response was complete: whatever
+        was sent after that reached nobody, so the request is a 499 (as is a 499 the app answered itself),
+        counted once in each metric, never as an error, and logged in one line."""
+        abandoned = scope.disconnected or status == 499
+        if abandoned:
+            during = "response" if scope.body_received else "request_body"
+            log.info("client_disconnected", endpoint=scope.endpoint, model=scope.model or None, during=during)
         reasons = sorted(scope.finish_reasons) or (["abort"] if abandoned and scope.model else [])
         if (metrics := self.metrics) is not None:
             model, endpoint = scope.model, scope.endpoint
@@ -174,7 +183,7 @@ class Telemetry:
             attributes["hfserve.client_disconnected"] = True
         if scope.error_type is not None:
             attributes["error.type"] = scope.error_type
-        failed = status >= 500 or scope.error_status >= 500
+        failed = not abandoned and (status >= 500 or scope.error_status >= 500)
         self.write(
             SpanRecord(
                 scope.trace_id,
@@ -205,6 +214,7 @@ class RequestScope:
 
     __slots__ = (
         "attributes",
+        "body_received",
         "disconnected",
         "endpoint",
         "error_status",
@@ -240,6 +250,7 @@ class RequestScope:
         self.error_type: str | None = None
         self.error_status = 0
         self.disconnected = False
+        self.body_received = False  # the request's whole body has arrived
 
     def child(self, name: str, start: int, end: int, attributes: dict[str, Any]) -> None:
         """Write a finished child span of this request (times in ``time.time_ns()``)."""

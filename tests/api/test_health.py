@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -126,6 +127,48 @@ def test_a_client_that_leaves_is_counted(server: ServerProcess) -> None:
     generated = total(after, "hfserve_generation_tokens_total") - total(before, "hfserve_generation_tokens_total")
     assert 0 < generated < 1900  # what was generated before the abort, no more
     assert total(after, "hfserve_errors_total") == total(before, "hfserve_errors_total")  # leaving is no error
+
+
+def _leave_mid_body(server: ServerProcess) -> None:
+    """Announce a 1,000-byte body, send 20 bytes of it, and hang up."""
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+        head = (
+            "POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+            "Content-Length: 1000\r\n\r\n"
+        )
+        sock.sendall(head.encode() + b'{"model": "x", "mess')
+        time.sleep(0.3)
+
+
+def _leave_before_a_plain_answer(server: ServerProcess) -> None:
+    """A non-streaming request whose client gives up before the answer."""
+    body = {"model": NEVER_EOS_MODEL_ID, "messages": USER, "max_tokens": 1900}
+    with pytest.raises(httpx.ReadTimeout):
+        httpx.post(f"{server.base_url}/chat/completions", json=body, timeout=1.5)
+
+
+@pytest.mark.parametrize("leave", [_leave_mid_body, _leave_before_a_plain_answer])
+def test_every_client_that_leaves_is_one_499_in_every_metric_and_one_log_line(
+    server: ServerProcess, leave: Callable[[ServerProcess], None]
+) -> None:
+    before, lines_before = scrape(server), server.log().count("client_disconnected")
+    leave(server)
+
+    def counted() -> float:
+        now = scrape(server)
+        was = total(before, "hfserve_requests_total", status="499")
+        return total(now, "hfserve_requests_total", status="499") - was
+
+    wait_for(lambda: counted() == 1)
+    wait_for(lambda: total(scrape(server), "hfserve_requests_running") == 0)
+    after = scrape(server)
+    left = total(after, "hfserve_client_disconnects_total") - total(before, "hfserve_client_disconnects_total")
+    assert left == 1, "the 499 status and the disconnect counter must agree"
+    assert total(after, "hfserve_requests_total", status="500") == total(before, "hfserve_requests_total", status="500")
+    assert total(after, "hfserve_errors_total") == total(before, "hfserve_errors_total")  # leaving is no error
+    wait_for(lambda: server.log().count("client_disconnected") == lines_before + 1)
+    during = "request_body" if leave is _leave_mid_body else "response"
+    assert f"during={during}" in server.log() or f'"during": "{during}"' in server.log()
 
 
 def test_router_gauges_follow_a_running_request(hf_home: Path, logs_dir: Path) -> None:
