@@ -45,7 +45,8 @@ RUN if [ -n "${CA_BUNDLE}" ]; then \
 
 ENV PATH=/opt/venv/bin:${PATH}
 
-# torch first (the largest layer, changes least), then the dependencies from pyproject.toml, then the app.
+# torch first (the largest layer, changes least), then the dependencies from pyproject.toml at the versions
+# constraints.txt holds (what the suite passed with), then the app.
 # The torch version is pinned by TORCH_SPEC (or by the wheel), which hadolint cannot see through.
 # hadolint ignore=DL3013
 RUN if [ -n "${TORCH_WHEEL}" ]; then \
@@ -57,10 +58,10 @@ RUN if [ -n "${TORCH_WHEEL}" ]; then \
     fi
 
 WORKDIR /src
-COPY pyproject.toml ./
+COPY pyproject.toml constraints.txt ./
 RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']))" \
       > /tmp/requirements.txt \
- && pip install -r /tmp/requirements.txt
+ && pip install -c constraints.txt -r /tmp/requirements.txt
 COPY README.md ./
 COPY app/ ./app/
 RUN pip install --no-deps . \

@@ -6,13 +6,13 @@ TORCH  ?= torch==2.13.0
 MODEL  ?=
 ARGS   ?=
 
-.PHONY: install run test lint clean bench bench-env deploy-tools
+.PHONY: install run test lint lock clean bench bench-env deploy-tools
 
-$(VENV)/.installed: pyproject.toml
+$(VENV)/.installed: pyproject.toml constraints.txt
 	python3 -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
 	$(PIP) install -q "$(TORCH)"          # first, so nothing pulls a multi-GB CUDA build
-	$(PIP) install -q -e ".[test]"
+	$(PIP) install -q -c constraints.txt -e ".[test]"   # the versions the suite passed with
 	touch $@
 
 install: $(VENV)/.installed
@@ -36,6 +36,10 @@ deploy-tools:
 lint: install
 	$(VENV)/bin/ruff check app tests
 	$(VENV)/bin/lint-imports
+
+## Re-resolve pyproject.toml's ranges into constraints.txt (then run `make test` before committing it).
+lock:
+	TORCH="$(TORCH)" scripts/lock.sh
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache
