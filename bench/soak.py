@@ -96,8 +96,13 @@ def _body(kind: str, prompt: str, max_tokens: int) -> tuple[str, dict]:
     if kind == "completions":
         return "/v1/completions", {"model": MODEL, "prompt": prompt, "max_tokens": max_tokens, "temperature": 0}
     if kind == "responses":
-        return "/v1/responses", {"model": MODEL, "input": prompt, "max_output_tokens": max_tokens, "temperature": 0,
-                                 "store": False}
+        return "/v1/responses", {
+            "model": MODEL,
+            "input": prompt,
+            "max_output_tokens": max_tokens,
+            "temperature": 0,
+            "store": False,
+        }
     body = {"model": MODEL, "messages": messages, "max_tokens": max_tokens, "temperature": 0}
     return "/v1/chat/completions", {**body, "stream": kind == "chat_stream"}
 
@@ -212,8 +217,11 @@ async def _settle(http: httpx.AsyncClient, timeout: float = 60.0) -> float:
         except httpx.TransportError:  # not listening yet
             await asyncio.sleep(0.2)
             continue
-        busy = sum(float(line.rsplit(" ", 1)[1]) for line in metrics.splitlines()
-                   if line.startswith(("hfserve_requests_running{", "hfserve_requests_waiting{")))
+        busy = sum(
+            float(line.rsplit(" ", 1)[1])
+            for line in metrics.splitlines()
+            if line.startswith(("hfserve_requests_running{", "hfserve_requests_waiting{"))
+        )
         if ready and busy == 0:
             return 0.0
         await asyncio.sleep(0.2)
@@ -233,11 +241,14 @@ async def soak(args: argparse.Namespace, server: subprocess.Popen, port: int) ->
             wave.stuck = await _settle(http, 120)
             wave.rss_mib = _rss_mib(_worker_and_engine(server.pid)[0])
             waves.append(wave)
-            print(f"wave {number + 1}: {wave.sent} sent, {wave.completed} completed, {wave.abandoned} left, "
-                  f"{'engine killed, ' if wave.killed else ''}{len(wave.wrong)} wrong, {wave.stuck:.0f} stuck, "
-                  f"{wave.explained_5xx} explained 5xx, {len(wave.unexplained_5xx)} unexplained 5xx, "
-                  f"{len(wave.other_4xx)} other 4xx, {wave.retried} retries of a 429/503, "
-                  f"HTTP worker RSS {wave.rss_mib:.0f} MiB", flush=True)
+            print(
+                f"wave {number + 1}: {wave.sent} sent, {wave.completed} completed, {wave.abandoned} left, "
+                f"{'engine killed, ' if wave.killed else ''}{len(wave.wrong)} wrong, {wave.stuck:.0f} stuck, "
+                f"{wave.explained_5xx} explained 5xx, {len(wave.unexplained_5xx)} unexplained 5xx, "
+                f"{len(wave.other_4xx)} other 4xx, {wave.retried} retries of a 429/503, "
+                f"HTTP worker RSS {wave.rss_mib:.0f} MiB",
+                flush=True,
+            )
             for problem in wave.wrong[:3] + wave.unexplained_5xx[:3] + wave.other_4xx[:3]:
                 print("   ", problem)
         return waves
