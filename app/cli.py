@@ -92,16 +92,22 @@ def _chat_parser(sub: Any) -> None:
     p.add_argument("--system", help="System prompt.")
 
 
-def chat(args: dict[str, Any]) -> None:
-    from app.chat_cli.app import ChatOptions, run_chat
+def chat_options(args: dict[str, Any]) -> Any:
+    """The chat's options from its arguments: a first positional ``key=value`` is a setting, not a URL."""
+    from app.chat_cli.app import ChatOptions
     from app.chat_cli.client import DEFAULT_URL
     from app.chat_cli.session import is_assignment
 
     url, settings = args["url"], list(args["settings"])
     if url is not None and is_assignment(url):  # ``hfserve chat temperature=0``: no URL given
         url, settings = None, [url, *settings]
-    options = ChatOptions(url or DEFAULT_URL, args["model"], args["api_key"], args["system"], settings)
-    raise SystemExit(run_chat(options))
+    return ChatOptions(url or DEFAULT_URL, args["model"], args["api_key"], args["system"], settings)
+
+
+def chat(args: dict[str, Any]) -> None:
+    from app.chat_cli.app import run_chat
+
+    raise SystemExit(run_chat(chat_options(args)))
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -54,7 +54,7 @@ def root_url(url: str) -> str:
     return url.removesuffix("/v1")
 
 
-def _error_of(response: httpx.Response) -> ServerError:
+def error_of(response: httpx.Response) -> ServerError:
     """The server's message, from OpenAI's error shape or whatever JSON or text came back."""
     response.read()
     try:
@@ -98,7 +98,7 @@ class ChatServer:
         except httpx.TransportError as exc:
             raise self._unreachable(exc) from exc
         if response.status_code != 200:
-            raise _error_of(response)
+            raise error_of(response)
         data = response.json().get("data") or []
         return [str(item["id"]) for item in data if isinstance(item, dict) and "id" in item]
 
@@ -108,7 +108,7 @@ class ChatServer:
         try:
             with connect_sse(self._http, "POST", "/load_model", json={"model": model}) as source:
                 if source.response.status_code in (404, 405):
-                    error = _error_of(source.response)
+                    error = error_of(source.response)
                     if error.code == "model_not_found":
                         raise error
                     return
@@ -137,7 +137,7 @@ class ChatServer:
     @staticmethod
     def _events(source: EventSource) -> Iterator[dict[str, Any]]:
         if source.response.status_code != 200:
-            raise _error_of(source.response)
+            raise error_of(source.response)
         try:
             for event in source.iter_sse():
                 if event.data == "[DONE]":

@@ -15,6 +15,7 @@ class ThinkSplitter:
     def __init__(self) -> None:
         self._held = ""
         self._thinking = False
+        self._after_tag = False  # the blank lines that follow a tag are the tag's, not the text's
 
     def feed(self, text: str) -> list[Delta]:
         """The pieces ``text`` completes: reasoning inside the tags, content outside them."""
@@ -22,6 +23,11 @@ class ThinkSplitter:
         self._held = ""
         pieces: list[Delta] = []
         while text:
+            if self._after_tag:
+                text = text.lstrip()
+                self._after_tag = not text
+                if not text:
+                    break
             tag = CLOSE if self._thinking else OPEN
             kind = "reasoning" if self._thinking else "content"
             at = text.find(tag)
@@ -30,6 +36,7 @@ class ThinkSplitter:
                     pieces.append(Delta(kind, text[:at]))
                 text = text[at + len(tag) :]
                 self._thinking = not self._thinking
+                self._after_tag = True
                 continue
             keep = _partial_tag_length(text, tag)
             if len(text) > keep:

@@ -22,7 +22,7 @@ def test_tags_cut_anywhere_split_the_same(size: int) -> None:
     splitter = ThinkSplitter()
     pieces = [piece for i in range(0, len(TEXT), size) for piece in splitter.feed(TEXT[i : i + size])]
     pieces += splitter.finish()
-    assert _joined(pieces) == {"reasoning": "\nweighing it\n", "content": "\n\nParis."}
+    assert _joined(pieces) == {"reasoning": "weighing it\n", "content": "Paris."}
     assert [p.kind for p in pieces if p.text.strip()][-1] == "content"
 
 
