@@ -20,7 +20,7 @@ import httpx
 
 from app.chat_cli.display import DIM
 from app.demo.canned_chats import CANNED_CHATS, CAPITAL_ANSWER, GREETING
-from tests.fixtures.tiny_models import CHAT_MODEL_ID
+from tests.fixtures.tiny_models import CHAT_MODEL_ID, NEVER_EOS_MODEL_ID
 from tests.support.server import ROOT, ServerProcess, free_port
 
 CAPITAL_REASONING = next(chat["reasoning"] for chat in CANNED_CHATS if chat["name"] == "capital-thinking")
@@ -72,6 +72,19 @@ def test_the_first_listed_model_is_used_without_model(server: ServerProcess, tmp
     run = _chat(server.url, stdin="!status\n", cwd=tmp_path)
     assert run.returncode == 0, run.stderr
     assert f"model: {listed}" in run.stderr
+
+
+def test_load_progress_comes_before_the_first_message_and_a_failed_load_ends_the_chat(
+    server: ServerProcess, tmp_path: Path
+) -> None:
+    run = _chat(server.url, "--model", NEVER_EOS_MODEL_ID, stdin="!status\n", cwd=tmp_path)  # not loaded yet
+    assert run.returncode == 0, run.stderr
+    stages = [line for line in run.stderr.splitlines() if line.startswith(("loading", "loaded"))]
+    assert stages[-2:] == [f"loading {NEVER_EOS_MODEL_ID}: weights", f"loaded {NEVER_EOS_MODEL_ID}"]
+    missing = _chat(server.url, "--model", "nobody/nothing", stdin="Hello\n", cwd=tmp_path)
+    assert missing.returncode == 1 and missing.stdout == ""
+    assert missing.stderr.startswith("hfserve chat: the server could not load nobody/nothing: ")
+    assert len(missing.stderr.splitlines()) == 1
 
 
 def test_no_server_is_one_line_and_exit_status_1(tmp_path: Path) -> None:
