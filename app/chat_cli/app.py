@@ -166,15 +166,15 @@ def run_chat(options: ChatOptions, stdin: TextIO | None = None, stdout: TextIO |
     styled = interactive and stdout.isatty() and not os.environ.get("NO_COLOR")
     display = Display(stdout, sys.stderr, styled=styled)
     try:
-        session = ChatSession(model="", settings={})
-        session.apply(parse_assignments(options.settings))
+        settings = parse_assignments(options.settings)
     except SessionError as exc:
         display.error(str(exc))
         return EXIT_USAGE
     server = ChatServer(options.url, options.api_key or api_key_from_env())
     try:
-        session.model = choose_model(server, options.model)
+        session = ChatSession(choose_model(server, options.model))
         load(server, session.model, display)
+        session.apply(settings)
         session.set_system(options.system)
         chat = Chat(server, session, display)
         return run_interactive(chat) if interactive else run_piped(chat, _lines(stdin))

@@ -41,7 +41,7 @@ def _chat(*args: str, stdin: str, cwd: Path) -> subprocess.CompletedProcess[str]
 def test_piped_messages_are_answered_one_per_line_with_settings_applied(server: ServerProcess, tmp_path: Path) -> None:
     no_thinking = 'chat_template_kwargs={"enable_thinking": false}'
     lines = ["Hello", "!clear", f"!set max_tokens=2 {no_thinking}", "Hello", "!status"]
-    run = _chat(server.url, "--model", CHAT_MODEL_ID, stdin="\n".join(lines) + "\n", cwd=tmp_path)
+    run = _chat(server.url, "temperature=0", "--model", CHAT_MODEL_ID, stdin="\n".join(lines) + "\n", cwd=tmp_path)
     assert run.returncode == 0, run.stderr
     first, second = run.stdout.splitlines()
     assert first == GREETING
@@ -52,11 +52,12 @@ def test_piped_messages_are_answered_one_per_line_with_settings_applied(server: 
 
 def test_a_saved_chat_loads_into_a_new_run_and_carries_on(server: ServerProcess, tmp_path: Path) -> None:
     saved = tmp_path / "chat.json"
-    first = _chat(server.url, "--model", CHAT_MODEL_ID, stdin=f"Hello\n!set seed=7\n!save {saved}\n", cwd=tmp_path)
+    lines = f"Hello\n!set seed=7\n!save {saved}\n"
+    first = _chat(server.url, "temperature=0", "--model", CHAT_MODEL_ID, stdin=lines, cwd=tmp_path)
     assert first.returncode == 0, first.stderr
     document = json.loads(saved.read_text())
     history = [{"role": "user", "content": "Hello"}, {"role": "assistant", "content": GREETING}]
-    assert document == {"model": CHAT_MODEL_ID, "settings": {"seed": 7}, "messages": history}
+    assert document == {"model": CHAT_MODEL_ID, "settings": {"temperature": 0, "seed": 7}, "messages": history}
 
     second = _chat(server.url, "-m", CHAT_MODEL_ID, stdin=f"!load {saved}\nWhat is my name?\n!status\n", cwd=tmp_path)
     assert second.returncode == 0, second.stderr
@@ -104,8 +105,15 @@ class _Terminal:
         self.master, slave = os.openpty()
         fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))
         env = {**_env(), "PYTHONPATH": str(ROOT)}
-        self.proc = subprocess.Popen(
-            command, stdin=slave, stdout=slave, stderr=slave, cwd=ROOT, env=env, start_new_session=True
+        self.proc = subprocess.Popen(  # its own session, with the pty as its controlling terminal (for Ctrl-C)
+            command,
+            stdin=slave,
+            stdout=slave,
+            stderr=slave,
+            cwd=ROOT,
+            env=env,
+            start_new_session=True,
+            preexec_fn=lambda: fcntl.ioctl(0, termios.TIOCSCTTY, 0),
         )
         os.close(slave)
         self.output = ""
@@ -134,13 +142,30 @@ class _Terminal:
 
 
 def test_interactive_chat_under_a_pty_streams_with_dimmed_reasoning(server: ServerProcess) -> None:
-    terminal = _Terminal([sys.executable, "-m", "app", "chat", server.url, "--model", CHAT_MODEL_ID])
+    terminal = _Terminal([sys.executable, "-m", "app", "chat", server.url, "temperature=0", "-m", CHAT_MODEL_ID])
     try:
         terminal.read_until("!help for commands")
         terminal.type("What is the capital of France?")
         shown = terminal.read_until(CAPITAL_ANSWER)
         assert f"{DIM}{CAPITAL_REASONING}" in shown  # the reasoning came dimmed, before the answer
         assert shown.index(CAPITAL_REASONING) < shown.rindex(CAPITAL_ANSWER)
+        terminal.type("!exit")
+        assert terminal.proc.wait(timeout=30) == 0
+    finally:
+        terminal.close()
+
+
+def test_ctrl_c_stops_an_answer_and_the_chat_goes_on(server: ServerProcess) -> None:
+    terminal = _Terminal([sys.executable, "-m", "app", "chat", server.url, "--model", NEVER_EOS_MODEL_ID])
+    try:
+        terminal.read_until("!help for commands")
+        terminal.type("Go on forever")  # this model never ends an answer by itself
+        terminal.read_until("Go on forever\r\n")
+        time.sleep(0.5)
+        os.write(terminal.master, b"\x03")
+        terminal.read_until("[interrupted]")
+        terminal.type("!status")
+        assert "messages: 2 (1 from you)" in terminal.read_until("last answer")  # the partial answer is kept
         terminal.type("!exit")
         assert terminal.proc.wait(timeout=30) == 0
     finally:
