@@ -69,11 +69,11 @@ def run_command(line: str, session: ChatSession, display: Display, url: str) -> 
             session.apply(parse_assignments(_NEXT_ASSIGNMENT.split(rest)))
         display.note(_settings_text(session))
     elif name == "save":
-        display.note(f"Saved to {session.save(Path(rest) if rest else None)}")
+        display.note(f"Saved to {session.save(Path(rest).expanduser() if rest else None)}")
     elif name == "load":
         if not rest:
             raise SessionError("!load needs a file: !load FILE")
-        session.load(Path(rest))
+        session.load(Path(rest).expanduser())
         display.note(f"Loaded {len(session.messages)} messages. {_settings_text(session)}")
     elif name == "status":
         display.note(status_text(session, url))

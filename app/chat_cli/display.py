@@ -94,4 +94,4 @@ class Display:
 
     def prompt(self) -> str:
         """The input prompt; readline needs the color codes marked as taking no room."""
-        return f"\001{BOLD}\002> \001{RESET}\002" if self.styled else ""
+        return f"\001{BOLD}\002> \001{RESET}\002" if self.styled else "> "
