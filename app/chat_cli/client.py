@@ -87,9 +87,11 @@ class ChatServer:
     def close(self) -> None:
         self._http.close()
 
-    def _unreachable(self, exc: httpx.TransportError) -> ServerUnreachable:
-        reason = "connection refused" if isinstance(exc, httpx.ConnectError) else type(exc).__name__
-        return ServerUnreachable(f"no server answers at {self.url} ({reason}). Start one with `hfserve serve`.")
+    def _unreachable(self, exc: httpx.TransportError) -> ChatClientError:
+        if isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout):
+            reason = "connection refused" if isinstance(exc, httpx.ConnectError) else "no answer"
+            return ServerUnreachable(f"no server answers at {self.url} ({reason}). Start one with `hfserve serve`.")
+        return ChatClientError(f"the connection to {self.url} broke ({type(exc).__name__}: {exc}).")
 
     def models(self) -> list[str]:
         """The ids ``/v1/models`` lists, in its order."""
@@ -99,7 +101,10 @@ class ChatServer:
             raise self._unreachable(exc) from exc
         if response.status_code != 200:
             raise error_of(response)
-        data = response.json().get("data") or []
+        try:
+            data = response.json().get("data") or []
+        except (ValueError, AttributeError) as exc:
+            raise ChatClientError(f"{self.url}/v1/models did not answer with a model list.") from exc
         return [str(item["id"]) for item in data if isinstance(item, dict) and "id" in item]
 
     def load_events(self, model: str) -> Iterator[dict[str, Any]]:
