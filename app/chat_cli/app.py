@@ -62,8 +62,9 @@ def _auth_hint(exc: ChatClientError) -> str:
 
 
 class Chat:
-    def __init__(self, server: ChatServer, session: ChatSession, display: Display) -> None:
+    def __init__(self, server: ChatServer, session: ChatSession, display: Display, *, interactive: bool) -> None:
         self.server, self.session, self.display = server, session, display
+        self.interactive = interactive  # Ctrl-C stops one answer; through a pipe it ends the run
 
     def ask(self, text: str) -> None:
         """Sends one user message and streams the answer; the turn is kept only when it was answered."""
@@ -76,7 +77,7 @@ class Chat:
                     answer.append(delta.text)
                 self.display.piece(delta.kind, delta.text)
         except KeyboardInterrupt:
-            if not self.display.styled:
+            if not self.interactive:
                 raise
             self.display.end_answer(interrupted=True)
             self._keep(answer)
@@ -176,7 +177,7 @@ def run_chat(options: ChatOptions, stdin: TextIO | None = None, stdout: TextIO |
         load(server, session.model, display)
         session.apply(settings)
         session.set_system(options.system)
-        chat = Chat(server, session, display)
+        chat = Chat(server, session, display, interactive=interactive)
         return run_interactive(chat) if interactive else run_piped(chat, _lines(stdin))
     except ChatClientError as exc:
         display.error(_auth_hint(exc))
