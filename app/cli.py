@@ -1,4 +1,4 @@
-"""The ``hfserve`` command: serve, download, models, demo."""
+"""The ``hfserve`` command: serve, download, models, demo, chat."""
 
 from __future__ import annotations
 
@@ -62,9 +62,7 @@ def _serve_parser(sub: Any) -> None:
         "--responses-store",
         help="Where stored responses live: memory:// (default), sqlite:///path or redis://host:port/db.",
     )
-    p.add_argument(
-        "--responses-store-size", type=int, help="Responses kept for previous_response_id (default 1000)."
-    )
+    p.add_argument("--responses-store-size", type=int, help="Responses kept for previous_response_id (default 1000).")
     p.add_argument("--responses-store-ttl", type=float, help="Seconds a stored response is kept (default 3600).")
     p.add_argument(
         "--no-metrics", dest="metrics", action="store_false", help="No request metrics (process metrics stay)."
@@ -88,6 +86,33 @@ def _media_options(p: Any) -> None:
     p.add_argument("--video-fps", type=float, help="Sample videos at this rate by default instead of a fixed count.")
 
 
+def _chat_parser(sub: Any) -> None:
+    p = sub.add_parser("chat", help="Chat in the terminal with hfserve or any OpenAI-compatible server.")
+    p.add_argument("url", nargs="?", help="The server (default http://127.0.0.1:8000).")
+    p.add_argument("settings", nargs="*", metavar="KEY=VALUE", help="Generation settings, e.g. temperature=0.7.")
+    p.add_argument("--model", "-m", help="The model to chat with (default: the first the server lists).")
+    p.add_argument("--api-key", help="Bearer key (default $HFSERVE_API_KEY, then $OPENAI_API_KEY).")
+    p.add_argument("--system", help="System prompt.")
+
+
+def chat_options(args: dict[str, Any]) -> Any:
+    """The chat's options from its arguments: a first positional ``key=value`` is a setting, not a URL."""
+    from app.chat_cli.app import ChatOptions
+    from app.chat_cli.client import DEFAULT_URL
+    from app.chat_cli.session import is_assignment
+
+    url, settings = args["url"], list(args["settings"])
+    if url is not None and is_assignment(url):  # ``hfserve chat temperature=0``: no URL given
+        url, settings = None, [url, *settings]
+    return ChatOptions(url or DEFAULT_URL, args["model"], args["api_key"], args["system"], settings)
+
+
+def chat(args: dict[str, Any]) -> None:
+    from app.chat_cli.app import run_chat
+
+    raise SystemExit(run_chat(chat_options(args)))
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="hfserve", description="OpenAI-compatible server for transformers models.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -97,6 +122,7 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--quiet", action="store_true", help="No progress bar.")
     sub.add_parser("models", help="List the generative models in the Hugging Face cache.")
     sub.add_parser("demo", help="Build the bundled tiny demo model into the HF cache (offline, idempotent).")
+    _chat_parser(sub)
     return parser
 
 
@@ -215,6 +241,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         list_models()
     elif command == "demo":
         demo()
+    elif command == "chat":
+        chat(args)
 
 
 if __name__ == "__main__":

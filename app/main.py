@@ -20,6 +20,7 @@ from app.api.deps import (
     provide_health_service,
     provide_model_catalog_service,
     provide_responses_service,
+    provide_tokenize_service,
     provide_transcription_service,
 )
 from app.api.error_handler import handle_app_error, handle_http_error, handle_unexpected
@@ -27,6 +28,7 @@ from app.api.health import HealthController
 from app.api.middleware import api_key_middleware, request_middleware
 from app.api.model_catalog import ModelCatalogController
 from app.api.responses import ResponsesController
+from app.api.tokenize import TokenizeController
 from app.api.transcriptions import TranscriptionsController
 from app.drain import on_drain_signal
 from app.engine.client.loader import load_model
@@ -44,6 +46,7 @@ from app.serving.output import check_tool_parser
 from app.serving.prepare import Preparer, PromptDefaults
 from app.serving.response_store import ResponseStore
 from app.serving.responses import ResponsesService
+from app.serving.tokenize import TokenizeService
 from app.serving.transcriptions import TranscriptionService
 from app.settings import Settings
 from app.store.backends import open_store
@@ -111,6 +114,7 @@ def services(settings: Settings, registry: ModelRegistry, telemetry: Telemetry, 
             "responses_service": ResponsesService(preparer, store),
             "transcription_service": TranscriptionService(registry, media),
             "model_catalog_service": ModelCatalogService(registry),
+            "tokenize_service": TokenizeService(registry, preparer),
             "health_service": HealthService(registry, store, telemetry),
         }
     )
@@ -174,6 +178,7 @@ def create_app(
             TranscriptionsController,
             ModelCatalogController,
             HealthController,
+            TokenizeController,
         ],
         dependencies={
             "chat_service": Provide(provide_chat_service, sync_to_thread=False),
@@ -182,6 +187,7 @@ def create_app(
             "transcription_service": Provide(provide_transcription_service, sync_to_thread=False),
             "model_catalog_service": Provide(provide_model_catalog_service, sync_to_thread=False),
             "health_service": Provide(provide_health_service, sync_to_thread=False),
+            "tokenize_service": Provide(provide_tokenize_service, sync_to_thread=False),
         },
         exception_handlers={
             HfServeError: handle_app_error,

@@ -214,3 +214,16 @@ def test_the_port_check_refuses_any_listener_and_allows_a_free_port() -> None:
             check_port_free("127.0.0.1", port)
     check_port_free("127.0.0.1", port)  # closed: free again
     check_port_free("127.0.0.1", 0)
+
+
+@pytest.mark.parametrize(
+    ("argv", "url", "settings"),
+    [
+        (["chat"], "http://127.0.0.1:8000", []),
+        (["chat", "temperature=0", "max_tokens=5"], "http://127.0.0.1:8000", ["temperature=0", "max_tokens=5"]),
+        (["chat", "localhost:9000", "top_p=0.5"], "localhost:9000", ["top_p=0.5"]),
+    ],
+)
+def test_chat_takes_a_url_then_settings(argv: list[str], url: str, settings: list[str]) -> None:
+    options = cli.chat_options(vars(cli.build_parser().parse_args([*argv, "-m", "org/m", "--system", "Be brief."])))
+    assert (options.url, options.settings, options.model, options.system) == (url, settings, "org/m", "Be brief.")

@@ -9,6 +9,7 @@ from app.serving.completions import CompletionService
 from app.serving.health import HealthService
 from app.serving.model_catalog import ModelCatalogService
 from app.serving.responses import ResponsesService
+from app.serving.tokenize import TokenizeService
 from app.serving.transcriptions import TranscriptionService
 
 
@@ -34,3 +35,7 @@ def provide_responses_service(state: State) -> ResponsesService:
 
 def provide_transcription_service(state: State) -> TranscriptionService:
     return state.transcription_service
+
+
+def provide_tokenize_service(state: State) -> TokenizeService:
+    return state.tokenize_service

@@ -15,7 +15,7 @@ from app.errors import AuthenticationFailed
 from app.observability.telemetry import Telemetry, note_error
 from app.observability.tracing import traceparent_trace_id
 
-_GUARDED_PREFIXES = ("/v1/", "/load_model")
+_GUARDED_PREFIXES = ("/v1/", "/load_model", "/tokenize", "/detokenize")
 _UNOBSERVED = frozenset({"/health", "/ready", "/metrics"})  # probes and scrapes: neither traced nor counted
 
 
@@ -94,7 +94,8 @@ def _log_context(request_id: str, trace_id: str | None) -> dict[str, str]:
 
 
 def api_key_middleware(keys: Sequence[str]):
-    """Guards /v1/* and /load_model with ``Authorization: Bearer <key>`` (constant-time compare)."""
+    """Guards /v1/*, /load_model, /tokenize and /detokenize with ``Authorization: Bearer <key>``
+    (constant-time compare)."""
     encoded = [key.encode() for key in keys]
 
     def accepted(header: bytes) -> bool:

@@ -193,6 +193,7 @@ class PromptRenderer(Protocol):
         *,
         tools: list[dict[str, Any]] | None = None,
         template_kwargs: Mapping[str, Any] | None = None,
+        special_tokens: bool = False,
     ) -> list[int]: ...
 
     def encode_text(self, text: str, *, special_tokens: bool = False) -> list[int]: ...
@@ -202,6 +203,12 @@ class PromptRenderer(Protocol):
         ...
 
     def decode(self, ids: list[int]) -> str: ...
+
+    def detokenize(self, ids: list[int]) -> str:
+        """Special tokens kept; raises ``InvalidRequest`` (param ``tokens``) for ids outside the vocabulary."""
+        ...
+
+    def token_strings(self, ids: list[int]) -> list[str]: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -249,6 +256,7 @@ class MediaRenderer(PromptRenderer, Protocol):
         *,
         tools: list[dict[str, Any]] | None = None,
         template_kwargs: Mapping[str, Any] | None = None,
+        special_tokens: bool = False,
     ) -> EncodedPrompt: ...
 
 

@@ -165,9 +165,12 @@ class TracedRenderer:
         *,
         tools: list[dict[str, Any]] | None = None,
         template_kwargs: Mapping[str, Any] | None = None,
+        special_tokens: bool = False,
     ) -> list[int]:
         with phase("tokenize", {"hfserve.prompt.kind": "chat_template"}) as span:
-            ids = self._renderer.encode_chat(messages, tools=tools, template_kwargs=template_kwargs)
+            ids = self._renderer.encode_chat(
+                messages, tools=tools, template_kwargs=template_kwargs, special_tokens=special_tokens
+            )
             _count(span, ids)
             return ids
 
@@ -178,11 +181,14 @@ class TracedRenderer:
         *,
         tools: list[dict[str, Any]] | None = None,
         template_kwargs: Mapping[str, Any] | None = None,
+        special_tokens: bool = False,
     ) -> EncodedPrompt:
         present = (("image", media.images), ("audio", media.audios), ("video", media.videos))
         kinds = tuple(kind for kind, items in present if items)
         with phase("tokenize", {"hfserve.prompt.kind": "chat_template", "hfserve.media.kinds": kinds}) as span:
-            encoded = self._renderer.encode_chat_media(messages, media, tools=tools, template_kwargs=template_kwargs)
+            encoded = self._renderer.encode_chat_media(
+                messages, media, tools=tools, template_kwargs=template_kwargs, special_tokens=special_tokens
+            )
             _count(span, encoded.ids)
             return encoded
 

@@ -235,6 +235,11 @@ def admit(engine: EngineClient, requests: list[GenerationRequest]) -> list[Event
     return streams
 
 
+def _offered_tools(chat: ChatInput) -> list[dict[str, Any]] | None:
+    """The tools the template is shown: none when ``tool_choice`` is ``none``."""
+    return chat.tools if chat.tool_choice != "none" else None
+
+
 def _encode_text(text: TextInput, renderer: PromptRenderer) -> list[list[int]]:
     """Blocking (tokenizers): run off the event loop."""
     if text.suffix is not None:
@@ -295,10 +300,17 @@ class Preparer:
             requests.append(GenerationRequest(request_id, ids, params, inputs=rendered.inputs))
         return requests
 
-    async def _render_chat(self, model: ServingModel, chat: ChatInput, format_grammar: str | None) -> _Rendered:
-        offered = chat.tools if chat.tool_choice != "none" else None
+    async def encode_chat(
+        self, model: ServingModel, chat: ChatInput, *, special_tokens: bool = False
+    ) -> tuple[list[int], Mapping[str, Any] | None]:
+        """A chat's prompt ids (and the processor's media inputs): what a chat request is charged for, with
+        the server's template defaults and the tools offered; media are checked, fetched and decoded first."""
         kwargs = template_kwargs(self._defaults, chat.template_kwargs)
-        prompt, inputs = await self._encode_chat(model, chat.prompt, offered, kwargs)
+        return await self._encode_chat(model, chat.prompt, _offered_tools(chat), kwargs, special_tokens)
+
+    async def _render_chat(self, model: ServingModel, chat: ChatInput, format_grammar: str | None) -> _Rendered:
+        offered = _offered_tools(chat)
+        prompt, inputs = await self.encode_chat(model, chat)
         tail = model.renderer.decode(prompt[-_TAIL_TOKENS:])  # a few tokens: cheap enough for the loop
         plan = plan_output(
             model.info,
@@ -327,18 +339,27 @@ class Preparer:
         prompt: ChatPrompt,
         tools: list[dict[str, Any]] | None,
         kwargs: dict[str, Any],
+        special_tokens: bool,
     ) -> tuple[list[int], Mapping[str, Any] | None]:
-        """Prompt ids (and the processor's media inputs): media are checked, fetched and decoded first."""
         if not prompt.media:
             ids = await asyncio.to_thread(
-                model.renderer.encode_chat, prompt.messages, tools=tools, template_kwargs=kwargs
+                model.renderer.encode_chat,
+                prompt.messages,
+                tools=tools,
+                template_kwargs=kwargs,
+                special_tokens=special_tokens,
             )
             return ids, None
         check_supported(prompt.media, model.info, self._media.limits)
         media = await load_media(prompt.media, model.info, self._media)
         renderer = cast(MediaRenderer, model.renderer)
         encoded = await asyncio.to_thread(
-            renderer.encode_chat_media, prompt.messages, media, tools=tools, template_kwargs=kwargs
+            renderer.encode_chat_media,
+            prompt.messages,
+            media,
+            tools=tools,
+            template_kwargs=kwargs,
+            special_tokens=special_tokens,
         )
         return encoded.ids, encoded.inputs
 

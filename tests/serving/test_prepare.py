@@ -62,7 +62,12 @@ class ScriptedRenderer:
         self.chats: list[list[dict[str, Any]]] = []
 
     def encode_chat(
-        self, messages: list[dict[str, Any]], *, tools: Any = None, template_kwargs: Any = None
+        self,
+        messages: list[dict[str, Any]],
+        *,
+        tools: Any = None,
+        template_kwargs: Any = None,
+        special_tokens: bool = False,
     ) -> list[int]:
         self.chats.append(messages)
         return [1, 2, 3]

@@ -71,12 +71,13 @@ class MultimodalRenderer(ChatRenderer):
         *,
         tools: list[dict[str, Any]] | None = None,
         template_kwargs: Mapping[str, Any] | None = None,
+        special_tokens: bool = False,
     ) -> EncodedPrompt:
         kwargs = dict(template_kwargs or {})
         if media.video_audios:
             kwargs.setdefault("use_audio_in_video", True)
         text = self.render_chat(messages, tools=tools, template_kwargs=kwargs)
-        call: dict[str, Any] = {"text": [text], "return_tensors": "np", "add_special_tokens": False}
+        call: dict[str, Any] = {"text": [text], "return_tensors": "np", "add_special_tokens": special_tokens}
         if media.images:
             call["images"] = media.images
         audios = [*media.audios, *media.video_audios]

@@ -41,8 +41,11 @@ class ChatRenderer:
         *,
         tools: list[dict[str, Any]] | None = None,
         template_kwargs: Mapping[str, Any] | None = None,
+        special_tokens: bool = False,
     ) -> list[int]:
-        return self.encode_text(self.render_chat(messages, tools=tools, template_kwargs=template_kwargs))
+        """``special_tokens``: also what the tokenizer adds to a bare text (the template usually writes them)."""
+        text = self.render_chat(messages, tools=tools, template_kwargs=template_kwargs)
+        return self.encode_text(text, special_tokens=special_tokens)
 
     def render_chat(
         self,
@@ -89,6 +92,21 @@ class ChatRenderer:
 
     def decode(self, ids: list[int]) -> str:
         return str(self._tokenizer.decode(ids, skip_special_tokens=True))
+
+    def detokenize(self, ids: list[int]) -> str:
+        """The text of ``ids`` with special tokens kept (the inverse of tokenizing); ids outside the
+        tokenizer's vocabulary are a 400 naming ``tokens``."""
+        size = len(self._tokenizer)
+        outside = next((i for i, token in enumerate(ids) if not 0 <= token < size), None)
+        if outside is not None:
+            raise InvalidRequest(
+                f"tokens[{outside}] = {ids[outside]} is not in the vocabulary (ids 0 to {size - 1}).", param="tokens"
+            )
+        return str(self._tokenizer.decode(ids, skip_special_tokens=False))
+
+    def token_strings(self, ids: list[int]) -> list[str]:
+        """Each id's token as the vocabulary spells it (byte-level pieces as they are, e.g. ``Ġthe``)."""
+        return [str(token) for token in self._tokenizer.convert_ids_to_tokens(ids)]
 
     def _fim_markers(self) -> tuple[str, str, str] | None:
         vocab = self._tokenizer.get_vocab()
