@@ -297,7 +297,8 @@ class Preparer:
             )
             if params.prompt_logprobs is not None and (rendered.inputs or info.task == "speech-to-text"):
                 raise InvalidRequest(
-                    "Prompt logprobs are not supported for prompts with media.", param="prompt_logprobs"
+                    "Prompt logprobs are not supported for prompts with media, nor for speech-to-text models.",
+                    param="prompt_logprobs",
                 )
             request_id = f"{spec.request_id}-{i}" if several else spec.request_id
             requests.append(GenerationRequest(request_id, ids, params, inputs=rendered.inputs))
