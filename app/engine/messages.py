@@ -121,11 +121,17 @@ class Decode:
 
 
 @dataclass(slots=True)
+class ScorePrompt:
+    prompt: list[int]
+    top_k: int
+
+
+@dataclass(slots=True)
 class StopReplay:
     pass
 
 
 ToEngine = Generate | Abort | Stop
 FromEngine = Progress | Ready | LoadFailed | Events
-ReplayCall = Prefill | PrefillChunk | StageChunked | DropChunk | Join | Discard | Keep | Decode
+ReplayCall = Prefill | PrefillChunk | StageChunked | DropChunk | Join | Discard | Keep | Decode | ScorePrompt
 ToFollower = ReplayCall | StopReplay

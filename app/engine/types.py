@@ -31,6 +31,9 @@ class SamplingParams:
     stop_token_ids: tuple[int, ...] = ()
     n: int = 1  # choices; they share the prompt's prefill
     logprobs: int | None = None  # None: none; k >= 0: the chosen token's logprob plus the k most likely
+    # None: none; k >= 0: every prompt token's logprob (given the tokens before it) plus the k most likely there.
+    # With max_tokens 0 the prompt is only scored: no token is generated.
+    prompt_logprobs: int | None = None
     # A constraint on the output: a grammar in llguidance's serialized form (from a JSON schema, Lark or
     # a regex); each step only tokens the grammar allows can be drawn, and once it is complete only EOS.
     grammar: str | None = None
@@ -63,11 +66,25 @@ class TokenLogprob:
 
 
 @dataclass(frozen=True, slots=True)
+class PromptLogprob:
+    """One prompt token as the model scored it from the tokens before it: its logprob, its rank among the
+    vocabulary (1: the most likely) and the most likely tokens at its position. The first token has nothing
+    before it: ``logprob`` and ``rank`` are None and ``top`` is empty."""
+
+    token_id: int
+    token: str
+    logprob: float | None
+    rank: int | None
+    top: tuple[TokenLogprob, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class TokenEvent:
     """Generated tokens of choice ``index`` and the text they complete (empty while text is held back).
 
     The engine emits one token per event; a consumer that falls behind receives the backlog of a
     choice merged into one event. ``logprobs``/``top_logprobs`` have one entry per token when asked for.
+    ``prompt_logprobs`` (one per prompt token, when asked for) rides on the first event of each choice.
     """
 
     request_id: str
@@ -76,6 +93,7 @@ class TokenEvent:
     index: int = 0
     logprobs: tuple[TokenLogprob, ...] = ()
     top_logprobs: tuple[tuple[TokenLogprob, ...], ...] = ()
+    prompt_logprobs: tuple[PromptLogprob, ...] | None = None
 
     @property
     def token_id(self) -> int:
@@ -89,6 +107,7 @@ class TokenEvent:
             self.index,
             self.logprobs + later.logprobs,
             self.top_logprobs + later.top_logprobs,
+            self.prompt_logprobs if self.prompt_logprobs is not None else later.prompt_logprobs,
         )
 
 
@@ -109,7 +128,8 @@ class FinishEvent:
     """The last event of choice ``index``. ``text`` is held-back text released at the end.
 
     ``prompt_tokens`` is the request's; ``completion_tokens`` counts this choice's tokens. ``timing`` is set by
-    the engine (None for a finish made up outside it, e.g. when its process died).
+    the engine (None for a finish made up outside it, e.g. when its process died). ``prompt_logprobs`` is set
+    when the choice's first event is its finish (see ``TokenEvent``).
     """
 
     request_id: str
@@ -121,6 +141,7 @@ class FinishEvent:
     index: int = 0
     detail: Mapping[str, Any] | None = None  # task results beyond text, e.g. the language a speech model heard
     timing: RequestTiming | None = None
+    prompt_logprobs: tuple[PromptLogprob, ...] | None = None
 
 
 class StepRecord(NamedTuple):

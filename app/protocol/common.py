@@ -39,6 +39,20 @@ class WireModel(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+class PromptTokenLogprob(WireModel):
+    """One entry of vLLM's ``prompt_logprobs``: a token's logprob at a prompt position, its rank there (1: the
+    most likely) and its text."""
+
+    logprob: float
+    rank: int
+    decoded_token: str
+
+
+# vLLM's ``prompt_logprobs``: None for the first prompt token (nothing comes before it), then per position the
+# prompt token and the most likely tokens there, keyed by token id.
+PromptLogprobs = list[dict[str, PromptTokenLogprob] | None]
+
+
 class CompletionTokensDetails(WireModel):
     reasoning_tokens: int = 0
 

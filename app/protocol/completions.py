@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 from pydantic import Field
 
 from app.protocol.chat import StreamOptions
-from app.protocol.common import SamplingRequest, Usage, WireModel
+from app.protocol.common import PromptLogprobs, SamplingRequest, Usage, WireModel
 
 TokenIds = Annotated[list[Annotated[int, Field(ge=0)]], Field(min_length=1)]
 
@@ -16,9 +16,11 @@ class CompletionRequest(SamplingRequest):
     model: str | None = None
     prompt: str | Annotated[list[str], Field(min_length=1)] | TokenIds | Annotated[list[TokenIds], Field(min_length=1)]
     suffix: str | None = None
-    max_tokens: int | None = Field(16, ge=1)  # OpenAI's default for this endpoint
+    # OpenAI's default for this endpoint; 0 (with echo or prompt_logprobs) scores the prompt, generating nothing
+    max_tokens: int | None = Field(16, ge=0)
     best_of: int | None = Field(None, ge=1)
     logprobs: int | None = Field(None, ge=0, le=20)
+    prompt_logprobs: int | None = Field(None, ge=0, le=20)  # vLLM's: see ``PromptLogprobs``
     echo: bool = False
     stream: bool = False
     stream_options: StreamOptions | None = None
@@ -38,6 +40,7 @@ class CompletionChoice(WireModel):
     text: str
     logprobs: CompletionLogprobs | None = None
     finish_reason: str | None = None
+    prompt_logprobs: PromptLogprobs | None = None
 
 
 class Completion(WireModel):

@@ -21,8 +21,9 @@ from app.protocol.chat import (
     ChoiceLogprobs,
     TokenLogprob,
 )
+from app.protocol.common import PromptLogprobs
 from app.serving.chat_messages import to_template_messages
-from app.serving.logprobs import token_logprobs
+from app.serving.logprobs import token_logprobs, vllm_prompt_logprobs
 from app.serving.outcome import raise_for_finish
 from app.serving.output import chunk_tool_calls, finish_reason, merge
 from app.serving.params import sampling_fields
@@ -41,6 +42,8 @@ def reject_unsupported(req: ChatCompletionRequest) -> None:
     """Known fields this server cannot honour are refused, never silently ignored."""
     if req.top_logprobs and not req.logprobs:
         raise InvalidRequest("top_logprobs requires logprobs: true.", param="top_logprobs")
+    if req.prompt_logprobs is not None and req.stream:
+        raise InvalidRequest("prompt_logprobs is not available with stream: true.", param="prompt_logprobs")
     check_tool_choice(req.tool_choice, req.tools)
 
 
@@ -57,6 +60,7 @@ def to_generation_spec(req: ChatCompletionRequest) -> GenerationSpec:
         req,
         max_tokens=req.max_completion_tokens or req.max_tokens,
         logprobs=(req.top_logprobs or 0) if req.logprobs else None,
+        prompt_logprobs=req.prompt_logprobs,
     )
     grammar = response_format_grammar(req.response_format)
     return GenerationSpec(f"chatcmpl-{uuid.uuid4().hex}", req.model, chat, fields, grammar)
@@ -92,6 +96,13 @@ class PreparedChat:
 
     generation: PreparedGeneration
     include_usage: bool
+    prompt_logprobs: int | None = None  # vLLM's field: the prompt's logprobs, on the response
+
+    def scored_prompt(self) -> PromptLogprobs | None:
+        scored = self.generation.choices[0].prompt_logprobs
+        if self.prompt_logprobs is None or scored is None:
+            return None
+        return vllm_prompt_logprobs(scored, self.prompt_logprobs)
 
 
 class ChatService:
@@ -101,7 +112,8 @@ class ChatService:
     async def prepare(self, req: ChatCompletionRequest) -> PreparedChat:
         """Validate, template, tokenize and admit to the engine; raises before any response is sent."""
         generation = await self._preparer.prepare(to_generation_spec(req))
-        return PreparedChat(generation, bool(req.stream_options and req.stream_options.include_usage))
+        include_usage = bool(req.stream_options and req.stream_options.include_usage)
+        return PreparedChat(generation, include_usage, req.prompt_logprobs)
 
     async def complete(self, p: PreparedChat) -> ChatCompletion:
         g = p.generation
@@ -114,7 +126,9 @@ class ChatService:
             g.close()
         choices = [_chat_choice(choice, g.logprobs) for choice in g.choices]
         usage = g.usage(details=True)
-        return ChatCompletion(id=g.id, created=g.created, model=g.model, choices=choices, usage=usage)
+        return ChatCompletion(
+            id=g.id, created=g.created, model=g.model, choices=choices, usage=usage, prompt_logprobs=p.scored_prompt()
+        )
 
     async def stream(self, p: PreparedChat) -> AsyncIterator[ChatCompletionChunk]:
         g = p.generation

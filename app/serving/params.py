@@ -71,11 +71,16 @@ def parse_generation_config(value: str | Mapping[str, Any] | None) -> dict[str, 
     return {_GENERATION_FIELDS[key]: val for key, val in overrides.model_dump(exclude_none=True).items()}
 
 
-def sampling_fields(req: BaseModel, *, max_tokens: int | None, logprobs: int | None) -> dict[str, Any]:
-    """The sampling fields a request set, plus the two each endpoint names its own way: ``max_tokens``, and
-    ``logprobs`` in the engine's meaning (None for none, else how many top alternatives per token)."""
+def sampling_fields(
+    req: BaseModel, *, max_tokens: int | None, logprobs: int | None, prompt_logprobs: int | None = None
+) -> dict[str, Any]:
+    """The sampling fields a request set, plus those each endpoint names its own way: ``max_tokens``, and
+    ``logprobs`` and ``prompt_logprobs`` in the engine's meaning (None for none, else how many top
+    alternatives per token)."""
     fields = req.model_dump(include=set(SAMPLING_FIELDS), exclude_none=True)
     fields["max_tokens"], fields["logprobs"] = max_tokens, logprobs
+    if prompt_logprobs is not None:
+        fields["prompt_logprobs"] = prompt_logprobs
     return fields
 
 
@@ -102,8 +107,9 @@ def _logit_bias(bias: Mapping[str, float] | None, vocab_limit: int | None) -> di
 
 
 def _max_tokens(requested: int | None, prompt_tokens: int, info: ModelInfo) -> int:
+    """What fits after the prompt; 0 only when asked for (a prompt scored, nothing generated)."""
     room = info.max_context - prompt_tokens
-    if room <= 0:
+    if room < 0 or (room == 0 and requested != 0):
         raise PromptTooLong(
             f"This model's maximum context length is {info.max_context} tokens, but the prompt has "
             f"{prompt_tokens} tokens. Shorten the messages.",
@@ -165,6 +171,7 @@ def to_sampling_params(
         stop_token_ids=info.eos_token_ids,
         n=int(merged.get("n", 1)),
         logprobs=merged.get("logprobs"),
+        prompt_logprobs=merged.get("prompt_logprobs"),
         grammar=grammar,
         skip_special_tokens=skip_special_tokens,
     )

@@ -23,6 +23,7 @@ from app.engine.types import (
     GenerationRequest,
     MediaRenderer,
     ModelInfo,
+    PromptLogprob,
     PromptRenderer,
     SamplingParams,
     ServingModel,
@@ -94,6 +95,7 @@ class Choice:
     logprobs: list[Any] = field(default_factory=list)  # in the endpoint's wire format
     finish: FinishEvent | None = None
     reasoning_tokens: int = 0  # tokens whose text went (partly) to reasoning
+    prompt_logprobs: tuple[PromptLogprob, ...] | None = None  # its prompt's, when asked for (first event)
 
     def read(self, event: EngineEvent) -> list[ParsedDelta]:
         """The parsed deltas of one event (the parser's tail with the finish); counts reasoning tokens."""
@@ -143,6 +145,8 @@ class PreparedGeneration:
         choice = self.choices[base + event.index]
         if isinstance(event, FinishEvent):
             choice.finish = event
+        if event.prompt_logprobs is not None:
+            choice.prompt_logprobs = event.prompt_logprobs
         return choice
 
     async def _merged(self) -> AsyncIterator[tuple[int, EngineEvent]]:
@@ -296,6 +300,11 @@ class Preparer:
                 grammar=rendered.grammar,
                 skip_special_tokens=not rendered.plan.keep_special_tokens,
             )
+            if params.prompt_logprobs is not None and (rendered.inputs or info.task == "speech-to-text"):
+                raise InvalidRequest(
+                    "Prompt logprobs are not supported for prompts with media, nor for speech-to-text models.",
+                    param="prompt_logprobs",
+                )
             request_id = f"{spec.request_id}-{i}" if several else spec.request_id
             requests.append(GenerationRequest(request_id, ids, params, inputs=rendered.inputs))
         return requests

@@ -268,3 +268,26 @@ def test_client_disconnect_mid_stream_aborts_generation(server: ServerProcess) -
         f"{server.base_url}/chat/completions", json={**body, "stream": False, "max_tokens": 2}, timeout=30
     )
     assert reply.json()["usage"]["completion_tokens"] == 2
+
+
+def test_prompt_logprobs_on_the_response(server: ServerProcess, hf_home: Path) -> None:
+    """vLLM's ``prompt_logprobs``: the rendered prompt's logprobs, on the response (not a choice), from the model's
+    own forward pass; refused with stream."""
+    import torch
+
+    from tests.support.models import load_model_and_tokenizer
+
+    model, tokenizer = load_model_and_tokenizer(hf_home, NEVER_EOS_MODEL_ID)
+    ids = tokenizer.apply_chat_template(CAPITAL, add_generation_prompt=True, return_dict=True)["input_ids"]
+    with torch.inference_mode():
+        expected = torch.log_softmax(model(torch.tensor([ids])).logits[0].float(), dim=-1)
+    body = {"model": NEVER_EOS_MODEL_ID, "messages": CAPITAL, "prompt_logprobs": 1, "max_tokens": 2}
+    reply = httpx.post(f"{server.base_url}/chat/completions", json=body, timeout=30).json()
+    positions = reply["prompt_logprobs"]
+    assert len(positions) == len(ids) == reply["usage"]["prompt_tokens"] and positions[0] is None
+    for i, (token, entries) in enumerate(zip(ids[1:], positions[1:], strict=True)):
+        assert entries[str(token)]["logprob"] == pytest.approx(float(expected[i, token]), abs=1e-4)
+        assert str(int(expected[i].argmax())) in entries and len(entries) <= 2
+    assert "prompt_logprobs" not in reply["choices"][0]
+    streamed = httpx.post(f"{server.base_url}/chat/completions", json={**body, "stream": True}, timeout=30)
+    assert streamed.status_code == 400 and streamed.json()["error"]["param"] == "prompt_logprobs"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from app.engine.types import SamplingParams, TokenEvent, TokenLogprob
+from app.engine.types import PromptLogprob, SamplingParams, TokenEvent, TokenLogprob
 
 
 def test_merged_joins_tokens_text_and_logprobs_in_order() -> None:
@@ -20,6 +20,13 @@ def test_merged_joins_tokens_text_and_logprobs_in_order() -> None:
 def test_merging_an_event_with_held_back_text() -> None:
     held = TokenEvent("req", (7,), "")
     assert held.merged(TokenEvent("req", (8,), "ab")) == TokenEvent("req", (7, 8), "ab")
+
+
+def test_merging_keeps_the_prompt_logprobs_of_the_first_event() -> None:
+    prompt = (PromptLogprob(4, "A", None, None), PromptLogprob(5, "B", -0.5, 1))
+    first, later = TokenEvent("req", (1,), "a", prompt_logprobs=prompt), TokenEvent("req", (2,), "b")
+    assert first.merged(later).prompt_logprobs == prompt
+    assert later.merged(first).prompt_logprobs == prompt  # wherever it was, a merged backlog keeps it
 
 
 def test_greedy_means_temperature_zero() -> None:

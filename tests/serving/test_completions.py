@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from app.engine.types import FinishEvent, TokenEvent, TokenLogprob
+from app.engine.types import FinishEvent, PromptLogprob, TokenEvent, TokenLogprob
 from app.errors import InvalidRequest, UnsupportedParameter
 from app.protocol.completions import CompletionRequest
 from app.serving.completions import CompletionService, PreparedCompletion, to_generation_spec
@@ -48,7 +48,8 @@ def test_suffix_and_echo_are_described() -> None:
     ("fields", "error", "param"),
     [
         ({"best_of": 2}, UnsupportedParameter, "best_of"),
-        ({"echo": True, "logprobs": 1}, UnsupportedParameter, "echo"),
+        ({"max_tokens": 0}, InvalidRequest, "max_tokens"),
+        ({"prompt_logprobs": 1, "stream": True}, InvalidRequest, "prompt_logprobs"),
         ({"prompt": ["a"], "suffix": "x"}, InvalidRequest, "suffix"),
     ],
 )
@@ -78,3 +79,43 @@ async def test_stream_echoes_first_then_offsets_then_usage() -> None:
     assert [c.choices[0].text for c in chunks[:3]] == ["P:", "ab", ""]
     assert chunks[1].choices[0].logprobs.text_offset == [2] and chunks[2].choices[0].finish_reason == "stop"
     assert chunks[3].usage.completion_tokens == 1 and closed(g)
+
+
+def test_echo_with_logprobs_and_prompt_logprobs_ask_the_engine_to_score_the_prompt() -> None:
+    assert to_generation_spec(_request(echo=True, logprobs=1)).sampling["prompt_logprobs"] == 1
+    assert to_generation_spec(_request(echo=True, logprobs=1, prompt_logprobs=3)).sampling["prompt_logprobs"] == 3
+    assert "prompt_logprobs" not in to_generation_spec(_request(logprobs=1)).sampling  # no echo: not scored
+    spec = to_generation_spec(_request(echo=True, max_tokens=0))
+    assert spec.sampling["max_tokens"] == 0 and "prompt_logprobs" not in spec.sampling
+
+
+_SCORED = (
+    PromptLogprob(7, "P", None, None),
+    PromptLogprob(8, ":", -0.5, 2, (TokenLogprob(9, "!", -0.25), TokenLogprob(8, ":", -0.5))),
+)
+
+
+async def test_echoed_prompt_logprobs_lead_the_choice() -> None:
+    first = TokenEvent("req-1-0", (1,), "ab", 0, (TokenLogprob(1, "ab", -1.0),), ((),), _SCORED)
+    g = prepared([first, FinishEvent("req-1-0", "length", 2, 1)], logprobs=1, echoes=("P:",))
+    p = PreparedCompletion(g, include_usage=False, echo_logprobs=1, prompt_logprobs=1)
+    choice = (await _service().complete(p)).choices[0]
+    assert choice.text == "P:ab"
+    assert choice.logprobs.tokens == ["P", ":", "ab"] and choice.logprobs.token_logprobs == [None, -0.5, -1.0]
+    assert choice.logprobs.top_logprobs == [None, {"!": -0.25, ":": -0.5}, {}]
+    assert choice.logprobs.text_offset == [0, 1, 2]
+    assert choice.prompt_logprobs[0] is None
+    assert {k: v.model_dump() for k, v in choice.prompt_logprobs[1].items()} == {
+        "8": {"logprob": -0.5, "rank": 2, "decoded_token": ":"},
+        "9": {"logprob": -0.25, "rank": 1, "decoded_token": "!"},
+    }
+
+
+async def test_max_tokens_zero_streams_the_echo_with_its_logprobs() -> None:
+    g = prepared([FinishEvent("req-1-0", "length", 2, 0, prompt_logprobs=_SCORED)], logprobs=0, echoes=("P:",))
+    p = PreparedCompletion(g, include_usage=False, echo_logprobs=0)
+    chunks = [chunk async for chunk in _service().stream(p)]
+    assert [c.choices[0].text for c in chunks] == ["P:", ""]
+    assert chunks[0].choices[0].logprobs.token_logprobs == [None, -0.5]
+    assert chunks[0].choices[0].logprobs.top_logprobs == [None, {":": -0.5}]
+    assert chunks[1].choices[0].finish_reason == "length"

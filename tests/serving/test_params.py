@@ -153,6 +153,13 @@ def test_prompt_alone_too_long(prompt_tokens: int) -> None:
     assert str(prompt_tokens) in exc.value.message
 
 
+def test_max_tokens_zero_scores_a_prompt_that_fills_the_context() -> None:
+    p = params({"max_tokens": 0, "prompt_logprobs": 2}, model=info(max_context=50), prompt_tokens=50)
+    assert (p.max_tokens, p.prompt_logprobs) == (0, 2)
+    with pytest.raises(PromptTooLong):
+        params({"max_tokens": 0}, model=info(max_context=50), prompt_tokens=51)
+
+
 def test_prompt_too_long_wins_over_an_explicit_max_tokens() -> None:
     with pytest.raises(PromptTooLong) as exc:
         params({"max_tokens": 5}, model=info(max_context=50), prompt_tokens=60)

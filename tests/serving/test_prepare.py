@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -14,6 +15,7 @@ from app.engine.types import (
     FinishEvent,
     GenerationRequest,
     ModelInfo,
+    PromptLogprob,
     SamplingParams,
     ServingModel,
     TokenEvent,
@@ -164,3 +166,35 @@ def test_template_kwargs_precedence() -> None:
     defaults = PromptDefaults(chat_template_kwargs={"a": 1, "enable_thinking": True}, reasoning="off")
     assert template_kwargs(defaults, None) == {"a": 1, "enable_thinking": False}
     assert template_kwargs(defaults, {"enable_thinking": True}) == {"a": 1, "enable_thinking": True}
+
+
+class ScoringEngine(ScriptedEngine):
+    """Puts a prompt's logprobs on each choice's first event, as the engine does when asked for them."""
+
+    def generate(self, request: GenerationRequest) -> ScriptedEvents:
+        events = list(super().generate(request)._events)
+        first, *rest = (PromptLogprob(t, chr(t), -1.0, 1) for t in request.prompt_ids)
+        scored = (replace(first, logprob=None, rank=None), *rest)
+        self.streams[-1] = ScriptedEvents(
+            replace(e, prompt_logprobs=scored) if isinstance(e, TokenEvent) else e for e in events
+        )
+        return self.streams[-1]
+
+
+async def test_each_choice_keeps_the_prompt_logprobs_its_first_event_brings() -> None:
+    spec = GenerationSpec("cmpl-1", None, TextInput(texts=("ab",)), {"n": 2, "prompt_logprobs": 1})
+    g = await _preparer(ScoringEngine()).prepare(spec)
+    assert g.params.prompt_logprobs == 1
+    _ = [event async for _, event in g.events()]
+    assert [[e.token for e in c.prompt_logprobs or ()] for c in g.choices] == [["a", "b"], ["a", "b"]]
+
+
+async def test_prompt_logprobs_are_refused_for_a_speech_model() -> None:
+    engine = ScriptedEngine()
+    registry = ScriptedRegistry(engine, ScriptedRenderer())
+    registry.model = replace(registry.model, info=replace(INFO, task="speech-to-text"))
+    preparer = Preparer(registry, PromptDefaults(chat_template_kwargs={}))  # type: ignore[arg-type]
+    spec = GenerationSpec("cmpl-1", None, TextInput(texts=("ab",)), {"prompt_logprobs": 0})
+    with pytest.raises(InvalidRequest) as caught:
+        await preparer.prepare(spec)
+    assert caught.value.param == "prompt_logprobs" and engine.requests == []

@@ -24,12 +24,13 @@ from app.engine.process.constraints import Grammars
 from app.engine.process.detokenizer import TextAssembler
 from app.engine.process.model_runner import ModelRunner
 from app.engine.process.outbox import Outbox
+from app.engine.process.prompt_scoring import PositionScore, describe, score_prompt
 from app.engine.process.rows import EngineRequest, Row
 from app.engine.process.sampler import BatchSampler, Draw, SequenceSampling
 from app.engine.process.scheduler import Scheduler
 from app.engine.process.steps import StepLog
 from app.engine.process.tensor_parallel import ReplicatedRunner
-from app.engine.types import EngineEvent, FinishEvent, FinishReason, GenerationRequest, TokenEvent
+from app.engine.types import EngineEvent, FinishEvent, FinishReason, GenerationRequest, PromptLogprob, TokenEvent
 from app.engine.types import TokenLogprob as Logprob
 
 log = structlog.get_logger(__name__)
@@ -121,11 +122,33 @@ class BatchedEngine:
         try:
             item = self._inbox.get(block=block)
             while item is not None:
-                self._scheduler.add(item)
+                self._take_in(item)
                 item = self._inbox.get_nowait()
             return False
         except queue.Empty:
             return True
+
+    def _take_in(self, req: EngineRequest) -> None:
+        """Into the waiting line. A request that asks for prompt logprobs is scored first (``prompt_scoring``);
+        one that asks for no token at all (max_tokens 0: only its prompt scored) finishes right there."""
+        params = req.request.params
+        if params.prompt_logprobs is not None:
+            try:
+                scores = self._score_prompt(req.prompt, params.prompt_logprobs)
+                req.prompt_logprobs = describe(req.prompt, scores, self._tokenizer.decode)
+            except Exception as exc:  # only this request fails
+                log.exception("prompt_scoring_failed", requests=[req.id])
+                self._fail_request(req, "error", str(exc))
+                return
+        if params.max_tokens == 0:
+            self._fail_request(req, "length")
+        else:
+            self._scheduler.add(req)
+
+    def _score_prompt(self, prompt: list[int], top_k: int) -> list[PositionScore]:
+        if isinstance(self._runner, ReplicatedRunner):  # every rank runs the forward: its collectives need them all
+            return self._runner.score_prompt(prompt, top_k)
+        return score_prompt(self._runner.model, prompt, top_k, self._vocab)
 
     def _drop_aborted(self) -> None:
         with self._lock:
@@ -262,7 +285,8 @@ class BatchedEngine:
             return True
         piece, stopped = row.text.add(draw.token_id)
         logprobs, top = self._logprobs(draw)
-        self._emit(row, TokenEvent(row.owner.id, (draw.token_id,), piece, row.index, logprobs, top))
+        first = self._prompt_logprobs_once(row)
+        self._emit(row, TokenEvent(row.owner.id, (draw.token_id,), piece, row.index, logprobs, top, first))
         if stopped:
             self._finish(row, "stop")
         elif row.produced >= params.max_tokens:
@@ -287,7 +311,17 @@ class BatchedEngine:
     def _finish(self, row: Row, reason: FinishReason, error: str | None = None) -> None:
         req = row.owner
         tail = row.text.finish() if reason != "error" else ""
-        finish = FinishEvent(req.id, reason, len(req.prompt), row.produced, tail, error, row.index, timing=req.timing())
+        finish = FinishEvent(
+            req.id,
+            reason,
+            len(req.prompt),
+            row.produced,
+            tail,
+            error,
+            row.index,
+            timing=req.timing(),
+            prompt_logprobs=self._prompt_logprobs_once(row),
+        )
         self._emit(row, finish)
         if reason == "abort":
             log.info("engine_request_aborted", request_id=req.id, index=row.index, completion_tokens=row.produced)
@@ -297,15 +331,33 @@ class BatchedEngine:
                 self._live.discard(req.id)
                 self._aborted.discard(req.id)
 
+    @staticmethod
+    def _prompt_logprobs_once(row: Row) -> tuple[PromptLogprob, ...] | None:
+        """The request's prompt logprobs, on the first event of each choice only."""
+        if row.owner.prompt_logprobs is None or row.prompt_logprobs_sent:
+            return None
+        row.prompt_logprobs_sent = True
+        return row.owner.prompt_logprobs
+
     def _fail_request(self, req: EngineRequest, reason: FinishReason, error: str | None = None) -> None:
-        """A request that never reached the batch (aborted while waiting, or its prefill failed)."""
+        """A request that never reached the batch (aborted while waiting, its prefill failed, or it asked for
+        no token: ``length``)."""
         with self._lock:
             self._live.discard(req.id)
         if reason == "abort":
             log.info("engine_request_aborted", request_id=req.id, completion_tokens=0)
         timing = req.timing()
         events: list[EngineEvent] = [
-            FinishEvent(req.id, reason, len(req.prompt), 0, error=error, index=i, timing=timing)
+            FinishEvent(
+                req.id,
+                reason,
+                len(req.prompt),
+                0,
+                error=error,
+                index=i,
+                timing=timing,
+                prompt_logprobs=req.prompt_logprobs,
+            )
             for i in range(req.open)
         ]
         self._outbox.add(req.id, events)

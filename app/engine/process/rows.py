@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 from app.engine.process.detokenizer import TextAssembler
 from app.engine.process.sampler import SequenceSampling
-from app.engine.types import EngineEvent, GenerationRequest, RequestTiming
+from app.engine.types import EngineEvent, GenerationRequest, PromptLogprob, RequestTiming
 
 
 @dataclass(eq=False)
@@ -19,6 +19,7 @@ class EngineRequest:
     arrived: int = field(default_factory=time.time_ns)
     scheduled: int = 0  # when its prefill started (time.time_ns)
     first_token: int = 0  # when its first token was sampled
+    prompt_logprobs: tuple[PromptLogprob, ...] | None = None  # when asked for: scored as it arrived
 
     @property
     def id(self) -> str:
@@ -39,3 +40,4 @@ class Row:
     token: int = 0
     produced: int = 0
     events: list[EngineEvent] = field(default_factory=list)
+    prompt_logprobs_sent: bool = False  # the request's prompt logprobs ride on the choice's first event

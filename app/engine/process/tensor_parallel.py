@@ -30,12 +30,14 @@ from app.engine.messages import (
     PrefillChunk,
     ProtocolError,
     ReplayCall,
+    ScorePrompt,
     StageChunked,
     StopReplay,
     ToFollower,
 )
 from app.engine.options import TensorParallelGroup
 from app.engine.process.model_runner import ModelRunner
+from app.engine.process.prompt_scoring import PositionScore, score_prompt
 
 log = structlog.get_logger(__name__)
 
@@ -112,6 +114,11 @@ class ReplicatedRunner(ModelRunner):
         self._send(Decode(list(tokens)))
         return super().decode(tokens)
 
+    def score_prompt(self, prompt: Sequence[int], top_k: int) -> list[PositionScore]:
+        """A prompt's logprobs (``prompt_scoring``): a forward over the prompt in its own cache, on every rank."""
+        self._send(ScorePrompt(list(prompt), top_k))
+        return score_prompt(self.model, prompt, top_k, self.vocab_size)
+
     def stop_followers(self) -> None:
         self._send(StopReplay())
 
@@ -135,6 +142,8 @@ def replay(runner: ModelRunner, message: ReplayCall) -> None:
             runner.keep(indices)
         case Decode(tokens):
             runner.decode(tokens)
+        case ScorePrompt(prompt, top_k):
+            score_prompt(runner.model, prompt, top_k, runner.vocab_size)
         case _:
             raise ProtocolError(message)
 

@@ -439,6 +439,37 @@ async def test_logprobs_describe_the_chosen_tokens(engine: RemoteEngine) -> None
             assert [t.logprob for t in top] == sorted((t.logprob for t in top), reverse=True)
 
 
+async def test_prompt_logprobs_come_on_each_choices_first_event(
+    never_eos: tuple[Any, Any], engine: RemoteEngine
+) -> None:
+    model, tokenizer = never_eos
+    prompt = encode(tokenizer, "The capital of France is Paris.")
+    with torch.inference_mode():
+        expected = torch.log_softmax(model(torch.tensor([prompt])).logits[0].float(), dim=-1)
+    events = [e async for e in engine.generate(request(prompt, 3, n=2, prompt_logprobs=2))]
+    for index in (0, 1):
+        mine = [e for e in events if e.index == index]
+        assert isinstance(mine[0], TokenEvent) and mine[0].prompt_logprobs is not None
+        assert all(e.prompt_logprobs is None for e in mine[1:])
+        scored = mine[0].prompt_logprobs
+        assert [entry.token_id for entry in scored] == prompt and scored[0].logprob is None
+        for position, entry in enumerate(scored[1:]):
+            assert entry.logprob == pytest.approx(float(expected[position, entry.token_id]), abs=1e-4)
+            assert [t.token_id for t in entry.top] == torch.topk(expected[position], 2).indices.tolist()
+    generated = [t for e in events if isinstance(e, TokenEvent) and e.index == 0 for t in e.token_ids]
+    assert generated == reference(model, prompt, 3)  # scoring leaves the generation as it was
+
+
+async def test_max_tokens_zero_only_scores_the_prompt(engine: RemoteEngine) -> None:
+    events = [e async for e in engine.generate(request([5, 6, 7, 8], 0, prompt_logprobs=0))]
+    assert len(events) == 1 and isinstance(events[0], FinishEvent)
+    finish = events[0]
+    assert finish.reason == "length" and finish.completion_tokens == 0 and finish.prompt_tokens == 4
+    assert finish.prompt_logprobs is not None and [e.token_id for e in finish.prompt_logprobs] == [5, 6, 7, 8]
+    assert all(entry.top == () for entry in finish.prompt_logprobs)
+    assert engine.health().alive and engine.health().running == 0
+
+
 async def test_long_prompts_are_prefilled_in_chunks(never_eos: tuple[Any, Any], never_eos_folder: Path) -> None:
     model, tokenizer = never_eos
     engine = make_engine(never_eos_folder, "chunked", max_num_batched_tokens=16)

@@ -94,6 +94,26 @@ async def test_an_aborted_request_leaves_the_ranks_in_step(two_ranks: RemoteEngi
     assert after == {0: greedy(model, [3, 4], 6)}
 
 
+async def test_prompt_logprobs_are_scored_on_every_rank(two_ranks: RemoteEngine, hf_home: Path) -> None:
+    """The scoring forward runs on both shards (its collectives need both); values equal one process's, and the
+    ranks decode in step afterwards."""
+    model, _ = load_model_and_tokenizer(hf_home, NEVER_EOS_MODEL_ID)
+    prompt = list(range(40, 61))  # longer than a prefill chunk here
+    with torch.inference_mode():
+        expected = torch.log_softmax(model(torch.tensor([prompt])).logits[0].float(), dim=-1)
+    params = SamplingParams(max_tokens=0, prompt_logprobs=1)
+    events = [e async for e in two_ranks.generate(GenerationRequest("tp-score", prompt, params))]
+    assert len(events) == 1 and isinstance(events[0], FinishEvent) and events[0].prompt_logprobs is not None
+    scored = events[0].prompt_logprobs[1:]
+    assert [e.logprob for e in scored] == pytest.approx(
+        [float(expected[i, t]) for i, t in enumerate(prompt[1:])], abs=1e-4
+    )
+    after = await tokens_of(
+        two_ranks, GenerationRequest("tp-then", [3, 4], SamplingParams(max_tokens=6, temperature=0.0))
+    )
+    assert after == {0: greedy(model, [3, 4], 6)}
+
+
 def test_a_rank_that_dies_makes_the_engine_unhealthy(hf_home: Path) -> None:
     options = LoadOptions(dtype="float32", tensor_parallel_size=2, limits=LIMITS)
     engine = RemoteEngine.spawn(str(snapshot_path(hf_home, NEVER_EOS_MODEL_ID)), "tp-dies", options, lambda *_: None)
