@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from litestar.datastructures import State
 
+from app.serving.anthropic_messages import AnthropicMessagesService
 from app.serving.chat import ChatService
 from app.serving.completions import CompletionService
 from app.serving.health import HealthService
@@ -34,3 +35,7 @@ def provide_responses_service(state: State) -> ResponsesService:
 
 def provide_transcription_service(state: State) -> TranscriptionService:
     return state.transcription_service
+
+
+def provide_messages_service(state: State) -> AnthropicMessagesService:
+    return state.messages_service

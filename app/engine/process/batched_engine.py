@@ -287,7 +287,11 @@ class BatchedEngine:
     def _finish(self, row: Row, reason: FinishReason, error: str | None = None) -> None:
         req = row.owner
         tail = row.text.finish() if reason != "error" else ""
-        finish = FinishEvent(req.id, reason, len(req.prompt), row.produced, tail, error, row.index, timing=req.timing())
+        stop = row.text.stop_string if reason == "stop" else None
+        detail = {"stop_sequence": stop} if stop else None
+        finish = FinishEvent(
+            req.id, reason, len(req.prompt), row.produced, tail, error, row.index, detail, timing=req.timing()
+        )
         self._emit(row, finish)
         if reason == "abort":
             log.info("engine_request_aborted", request_id=req.id, index=row.index, completion_tokens=row.produced)
