@@ -18,6 +18,7 @@ from app.api.deps import (
     provide_chat_service,
     provide_completion_service,
     provide_health_service,
+    provide_messages_service,
     provide_model_catalog_service,
     provide_responses_service,
     provide_tokenize_service,
@@ -25,6 +26,7 @@ from app.api.deps import (
 )
 from app.api.error_handler import handle_app_error, handle_http_error, handle_unexpected
 from app.api.health import HealthController
+from app.api.messages import MessagesController
 from app.api.middleware import api_key_middleware, request_middleware
 from app.api.model_catalog import ModelCatalogController
 from app.api.responses import ResponsesController
@@ -37,6 +39,7 @@ from app.errors import HfServeError
 from app.media.limits import FetchPolicy, MediaLimits
 from app.models.registry import Loader, ModelRegistry
 from app.observability.telemetry import Telemetry
+from app.serving.anthropic_messages import AnthropicMessagesService
 from app.serving.chat import ChatService
 from app.serving.completions import CompletionService
 from app.serving.health import HealthService
@@ -112,6 +115,7 @@ def services(settings: Settings, registry: ModelRegistry, telemetry: Telemetry, 
             "chat_service": ChatService(preparer),
             "completion_service": CompletionService(preparer),
             "responses_service": ResponsesService(preparer, store),
+            "messages_service": AnthropicMessagesService(preparer),
             "transcription_service": TranscriptionService(registry, media),
             "model_catalog_service": ModelCatalogService(registry),
             "tokenize_service": TokenizeService(registry, preparer),
@@ -175,6 +179,7 @@ def create_app(
             ChatController,
             CompletionsController,
             ResponsesController,
+            MessagesController,
             TranscriptionsController,
             ModelCatalogController,
             HealthController,
@@ -184,6 +189,7 @@ def create_app(
             "chat_service": Provide(provide_chat_service, sync_to_thread=False),
             "completion_service": Provide(provide_completion_service, sync_to_thread=False),
             "responses_service": Provide(provide_responses_service, sync_to_thread=False),
+            "messages_service": Provide(provide_messages_service, sync_to_thread=False),
             "transcription_service": Provide(provide_transcription_service, sync_to_thread=False),
             "model_catalog_service": Provide(provide_model_catalog_service, sync_to_thread=False),
             "health_service": Provide(provide_health_service, sync_to_thread=False),

@@ -4,7 +4,7 @@ Server-Sent Events: wire objects in, ``data: ...`` frames out), else JSON once c
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any, Protocol, TypeVar
 
 import structlog
@@ -27,10 +27,21 @@ def frame(payload: BaseModel | dict[str, object], event: str | None = None) -> s
     return f"event: {event}\ndata: {data}\n\n" if event else f"data: {data}\n\n"
 
 
-async def encode(events: AsyncIterator[BaseModel], *, done: bool, named: bool = False) -> AsyncIterator[str]:
-    """Frames each event; an error mid-stream becomes one final ``data: {"error": ...}`` frame.
+ErrorBody = Callable[[HfServeError], Mapping[str, object]]
 
-    ``named`` streams (the Responses API) also carry each event's ``type`` as the SSE ``event:`` field.
+
+def _openai_body(error: HfServeError) -> Mapping[str, object]:
+    return error.body()
+
+
+async def encode(
+    events: AsyncIterator[BaseModel], *, done: bool, named: bool = False, error_body: ErrorBody = _openai_body
+) -> AsyncIterator[str]:
+    """Frames each event; an error mid-stream becomes one final ``data: {"error": ...}`` frame (its shape
+    by ``error_body``).
+
+    ``named`` streams (the Responses and Anthropic Messages APIs) also carry each event's ``type`` as the
+    SSE ``event:`` field.
     """
     with phase("stream") as span:
         frames = 0
@@ -40,13 +51,13 @@ async def encode(events: AsyncIterator[BaseModel], *, done: bool, named: bool = 
                 yield frame(event, getattr(event, "type", None) if named else None)
         except HfServeError as exc:
             note_error(exc.code or exc.type, exc.status)
-            yield frame(exc.body(), "error" if named else None)
+            yield frame(dict(error_body(exc)), "error" if named else None)
             return
         except Exception as exc:
             log.exception("stream_failed", error_type=type(exc).__name__)
             note_error("server_error", 500)
             error = HfServeError("The server had an error while streaming the response.")
-            yield frame(error.body(), "error" if named else None)
+            yield frame(dict(error_body(error)), "error" if named else None)
             return
         finally:
             if span is not None:
@@ -55,8 +66,16 @@ async def encode(events: AsyncIterator[BaseModel], *, done: bool, named: bool = 
             yield DONE
 
 
-def sse_response(events: AsyncIterator[BaseModel], *, done: bool = True, named: bool = False) -> Stream:
-    return Stream(encode(events, done=done, named=named), media_type="text/event-stream", headers=SSE_HEADERS)
+def sse_response(
+    events: AsyncIterator[BaseModel],
+    *,
+    done: bool = True,
+    named: bool = False,
+    error_body: ErrorBody = _openai_body,
+    headers: Mapping[str, str] | None = None,
+) -> Stream:
+    frames = encode(events, done=done, named=named, error_body=error_body)
+    return Stream(frames, media_type="text/event-stream", headers={**SSE_HEADERS, **(headers or {})})
 
 
 PreparedT = TypeVar("PreparedT", contravariant=True)
@@ -76,9 +95,14 @@ async def deliver(
     stream: bool,
     done: bool = True,
     named: bool = False,
+    error_body: ErrorBody = _openai_body,
+    headers: Mapping[str, str] | None = None,
 ) -> Response[bytes] | Stream:
-    """``done``: end the stream with ``data: [DONE]``; ``named``: SSE ``event:`` fields (Responses API)."""
+    """``done``: end the stream with ``data: [DONE]``; ``named``: SSE ``event:`` fields (Responses and
+    Anthropic Messages APIs); ``error_body``: the shape of a mid-stream error; ``headers``: added to the
+    response."""
     if stream:
-        return sse_response(service.stream(prepared), done=done, named=named)
+        return sse_response(service.stream(prepared), done=done, named=named, error_body=error_body, headers=headers)
     result = await unless_disconnected(request, service.complete(prepared))  # type: ignore[arg-type]
-    return Response(result.model_dump_json(exclude_none=True).encode(), media_type="application/json")
+    body = result.model_dump_json(exclude_none=True).encode()
+    return Response(body, media_type="application/json", headers=dict(headers or {}))

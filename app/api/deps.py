@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from litestar.datastructures import State
 
+from app.serving.anthropic_messages import AnthropicMessagesService
 from app.serving.chat import ChatService
 from app.serving.completions import CompletionService
 from app.serving.health import HealthService
@@ -39,3 +40,7 @@ def provide_transcription_service(state: State) -> TranscriptionService:
 
 def provide_tokenize_service(state: State) -> TokenizeService:
     return state.tokenize_service
+
+
+def provide_messages_service(state: State) -> AnthropicMessagesService:
+    return state.messages_service

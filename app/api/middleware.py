@@ -11,6 +11,7 @@ from collections.abc import Callable, Sequence
 import structlog
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
+from app.api.error_handler import anthropic_body, is_anthropic
 from app.errors import AuthenticationFailed
 from app.observability.telemetry import Telemetry, note_error
 from app.observability.tracing import traceparent_trace_id
@@ -94,27 +95,31 @@ def _log_context(request_id: str, trace_id: str | None) -> dict[str, str]:
 
 
 def api_key_middleware(keys: Sequence[str]):
-    """Guards /v1/*, /load_model, /tokenize and /detokenize with ``Authorization: Bearer <key>``
-    (constant-time compare)."""
+    """Guards /v1/*, /load_model, /tokenize and /detokenize with ``Authorization: Bearer <key>`` or Anthropic's
+    ``x-api-key: <key>`` (constant-time compare)."""
     encoded = [key.encode() for key in keys]
 
-    def accepted(header: bytes) -> bool:
-        scheme, _, token = header.partition(b" ")
-        if scheme.lower() != b"bearer":
-            return False
-        token = token.strip()
+    def matches(token: bytes) -> bool:
         # compare against every key so timing does not reveal which (or whether one) matched
         return sum(hmac.compare_digest(token, key) for key in encoded) > 0
+
+    def accepted(headers: dict[bytes, bytes]) -> bool:
+        scheme, _, token = headers.get(b"authorization", b"").partition(b" ")
+        bearer = scheme.lower() == b"bearer" and matches(token.strip())
+        return bearer or (b"x-api-key" in headers and matches(headers[b"x-api-key"].strip()))
 
     def factory(app: ASGIApp) -> ASGIApp:
         async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
             guarded = (
                 scope["type"] == "http" and scope["method"] != "OPTIONS" and scope["path"].startswith(_GUARDED_PREFIXES)
             )
-            if guarded and not accepted(dict(scope["headers"]).get(b"authorization", b"")):
-                error = AuthenticationFailed("Missing or incorrect API key. Send `Authorization: Bearer <key>`.")
+            if guarded and not accepted(dict(scope["headers"])):
+                error = AuthenticationFailed(
+                    "Missing or incorrect API key. Send `Authorization: Bearer <key>` or `x-api-key: <key>`."
+                )
                 note_error(error.code or error.type, error.status)
-                body = json.dumps(error.body()).encode()
+                shape = anthropic_body if is_anthropic(scope["path"]) else AuthenticationFailed.body
+                body = json.dumps(shape(error)).encode()
                 await send(
                     {
                         "type": "http.response.start",

@@ -139,7 +139,7 @@ class FinishEvent:
     text: str = ""
     error: str | None = None
     index: int = 0
-    detail: Mapping[str, Any] | None = None  # task results beyond text, e.g. the language a speech model heard
+    detail: Mapping[str, Any] | None = None  # beyond text: a speech model's language, the stop string that ended it
     timing: RequestTiming | None = None
     prompt_logprobs: tuple[PromptLogprob, ...] | None = None
 

@@ -136,7 +136,8 @@ def to_sampling_params(
     grammar: str | None = None,
     skip_special_tokens: bool = True,
 ) -> SamplingParams:
-    """``fields``: the request fields that were set, under their OpenAI names (plus ``generation_config``).
+    """``fields``: the request fields that were set, under their OpenAI names (plus ``generation_config``, and
+    ``fit_max_tokens``: cap ``max_tokens`` to the context's room instead of refusing it).
     ``grammar`` constrains the output (structured output, a forced tool call).
 
     ``logprobs`` here is the engine's meaning: None for none, else how many top alternatives per token.
@@ -151,7 +152,9 @@ def to_sampling_params(
         temperature = 0.0
     top_k = int(merged.get("top_k") or 0)
     seed = merged.get("seed", default_seed)
-    if fields.get("max_tokens") is not None:  # asked for explicitly: must fit
+    if fields.get("max_tokens") is not None and fields.get("fit_max_tokens"):  # capped to what fits
+        max_tokens = min(fields["max_tokens"], _max_tokens(None, prompt_tokens, info))
+    elif fields.get("max_tokens") is not None:  # asked for explicitly: must fit
         max_tokens = _max_tokens(fields["max_tokens"], prompt_tokens, info)
     else:  # a generation_config default is capped to what fits
         room = _max_tokens(None, prompt_tokens, info)

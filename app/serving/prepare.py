@@ -287,6 +287,14 @@ class Preparer:
             started=time.monotonic(),
         )
 
+    async def count_prompt_tokens(self, model: str | None, chat: ChatInput) -> int:
+        """The prompt's length in tokens, rendered as ``prepare`` renders it (media included)."""
+        async with self._registry.lease(self._registry.resolve(model)) as served:
+            offered = chat.tools if chat.tool_choice != "none" else None
+            kwargs = template_kwargs(self._defaults, chat.template_kwargs)
+            ids, _ = await self._encode_chat(served, chat.prompt, offered, kwargs)
+        return len(ids)
+
     def _requests(self, spec: GenerationSpec, rendered: _Rendered, info: ModelInfo) -> list[GenerationRequest]:
         """One engine request per prompt; completions' ids are numbered per prompt."""
         several = isinstance(spec.prompt, TextInput)

@@ -14,6 +14,7 @@ from litestar.types import Message
 from pydantic import BaseModel
 
 from app.api.delivery import DONE, SSE_HEADERS, deliver, encode, frame
+from app.api.error_handler import anthropic_body
 from app.errors import Overloaded
 
 
@@ -62,6 +63,15 @@ async def test_an_unexpected_error_mid_stream_says_nothing_of_its_cause() -> Non
     (only,) = await frames(encode(events(then=RuntimeError("secret detail")), done=True))
     error = json.loads(only.removeprefix("data: "))["error"]
     assert error["type"] == "server_error" and "secret" not in error["message"]
+
+
+async def test_a_mid_stream_error_takes_the_endpoints_shape() -> None:
+    anthropic = {"error_body": anthropic_body, "done": False, "named": True}
+    (busy,) = await frames(encode(events(then=Overloaded("Busy.")), **anthropic))
+    assert busy == frame({"type": "error", "error": {"type": "overloaded_error", "message": "Busy."}}, "error")
+    (failed,) = await frames(encode(events(then=RuntimeError("secret detail")), **anthropic))
+    body = json.loads(failed.split("data: ", 1)[1])
+    assert body["error"]["type"] == "api_error" and "secret" not in body["error"]["message"]
 
 
 class Service:

@@ -9,6 +9,17 @@ import openai
 import pytest
 from openai import OpenAI
 
+from app.api.error_handler import anthropic_body, anthropic_status, is_anthropic
+from app.errors import (
+    AuthenticationFailed,
+    EngineFailure,
+    HfServeError,
+    InvalidRequest,
+    ModelNotFound,
+    Overloaded,
+    PayloadTooLarge,
+    ServiceUnavailable,
+)
 from tests.fixtures.tiny_models import CHAT_MODEL_ID, ENCODER_MODEL_ID, NEVER_EOS_MODEL_ID
 from tests.support.server import ServerProcess
 
@@ -182,3 +193,36 @@ def test_continue_final_message(server: ServerProcess) -> None:
     resp = _post(server, body)
     assert resp.status_code == 200, resp.text
     assert resp.json()["choices"][0]["message"]["content"].startswith(" a tiny demo model")
+
+
+# -- Anthropic's shape, on the Messages API's routes -----------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("error", "status", "kind"),
+    [
+        (InvalidRequest("bad"), 400, "invalid_request_error"),
+        (AuthenticationFailed("no key"), 401, "authentication_error"),
+        (ModelNotFound("org/none"), 404, "not_found_error"),
+        (PayloadTooLarge("big"), 413, "request_too_large"),
+        (Overloaded("queue full"), 529, "overloaded_error"),
+        (ServiceUnavailable("loading"), 503, "overloaded_error"),
+        (EngineFailure("boom"), 500, "api_error"),
+    ],
+)
+def test_anthropic_error_shape(error: HfServeError, status: int, kind: str) -> None:
+    assert anthropic_status(error) == status
+    assert anthropic_body(error) == {"type": "error", "error": {"type": kind, "message": error.message}}
+
+
+@pytest.mark.parametrize(
+    ("path", "anthropic"),
+    [
+        ("/v1/messages", True),
+        ("/v1/messages/count_tokens", True),
+        ("/v1/messagesx", False),
+        ("/v1/chat/completions", False),
+    ],
+)
+def test_the_shape_is_picked_by_route(path: str, anthropic: bool) -> None:
+    assert is_anthropic(path) is anthropic

@@ -55,6 +55,15 @@ def test_guarded_paths_need_a_key(guarded: ServerProcess, method: str, path: str
     assert resp.json()["error"]["code"] == "invalid_api_key"
 
 
+def test_x_api_key_is_a_key_too(guarded: ServerProcess) -> None:
+    assert httpx.get(f"{guarded.url}/v1/models", headers={"x-api-key": "key-two"}).status_code == 200
+    wrong = httpx.get(f"{guarded.url}/v1/models", headers={"x-api-key": "key-three"})
+    assert wrong.status_code == 401 and wrong.json()["error"]["code"] == "invalid_api_key"  # OpenAI's shape here
+    anthropic = httpx.post(f"{guarded.url}/v1/messages", headers={"x-api-key": "key-three"}, json={})
+    assert anthropic.status_code == 401
+    assert anthropic.json()["type"] == "error" and anthropic.json()["error"]["type"] == "authentication_error"
+
+
 @pytest.mark.parametrize("path", ["/health", "/ready", "/metrics"])
 def test_probes_stay_open(guarded: ServerProcess, path: str) -> None:
     assert httpx.get(f"{guarded.url}{path}").status_code == 200

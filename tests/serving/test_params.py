@@ -144,6 +144,14 @@ def test_explicit_max_tokens_that_does_not_fit_is_prompt_too_long() -> None:
     assert "50" in err.message and "51" in err.message
 
 
+def test_fit_max_tokens_caps_to_the_room_left_instead_of_refusing() -> None:
+    fitted = {"max_tokens": 32000, "fit_max_tokens": True}
+    assert params(fitted, model=info(max_context=50), prompt_tokens=20).max_tokens == 30
+    assert params({**fitted, "max_tokens": 5}, model=info(max_context=50), prompt_tokens=20).max_tokens == 5
+    with pytest.raises(PromptTooLong):  # no room at all is still an error
+        params(fitted, model=info(max_context=50), prompt_tokens=50)
+
+
 @pytest.mark.parametrize("prompt_tokens", [50, 51, 500])
 def test_prompt_alone_too_long(prompt_tokens: int) -> None:
     with pytest.raises(PromptTooLong) as exc:

@@ -311,6 +311,8 @@ class BatchedEngine:
     def _finish(self, row: Row, reason: FinishReason, error: str | None = None) -> None:
         req = row.owner
         tail = row.text.finish() if reason != "error" else ""
+        stop = row.text.stop_string if reason == "stop" else None
+        detail = {"stop_sequence": stop} if stop else None
         finish = FinishEvent(
             req.id,
             reason,
@@ -319,6 +321,7 @@ class BatchedEngine:
             tail,
             error,
             row.index,
+            detail,
             timing=req.timing(),
             prompt_logprobs=self._prompt_logprobs_once(row),
         )

@@ -42,16 +42,18 @@ class StopMatcher:
     def __init__(self, stops: Sequence[str]) -> None:
         self._stops = tuple(s for s in stops if s)
         self._pending = ""
+        self.matched: str | None = None  # the stop string that ended the output
 
     def feed(self, text: str) -> tuple[str, bool]:
         """Returns the text safe to emit and whether a stop string ended the output."""
         if not self._stops:
             return text, False
         buffer = self._pending + text
-        hits = [i for i in (buffer.find(s) for s in self._stops) if i >= 0]
+        hits = [(i, stop) for stop in self._stops if (i := buffer.find(stop)) >= 0]
         if hits:
             self._pending = ""
-            return buffer[: min(hits)], True
+            at, self.matched = min(hits, key=lambda hit: hit[0])
+            return buffer[:at], True
         hold = self._partial_suffix(buffer)
         self._pending = buffer[len(buffer) - hold :] if hold else ""
         return buffer[: len(buffer) - hold], False
@@ -82,3 +84,7 @@ class TextAssembler:
 
     def finish(self) -> str:
         return self._stops.flush()
+
+    @property
+    def stop_string(self) -> str | None:
+        return self._stops.matched

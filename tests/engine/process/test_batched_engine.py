@@ -267,8 +267,10 @@ async def test_stop_string_trims_the_output(chat: tuple[Any, Any], chat_engine: 
     assert result.finish is not None
     assert result.finish.reason == "stop"
     assert result.text == "Hello! I am a tiny "
+    assert result.finish.detail == {"stop_sequence": "demo model"}  # which stop string ended it
     full = await collect(chat_engine.generate(request(prompt, 96, stop_token_ids=eos)))
     assert len(result.tokens) < len(full.tokens)
+    assert full.finish is not None and full.finish.detail is None  # ended by eos
 
 
 async def test_unmatched_stop_prefix_is_released_at_the_end(chat: tuple[Any, Any], chat_engine: RemoteEngine) -> None:

@@ -45,6 +45,13 @@ def test_stop_inside_one_piece_trims_it_and_what_follows() -> None:
     assert matcher.flush() == ""
 
 
+def test_the_stop_that_ended_the_output_is_kept() -> None:
+    matcher = StopMatcher(["never", "end", "nd."])
+    assert matcher.matched is None
+    assert matcher.feed("The end.") == ("The ", True)  # the earliest match wins
+    assert matcher.matched == "end"
+
+
 def test_stop_at_the_very_start_emits_nothing() -> None:
     matcher = StopMatcher(["\n\n"])
     assert matcher.feed("\n\nrest") == ("", True)
