@@ -6,8 +6,10 @@ from litestar.datastructures import State
 
 from app.serving.chat import ChatService
 from app.serving.completions import CompletionService
+from app.serving.embeddings import EmbeddingService
 from app.serving.health import HealthService
 from app.serving.model_catalog import ModelCatalogService
+from app.serving.rerank import RerankService
 from app.serving.responses import ResponsesService
 from app.serving.transcriptions import TranscriptionService
 
@@ -34,3 +36,11 @@ def provide_responses_service(state: State) -> ResponsesService:
 
 def provide_transcription_service(state: State) -> TranscriptionService:
     return state.transcription_service
+
+
+def provide_embedding_service(state: State) -> EmbeddingService:
+    return state.embedding_service
+
+
+def provide_rerank_service(state: State) -> RerankService:
+    return state.rerank_service

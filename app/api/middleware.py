@@ -15,7 +15,7 @@ from app.errors import AuthenticationFailed
 from app.observability.telemetry import Telemetry, note_error
 from app.observability.tracing import traceparent_trace_id
 
-_GUARDED_PREFIXES = ("/v1/", "/load_model")
+_GUARDED_PREFIXES = ("/v1/", "/load_model", "/v2/", "/rerank", "/score")
 _UNOBSERVED = frozenset({"/health", "/ready", "/metrics"})  # probes and scrapes: neither traced nor counted
 
 
