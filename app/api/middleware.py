@@ -92,7 +92,8 @@ def _log_context(request_id: str, trace_id: str | None) -> dict[str, str]:
 
 
 def api_key_middleware(keys: Sequence[str]):
-    """Guards /v1/* and /load_model with ``Authorization: Bearer <key>`` (constant-time compare)."""
+    """Guards /v1/*, /load_model and the rerank and score aliases with ``Authorization: Bearer <key>``
+    (constant-time compare)."""
     encoded = [key.encode() for key in keys]
 
     def accepted(header: bytes) -> bool:

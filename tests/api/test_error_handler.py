@@ -9,7 +9,7 @@ import openai
 import pytest
 from openai import OpenAI
 
-from tests.fixtures.tiny_models import CHAT_MODEL_ID, ENCODER_MODEL_ID, NEVER_EOS_MODEL_ID
+from tests.fixtures.tiny_models import CHAT_MODEL_ID, ENCODER_MODEL_ID, NEVER_EOS_MODEL_ID, UNSERVED_MODEL_ID
 from tests.support.server import ServerProcess
 
 USER = [{"role": "user", "content": "Hello"}]
@@ -92,7 +92,8 @@ def _error(resp: httpx.Response, status: int) -> dict:
             },
             "messages[0].content[0]",
         ),
-        ({"model": ENCODER_MODEL_ID, "messages": USER}, "model"),
+        ({"model": ENCODER_MODEL_ID, "messages": USER}, "model"),  # an embedding model
+        ({"model": UNSERVED_MODEL_ID, "messages": USER}, "model"),
         ({"messages": USER}, "model"),
     ],
 )

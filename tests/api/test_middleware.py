@@ -1,4 +1,5 @@
-"""--api-key guards /v1/* and /load_model; --enable-cors answers preflights; request ids echo."""
+"""--api-key guards /v1/*, /load_model and the unversioned rerank and score aliases; --enable-cors answers
+preflights; request ids echo."""
 
 from __future__ import annotations
 
@@ -35,7 +36,15 @@ def guarded(hf_home: Path, logs_dir: Path) -> Iterator[ServerProcess]:
 
 @pytest.mark.parametrize(
     ("method", "path"),
-    [("GET", "/v1/models"), ("POST", "/v1/chat/completions"), ("POST", "/load_model")],
+    [
+        ("GET", "/v1/models"),
+        ("POST", "/v1/chat/completions"),
+        ("POST", "/load_model"),
+        ("POST", "/v1/embeddings"),
+        ("POST", "/rerank"),
+        ("POST", "/v2/rerank"),
+        ("POST", "/score"),
+    ],
 )
 @pytest.mark.parametrize(
     "auth", [None, "Bearer wrong", "key-one", "Basic a2V5LW9uZQ==", "Bearer key-one-and-more", "Bearer"]
