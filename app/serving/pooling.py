@@ -56,12 +56,14 @@ def length_limit(info: ModelInfo, truncate: int | None) -> int | None:
     """The length inputs are cut to: None (not cut: too long is an error), the model's maximum (-1), or k."""
     if truncate is None:
         return None
+    if truncate == 0:
+        raise InvalidRequest("truncate_prompt_tokens must be -1 or at least 1.", param="truncate_prompt_tokens")
     if truncate > info.max_context:
         raise InvalidRequest(
             f"truncate_prompt_tokens ({truncate}) exceeds the model's maximum input length ({info.max_context}).",
             param="truncate_prompt_tokens",
         )
-    return info.max_context if truncate in (-1, 0) else truncate
+    return info.max_context if truncate == -1 else truncate
 
 
 class PoolingRunner:

@@ -52,6 +52,27 @@ def engine_for(folder: Path, model: Any, limits: BatchLimits) -> tuple[PoolingEn
     return PoolingEngine(model.eval(), pooler, name="t", pad_id=0, limits=limits, send=sent), sent
 
 
+class Gate(threading.Event):
+    """Holds the model's forward passes until set; ``entered`` is set once one is waiting."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.entered = threading.Event()
+
+
+def held(model: Any) -> tuple[Gate, Any]:
+    """Hold ``model``'s forward passes behind a gate; returns it and the real forward (to put back)."""
+    gate, real_forward = Gate(), model.forward
+
+    def forward(*args: Any, **kwargs: Any) -> Any:
+        gate.entered.set()
+        gate.wait(30)
+        return real_forward(*args, **kwargs)
+
+    model.forward = forward
+    return gate, real_forward
+
+
 def requests(tokenizer: Any, texts: list[str]) -> list[PoolingRequest]:
     return [PoolingRequest(f"r{i}", tokenizer(text)["input_ids"]) for i, text in enumerate(texts)]
 
@@ -97,11 +118,10 @@ def test_each_row_pools_as_it_would_alone(bert: tuple[Path, Any, Any]) -> None:
 def test_aborted_inputs_are_skipped(bert: tuple[Path, Any, Any]) -> None:
     folder, tokenizer, model = bert
     engine, sent = engine_for(folder, model, BatchLimits())
-    gate = threading.Event()
-    real_forward = model.forward
-    model.forward = lambda *a, **k: (gate.wait(30), real_forward(*a, **k))[1]  # hold the first batch
+    gate, real_forward = held(model)
     try:
         engine.pool(requests(tokenizer, TEXTS[:1]))
+        assert gate.entered.wait(30)
         engine.pool([PoolingRequest("dropped", [5, 6]), PoolingRequest("kept", [5, 7])])
         engine.abort("dropped")
         gate.set()
@@ -110,6 +130,23 @@ def test_aborted_inputs_are_skipped(bert: tuple[Path, Any, Any]) -> None:
         model.forward = real_forward
         engine.shutdown()
     assert set(results) == {"r0", "kept"}
+
+
+def test_inputs_of_different_requests_share_a_batch(bert: tuple[Path, Any, Any]) -> None:
+    folder, _, model = bert
+    engine, sent = engine_for(folder, model, BatchLimits())
+    gate, real_forward = held(model)
+    try:
+        engine.pool([PoolingRequest("first", [5, 6])])
+        assert gate.entered.wait(30)
+        engine.pool([PoolingRequest("b", [5, 7])])  # two more requests arrive while it runs
+        engine.pool([PoolingRequest("c", [5, 8, 9])])
+        gate.set()
+        sent.wait(3)
+    finally:
+        model.forward = real_forward
+        engine.shutdown()
+    assert [sorted(r.request_id for r in m.results) for m in sent.messages] == [["first"], ["b", "c"]]
 
 
 def test_a_failing_batch_answers_with_its_error_and_the_engine_goes_on(bert: tuple[Path, Any, Any]) -> None:
