@@ -195,3 +195,23 @@ def test_pooling_modes_on_right_padded_states() -> None:
     assert Pooler("embed", "mean")(output, mask).flatten().tolist() == pytest.approx([13 / 3, 13 / 3, 0.5, 4.0])
     normalized = Pooler("embed", "cls", normalize=True)(output, mask)
     assert torch.linalg.norm(normalized, dim=-1).tolist() == pytest.approx([1.0, 1.0])
+
+
+def test_token_type_ids_reach_the_cross_encoder(pooling_hf_home: Path) -> None:
+    """Real BERT tokenizers mark a pair's second text; the engine passes those ids through (padded with 0)."""
+    folder = snapshot_path(pooling_hf_home, CROSS_ENCODER_MODEL_ID)
+    model = AutoModelForSequenceClassification.from_pretrained(folder).eval()
+    pooler, _ = make_pooler("score", str(folder), model.config)
+    sent = Collected()
+    engine = PoolingEngine(model, pooler, name="t", pad_id=0, limits=BatchLimits(), send=sent)
+    pair = PoolingRequest("pair", [5, 6, 7, 8, 9], token_type_ids=[0, 0, 0, 1, 1])
+    try:
+        engine.pool([pair, PoolingRequest("longer", [5] * 9, token_type_ids=[0] * 9)])
+        score = sent.wait(2)["pair"].values[0]
+    finally:
+        engine.shutdown()
+    with torch.inference_mode():
+        ids, types = torch.tensor([[5, 6, 7, 8, 9]]), torch.tensor([[0, 0, 0, 1, 1]])
+        expected = torch.sigmoid(model(input_ids=ids, token_type_ids=types).logits[0, 0])
+        without = torch.sigmoid(model(input_ids=ids).logits[0, 0])
+    assert score == pytest.approx(float(expected), abs=1e-5) and score != pytest.approx(float(without), abs=1e-6)
