@@ -206,7 +206,7 @@ def list_models() -> None:
     from app.models.cache import scan_cache
 
     for cached in scan_cache():
-        print(f"{cached.model_id}\t{cached.task or 'not generative'}")
+        print(f"{cached.model_id}\t{cached.task or 'not served'}")
 
 
 def demo() -> None:

@@ -17,18 +17,22 @@ from app.api.completions import CompletionsController
 from app.api.deps import (
     provide_chat_service,
     provide_completion_service,
+    provide_embedding_service,
     provide_health_service,
     provide_messages_service,
     provide_model_catalog_service,
+    provide_rerank_service,
     provide_responses_service,
     provide_tokenize_service,
     provide_transcription_service,
 )
+from app.api.embeddings import EmbeddingsController
 from app.api.error_handler import handle_app_error, handle_http_error, handle_unexpected
 from app.api.health import HealthController
 from app.api.messages import MessagesController
 from app.api.middleware import api_key_middleware, request_middleware
 from app.api.model_catalog import ModelCatalogController
+from app.api.rerank import RerankController
 from app.api.responses import ResponsesController
 from app.api.tokenize import TokenizeController
 from app.api.transcriptions import TranscriptionsController
@@ -42,11 +46,13 @@ from app.observability.telemetry import Telemetry
 from app.serving.anthropic_messages import AnthropicMessagesService
 from app.serving.chat import ChatService
 from app.serving.completions import CompletionService
+from app.serving.embeddings import EmbeddingService
 from app.serving.health import HealthService
 from app.serving.media import MediaConfig
 from app.serving.model_catalog import ModelCatalogService
 from app.serving.output import check_tool_parser
 from app.serving.prepare import Preparer, PromptDefaults
+from app.serving.rerank import RerankService
 from app.serving.response_store import ResponseStore
 from app.serving.responses import ResponsesService
 from app.serving.tokenize import TokenizeService
@@ -117,6 +123,8 @@ def services(settings: Settings, registry: ModelRegistry, telemetry: Telemetry, 
             "responses_service": ResponsesService(preparer, store),
             "messages_service": AnthropicMessagesService(preparer),
             "transcription_service": TranscriptionService(registry, media),
+            "embedding_service": EmbeddingService(registry),
+            "rerank_service": RerankService(registry),
             "model_catalog_service": ModelCatalogService(registry),
             "tokenize_service": TokenizeService(registry, preparer),
             "health_service": HealthService(registry, store, telemetry),
@@ -181,6 +189,8 @@ def create_app(
             ResponsesController,
             MessagesController,
             TranscriptionsController,
+            EmbeddingsController,
+            RerankController,
             ModelCatalogController,
             HealthController,
             TokenizeController,
@@ -192,6 +202,8 @@ def create_app(
             "messages_service": Provide(provide_messages_service, sync_to_thread=False),
             "transcription_service": Provide(provide_transcription_service, sync_to_thread=False),
             "model_catalog_service": Provide(provide_model_catalog_service, sync_to_thread=False),
+            "embedding_service": Provide(provide_embedding_service, sync_to_thread=False),
+            "rerank_service": Provide(provide_rerank_service, sync_to_thread=False),
             "health_service": Provide(provide_health_service, sync_to_thread=False),
             "tokenize_service": Provide(provide_tokenize_service, sync_to_thread=False),
         },

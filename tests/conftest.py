@@ -30,10 +30,18 @@ def clean_env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
 
 @pytest.fixture(scope="session")
 def tiny_models() -> Path:
-    """An HF_HOME holding the tiny chat, never-EOS and encoder models (built offline if needed)."""
-    from tests.fixtures.tiny_models import CHAT_MODEL_ID, ENCODER_MODEL_ID, NEVER_EOS_MODEL_ID, ensure_tiny_models
+    """An HF_HOME holding the tiny chat, never-EOS, encoder and unserved models (built offline if needed)."""
+    from tests.fixtures.tiny_models import (
+        CHAT_MODEL_ID,
+        ENCODER_MODEL_ID,
+        NEVER_EOS_MODEL_ID,
+        UNSERVED_MODEL_ID,
+        ensure_tiny_models,
+    )
 
-    ensure_tiny_models(MODEL_BUILD_CACHE, which=(CHAT_MODEL_ID, NEVER_EOS_MODEL_ID, ENCODER_MODEL_ID))
+    ensure_tiny_models(
+        MODEL_BUILD_CACHE, which=(CHAT_MODEL_ID, NEVER_EOS_MODEL_ID, ENCODER_MODEL_ID, UNSERVED_MODEL_ID)
+    )
     return MODEL_BUILD_CACHE
 
 
@@ -67,6 +75,22 @@ def media_hf_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
     ensure_tiny_models(MEDIA_BUILD_CACHE, which=(VISION_MODEL_ID, AUDIO_MODEL_ID, SPEECH_MODEL_ID, CHAT_MODEL_ID))
     return clone_hf_home(MEDIA_BUILD_CACHE, tmp_path_factory.mktemp("media_hf_home"))
+
+
+# The embedding and cross-encoder models likewise have their own cache.
+POOLING_BUILD_CACHE = ROOT / ".cache" / "tiny-pooling-models"
+
+
+@pytest.fixture(scope="session")
+def pooling_hf_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An HF_HOME with the tiny embedding models (BERT for sentence-transformers, a Qwen3 one, a bare encoder), the
+    tiny cross-encoder and the tiny chat model."""
+    from tests.fixtures.pooling_models import CROSS_ENCODER_MODEL_ID, DECODER_EMBEDDING_MODEL_ID, EMBEDDING_MODEL_ID
+    from tests.fixtures.tiny_models import CHAT_MODEL_ID, ENCODER_MODEL_ID, ensure_tiny_models
+
+    models = (EMBEDDING_MODEL_ID, CROSS_ENCODER_MODEL_ID, DECODER_EMBEDDING_MODEL_ID, ENCODER_MODEL_ID, CHAT_MODEL_ID)
+    ensure_tiny_models(POOLING_BUILD_CACHE, which=models)
+    return clone_hf_home(POOLING_BUILD_CACHE, tmp_path_factory.mktemp("pooling_hf_home"))
 
 
 # The tool-calling models (one per tool-call format) likewise have their own cache.

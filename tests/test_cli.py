@@ -186,7 +186,8 @@ def test_models_lists_the_cache(
     lines = set(capsys.readouterr().out.splitlines())
     assert "hfserve/tiny-chat\ttext-generation" in lines
     assert "hfserve/tiny-never-eos\ttext-generation" in lines
-    assert "hfserve/tiny-encoder\tnot generative" in lines
+    assert "hfserve/tiny-encoder\tembed" in lines
+    assert "hfserve/tiny-masked-lm\tnot served" in lines
 
 
 def test_a_port_in_use_is_refused_at_start(hf_home: Path, logs_dir: Path) -> None:

@@ -7,8 +7,10 @@ from litestar.datastructures import State
 from app.serving.anthropic_messages import AnthropicMessagesService
 from app.serving.chat import ChatService
 from app.serving.completions import CompletionService
+from app.serving.embeddings import EmbeddingService
 from app.serving.health import HealthService
 from app.serving.model_catalog import ModelCatalogService
+from app.serving.rerank import RerankService
 from app.serving.responses import ResponsesService
 from app.serving.tokenize import TokenizeService
 from app.serving.transcriptions import TranscriptionService
@@ -44,3 +46,11 @@ def provide_tokenize_service(state: State) -> TokenizeService:
 
 def provide_messages_service(state: State) -> AnthropicMessagesService:
     return state.messages_service
+
+
+def provide_embedding_service(state: State) -> EmbeddingService:
+    return state.embedding_service
+
+
+def provide_rerank_service(state: State) -> RerankService:
+    return state.rerank_service

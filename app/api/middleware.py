@@ -16,7 +16,7 @@ from app.errors import AuthenticationFailed
 from app.observability.telemetry import Telemetry, note_error
 from app.observability.tracing import traceparent_trace_id
 
-_GUARDED_PREFIXES = ("/v1/", "/load_model", "/tokenize", "/detokenize")
+_GUARDED_PREFIXES = ("/v1/", "/load_model", "/tokenize", "/detokenize", "/v2/", "/rerank", "/score")
 _UNOBSERVED = frozenset({"/health", "/ready", "/metrics"})  # probes and scrapes: neither traced nor counted
 
 
@@ -95,8 +95,8 @@ def _log_context(request_id: str, trace_id: str | None) -> dict[str, str]:
 
 
 def api_key_middleware(keys: Sequence[str]):
-    """Guards /v1/*, /load_model, /tokenize and /detokenize with ``Authorization: Bearer <key>`` or Anthropic's
-    ``x-api-key: <key>`` (constant-time compare)."""
+    """Guards /v1/*, /load_model, /tokenize, /detokenize and the rerank and score aliases with
+    ``Authorization: Bearer <key>`` or Anthropic's ``x-api-key: <key>`` (constant-time compare)."""
     encoded = [key.encode() for key in keys]
 
     def matches(token: bytes) -> bool:

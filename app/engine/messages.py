@@ -1,9 +1,10 @@
 """Everything that crosses the pipe between the HTTP process and an engine process, one type per message.
 
 HTTP process -> engine process: ``Generate``, ``Abort``, ``Stop``. Engine process -> HTTP process: ``Progress``
-while loading, then ``Ready`` or ``LoadFailed``, then one ``Events`` per delivery. Between the ranks of a
-tensor-parallel model, rank 0 -> each further rank: one ``ReplayCall`` per model-runner call, then
-``StopReplay``. Every side matches messages by type; a message of any other type is a ``ProtocolError``.
+while loading, then ``Ready`` or ``LoadFailed``, then one ``Events`` per delivery. A pooling engine (embed and
+score models) takes ``Pool`` in place of ``Generate`` and answers with ``Pooled`` in place of ``Events``.
+Between the ranks of a tensor-parallel model, rank 0 -> each further rank: one ``ReplayCall`` per model-runner call,
+then ``StopReplay``. Every side matches messages by type; a message of any other type is a ``ProtocolError``.
 
 The messages are slotted but not frozen dataclasses: a frozen slotted dataclass pickles through Python calls
 (its generated ``__getstate__``/``__setstate__``), a plain slotted one entirely in C, and ``Events`` crosses
@@ -15,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from app.engine.types import EngineEvent, GenerationRequest, ModelInfo
+from app.engine.types import EngineEvent, GenerationRequest, ModelInfo, PoolingRequest, PoolingResult
 
 # A StepRecord as a plain tuple (StepRecord._make turns it back): a named tuple pickles through Python calls.
 StepTuple = tuple[int, int, tuple[str, ...], int, tuple[str, ...]]
@@ -71,6 +72,21 @@ class Events:
     running: int
     kv_tokens: int
     steps: list[StepTuple]
+
+
+@dataclass(slots=True)
+class Pool:
+    """The inputs of one API request, admitted together; the engine batches them with whatever else waits."""
+
+    requests: list[PoolingRequest]
+
+
+@dataclass(slots=True)
+class Pooled:
+    """Results of one forward pass; ``running``: inputs the engine holds after it (in its queue or batch)."""
+
+    results: list[PoolingResult]
+    running: int
 
 
 # Rank 0 -> the further ranks of a tensor-parallel model: the model runner's calls, replayed in order.
@@ -131,7 +147,7 @@ class StopReplay:
     pass
 
 
-ToEngine = Generate | Abort | Stop
-FromEngine = Progress | Ready | LoadFailed | Events
+ToEngine = Generate | Pool | Abort | Stop
+FromEngine = Progress | Ready | LoadFailed | Events | Pooled
 ReplayCall = Prefill | PrefillChunk | StageChunked | DropChunk | Join | Discard | Keep | Decode | ScorePrompt
 ToFollower = ReplayCall | StopReplay

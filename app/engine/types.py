@@ -246,9 +246,58 @@ class ModelInfo:
     added_tokens: Mapping[str, int] = field(default_factory=dict)  # the tokenizer's added tokens and their ids
     special_tokens: frozenset[str] = frozenset()  # added tokens that decoding drops unless told to keep them
     chat_template: str = ""
-    task: str = "text-generation"  # or image-text-to-text, multimodal-lm, speech-to-text
+    task: str = "text-generation"  # or image-text-to-text, multimodal-lm, speech-to-text, embed, score
     audio_sampling_rate: int | None = None  # what the processor's feature extractor wants
     audio_window_s: float | None = None  # longest audio one forward takes (speech-to-text)
+    embedding_size: int | None = None  # the length of an embed model's vectors
+    # ``dimensions`` an embed model may be truncated to (Matryoshka): None: none; (): any up to embedding_size
+    matryoshka_dimensions: tuple[int, ...] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PoolingRequest:
+    """One input of an embed or score model, tokenized: the only thing that reaches the pooling engine.
+    ``token_type_ids`` mark a pair's second text, for the encoders that take them (cross-encoders)."""
+
+    request_id: str
+    prompt_ids: Sequence[int]
+    token_type_ids: Sequence[int] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PoolingResult:
+    """What the pooling engine made of one input: its embedding, or its one score, as a float32 numpy array
+    (``values``, None with ``error``)."""
+
+    request_id: str
+    values: Any
+    prompt_tokens: int
+    error: str | None = None
+
+
+class PoolingClient(Protocol):
+    """What serving needs from the engine of an embed or score model."""
+
+    async def pool(self, requests: Sequence[PoolingRequest]) -> list[PoolingResult]:
+        """Admit ``requests`` together (raising ``Overloaded``/``EngineFailure``/``InvalidRequest`` first), then
+        their results in the same order; cancelling the call drops what has not run yet."""
+        ...
+
+    def health(self) -> EngineHealth: ...
+
+
+class PairTokenizer(Protocol):
+    """The HTTP-side tokenizer of an embed or score model (blocking: call it off the event loop)."""
+
+    def encode(self, text: str, *, max_length: int | None = None) -> list[int]:
+        """With the model's special tokens; cut to ``max_length`` (keeping them) when given."""
+        ...
+
+    def encode_pair(
+        self, first: str, second: str, *, max_length: int | None = None
+    ) -> tuple[list[int], list[int] | None]:
+        """A cross-encoder's input: the ids and, when the model takes them, the token type ids."""
+        ...
 
 
 @dataclass(slots=True)

@@ -5,10 +5,11 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from huggingface_hub import constants
 
-from app.engine.architectures import generative_task
+from app.engine.architectures import served_task
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,11 +24,31 @@ class CachedModel:
         return self.repo_id if self.revision == "main" else f"{self.repo_id}@{self.revision}"
 
 
-def _read_config(snapshot: Path) -> dict[str, object] | None:
+def _read_config(snapshot: Path) -> dict[str, Any] | None:
     try:
         return json.loads((snapshot / "config.json").read_text())
     except (OSError, ValueError):
         return None
+
+
+def config_task(config: dict[str, Any], folder: Path) -> str | None:
+    """The task this server serves a snapshot as (see ``served_task``); None when it does not serve it."""
+    labels = config.get("id2label")
+    num_labels = len(labels) if isinstance(labels, dict) else config.get("num_labels", 2)
+    architectures = config.get("architectures")
+    model_type = config.get("model_type")
+    return served_task(
+        architectures if isinstance(architectures, list) else None,
+        model_type if isinstance(model_type, str) else None,
+        num_labels if isinstance(num_labels, int) else None,
+        folder,
+    )
+
+
+def local_task(folder: Path) -> str | None:
+    """The task of a model kept in a plain directory (None without a readable config.json)."""
+    config = _read_config(folder)
+    return config_task(config, folder) if config is not None else None
 
 
 def scan_cache(hub_dir: Path | None = None) -> list[CachedModel]:
@@ -44,11 +65,12 @@ def scan_cache(hub_dir: Path | None = None) -> list[CachedModel]:
             config = _read_config(snapshot)
             if config is None:
                 continue
-            task = generative_task(config.get("architectures"), config.get("model_type"))  # type: ignore[arg-type]
+            task = config_task(config, snapshot)
             revision = ref.relative_to(refs).as_posix()
             found.append(CachedModel(repo_id, revision, task, int(snapshot.stat().st_mtime)))
     return found
 
 
-def generative_models(hub_dir: Path | None = None) -> list[CachedModel]:
+def served_models(hub_dir: Path | None = None) -> list[CachedModel]:
+    """Every cached model this server serves (generative, embedding or cross-encoder)."""
     return [m for m in scan_cache(hub_dir) if m.task is not None]

@@ -15,6 +15,7 @@ from typing import Any
 
 import structlog
 
+from app.engine.architectures import POOLING_TASKS
 from app.engine.client.loader import LoadedModel
 from app.engine.types import (
     EncodedPrompt,
@@ -39,8 +40,8 @@ log = structlog.get_logger(__name__)
 def observe(loaded: LoadedModel, telemetry: Telemetry) -> ServingModel:
     """What the registry lends out for ``loaded``: observed when there is anything to record."""
     serving = loaded.serving
-    if not telemetry.active:
-        return serving
+    if not telemetry.active or serving.info.task in POOLING_TASKS:
+        return serving  # a pooling engine: its requests are observed by the request middleware alone
     engine = ObservedEngine(serving.engine, telemetry, serving.info.name)
     loaded.engine.observer = engine
     if not telemetry.tracing:

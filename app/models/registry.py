@@ -141,6 +141,10 @@ class ModelRegistry:
     def loaded_names(self) -> list[str]:
         return [name for name, e in self._entries.items() if e.state == ModelState.READY]
 
+    def loaded_tasks(self) -> dict[str, str]:
+        """The task each loaded model serves (text-generation, embed, score, ...), by name."""
+        return {name: e.serving.info.task for name, e in self._entries.items() if e.serving is not None}
+
     def engine_load(self) -> dict[str, dict[str, float]]:
         """Running rows, waiting requests and KV-cache use (0-1) and capacity of every loaded model's engine."""
         load = {}

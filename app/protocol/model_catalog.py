@@ -14,6 +14,7 @@ class ModelCard(WireModel):
     object: Literal["model"] = "model"
     created: int
     owned_by: str
+    task: str | None = None  # what the model serves: text-generation, embed, score, ... (hfserve's addition)
 
 
 class ModelList(WireModel):

@@ -5,16 +5,17 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 from app.errors import ModelNotFound
-from app.models.cache import generative_models
+from app.models.cache import local_task, served_models
 from app.models.registry import LoadUpdate, ModelRegistry
 from app.protocol.model_catalog import LoadModelEvent, LoadProgress, ModelCard, ModelList
 
 
-def _card(model_id: str, created: int) -> ModelCard:
+def _card(model_id: str, created: int, task: str | None) -> ModelCard:
     owner = model_id.split("/", 1)[0] if "/" in model_id and not model_id.startswith("/") else "local"
-    return ModelCard(id=model_id, created=created, owned_by=owner)
+    return ModelCard(id=model_id, created=created, owned_by=owner, task=task)
 
 
 def _event(update: LoadUpdate) -> LoadModelEvent:
@@ -29,22 +30,33 @@ def _event(update: LoadUpdate) -> LoadModelEvent:
     )
 
 
+def _task_of(source: str, revision: str | None) -> str | None:
+    """The task of a model that may not be loaded yet: from its directory, or its cached snapshot."""
+    if revision is None:
+        return local_task(Path(source))
+    wanted = source if revision == "main" else f"{source}@{revision}"
+    return next((m.task for m in served_models() if m.model_id == wanted), None)
+
+
 class ModelCatalogService:
     def __init__(self, registry: ModelRegistry) -> None:
         self._registry = registry
 
     async def list_models(self) -> ModelList:
-        """Generative models in the HF cache (read fresh), plus loaded ones; only the pinned one when pinned."""
+        """Served models in the HF cache (read fresh), plus loaded ones, each with its task; only the pinned one
+        when pinned."""
         pinned = self._registry.pinned
         now = int(time.time())
+        loaded = self._registry.loaded_tasks()
         if pinned is not None:
             shown = pinned.source if pinned.revision in (None, "main") else pinned.name
-            return ModelList(data=[_card(shown, now)])
-        cached = await asyncio.to_thread(generative_models)
-        cards = {m.model_id: _card(m.model_id, m.created) for m in cached}
+            task = loaded.get(pinned.name) or await asyncio.to_thread(_task_of, pinned.source, pinned.revision)
+            return ModelList(data=[_card(shown, now, task)])
+        cached = await asyncio.to_thread(served_models)
+        cards = {m.model_id: _card(m.model_id, m.created, m.task) for m in cached}
         for name in self._registry.loaded_names():
             shown = name.removesuffix("@main")
-            cards.setdefault(shown, _card(shown, now))
+            cards.setdefault(shown, _card(shown, now, loaded.get(name)))
         return ModelList(data=sorted(cards.values(), key=lambda card: card.id))
 
     async def get_model(self, model_id: str) -> ModelCard:

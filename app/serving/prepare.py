@@ -38,6 +38,7 @@ from app.serving.media import MediaConfig, MediaRef, load_media
 from app.serving.outcome import log_outcome, usage_of
 from app.serving.output import ChoiceOutput, OutputPlan, plan_output
 from app.serving.params import to_sampling_params
+from app.serving.pooling import refuse_pooling_model
 from app.serving.structured import chosen_tools, tool_call_grammar
 
 
@@ -263,6 +264,7 @@ class Preparer:
         """Render or tokenize, map sampling fields and admit; raises before any response is sent."""
         ref = self._registry.resolve(spec.model)
         async with self._registry.lease(ref) as model:
+            refuse_pooling_model(model.info)
             if isinstance(spec.prompt, ChatInput):
                 rendered = await self._render_chat(model, spec.prompt, spec.format_grammar)
             else:

@@ -20,7 +20,7 @@ from app.errors import (
     PayloadTooLarge,
     ServiceUnavailable,
 )
-from tests.fixtures.tiny_models import CHAT_MODEL_ID, ENCODER_MODEL_ID, NEVER_EOS_MODEL_ID
+from tests.fixtures.tiny_models import CHAT_MODEL_ID, ENCODER_MODEL_ID, NEVER_EOS_MODEL_ID, UNSERVED_MODEL_ID
 from tests.support.server import ServerProcess
 
 USER = [{"role": "user", "content": "Hello"}]
@@ -103,7 +103,8 @@ def _error(resp: httpx.Response, status: int) -> dict:
             },
             "messages[0].content[0]",
         ),
-        ({"model": ENCODER_MODEL_ID, "messages": USER}, "model"),
+        ({"model": ENCODER_MODEL_ID, "messages": USER}, "model"),  # an embedding model
+        ({"model": UNSERVED_MODEL_ID, "messages": USER}, "model"),
         ({"messages": USER}, "model"),
     ],
 )

@@ -1,5 +1,5 @@
-"""--api-key guards /v1/*, /load_model, /tokenize and /detokenize; --enable-cors answers preflights; request
-ids echo."""
+"""--api-key guards /v1/*, /load_model, /tokenize, /detokenize and the unversioned rerank and score aliases;
+--enable-cors answers preflights; request ids echo."""
 
 from __future__ import annotations
 
@@ -42,6 +42,10 @@ def guarded(hf_home: Path, logs_dir: Path) -> Iterator[ServerProcess]:
         ("POST", "/load_model"),
         ("POST", "/tokenize"),
         ("POST", "/detokenize"),
+        ("POST", "/v1/embeddings"),
+        ("POST", "/rerank"),
+        ("POST", "/v2/rerank"),
+        ("POST", "/score"),
     ],
 )
 @pytest.mark.parametrize(

@@ -13,7 +13,13 @@ import openai
 import pytest
 from openai import OpenAI
 
-from tests.fixtures.tiny_models import CHAT_MODEL_ID, ENCODER_MODEL_ID, NEVER_EOS_MODEL_ID, install_in_hf_cache
+from tests.fixtures.tiny_models import (
+    CHAT_MODEL_ID,
+    ENCODER_MODEL_ID,
+    NEVER_EOS_MODEL_ID,
+    UNSERVED_MODEL_ID,
+    install_in_hf_cache,
+)
 from tests.support.models import snapshot_path
 from tests.support.server import ServerProcess, run_server
 
@@ -25,10 +31,10 @@ def model_ids(server: ServerProcess) -> list[str]:
     return [card["id"] for card in listing["data"]]
 
 
-def test_lists_generative_models_only(server: ServerProcess) -> None:
+def test_lists_served_models_only(server: ServerProcess) -> None:
     ids = model_ids(server)
-    assert CHAT_MODEL_ID in ids and NEVER_EOS_MODEL_ID in ids
-    assert ENCODER_MODEL_ID not in ids
+    assert CHAT_MODEL_ID in ids and NEVER_EOS_MODEL_ID in ids and ENCODER_MODEL_ID in ids  # the encoder embeds
+    assert UNSERVED_MODEL_ID not in ids
 
 
 def test_sees_models_downloaded_after_start(server: ServerProcess, hf_home: Path, tmp_path: Path) -> None:
@@ -68,4 +74,4 @@ def test_one_model_by_id_with_the_official_client(server: ServerProcess) -> None
         client.models.retrieve("nobody/nothing")
     assert missing.value.body["code"] == "model_not_found" and missing.value.body["param"] == "model"
     with pytest.raises(openai.NotFoundError):
-        client.models.retrieve(ENCODER_MODEL_ID)  # in the cache, but not a model this server serves
+        client.models.retrieve(UNSERVED_MODEL_ID)  # in the cache, but not a model this server serves

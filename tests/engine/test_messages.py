@@ -12,6 +12,8 @@ from app.engine.messages import (
     FromEngine,
     Generate,
     LoadFailed,
+    Pool,
+    Pooled,
     Progress,
     ProtocolError,
     Ready,
@@ -22,6 +24,8 @@ from app.engine.types import (
     FinishEvent,
     GenerationRequest,
     ModelInfo,
+    PoolingRequest,
+    PoolingResult,
     RequestTiming,
     SamplingParams,
     StepRecord,
@@ -55,6 +59,8 @@ MESSAGES: list[ToEngine | FromEngine] = [
     Ready(INFO, 32),
     LoadFailed("OSError: no weights"),
     EVENTS,
+    Pool([PoolingRequest("e-0", [1, 2, 3]), PoolingRequest("e-1", [1, 4], token_type_ids=[0, 1])]),
+    Pooled([PoolingResult("e-0", [0.5, -0.25], 3), PoolingResult("e-1", None, 2, error="boom")], running=0),
 ]
 
 

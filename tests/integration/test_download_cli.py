@@ -6,7 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.fixtures.tiny_models import CHAT_MODEL_ID, ENCODER_MODEL_ID, NEVER_EOS_MODEL_ID
+from tests.fixtures.tiny_models import CHAT_MODEL_ID, ENCODER_MODEL_ID, NEVER_EOS_MODEL_ID, UNSERVED_MODEL_ID
 from tests.support.fake_hub import FakeHub
 from tests.support.models import clone_hf_home, snapshot_path
 from tests.support.server import ROOT, server_env
@@ -41,4 +41,5 @@ def test_models_command_lists_the_cache(hf_home: Path, tmp_path: Path) -> None:
     assert listing.returncode == 0, listing.stderr
     rows = dict(line.split("\t") for line in listing.stdout.strip().splitlines())
     assert rows[CHAT_MODEL_ID] == rows[NEVER_EOS_MODEL_ID] == "text-generation"
-    assert rows[ENCODER_MODEL_ID] == "not generative"
+    assert rows[ENCODER_MODEL_ID] == "embed"
+    assert rows[UNSERVED_MODEL_ID] == "not served"

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from app.models.cache import CachedModel, generative_models, scan_cache
+from app.models.cache import CachedModel, scan_cache, served_models
 from tests.fixtures.tiny_models import install_in_hf_cache
-from tests.support.models import CHAT_MODEL_ID, ENCODER_MODEL_ID, NEVER_EOS_MODEL_ID, snapshot_path
+from tests.support.models import CHAT_MODEL_ID, ENCODER_MODEL_ID, NEVER_EOS_MODEL_ID, UNSERVED_MODEL_ID, snapshot_path
 
 
 @pytest.fixture
@@ -33,28 +33,30 @@ def by_id(models: list[CachedModel]) -> dict[str, CachedModel]:
 
 def test_scan_cache_lists_every_model_with_its_task(hub: Path) -> None:
     found = by_id(scan_cache(hub))
-    assert {CHAT_MODEL_ID, NEVER_EOS_MODEL_ID, ENCODER_MODEL_ID} <= set(found)
+    assert {CHAT_MODEL_ID, NEVER_EOS_MODEL_ID, ENCODER_MODEL_ID, UNSERVED_MODEL_ID} <= set(found)
     assert found[CHAT_MODEL_ID].task == "text-generation"
     assert found[NEVER_EOS_MODEL_ID].task == "text-generation"
-    assert found[ENCODER_MODEL_ID].task is None
+    assert found[ENCODER_MODEL_ID].task == "embed"  # a bare encoder: an embedding model
+    assert found[UNSERVED_MODEL_ID].task is None
     chat = found[CHAT_MODEL_ID]
     assert (chat.repo_id, chat.revision) == (CHAT_MODEL_ID, "main")
     assert chat.created > 0
 
 
-def test_generative_models_excludes_the_encoder(hub: Path) -> None:
-    ids = set(by_id(generative_models(hub)))
+def test_served_models_excludes_what_is_not_served(hub: Path) -> None:
+    ids = set(by_id(served_models(hub)))
     assert CHAT_MODEL_ID in ids
     assert NEVER_EOS_MODEL_ID in ids
-    assert ENCODER_MODEL_ID not in ids
+    assert ENCODER_MODEL_ID in ids
+    assert UNSERVED_MODEL_ID not in ids
 
 
 def test_a_model_installed_after_a_first_scan_is_seen(hub: Path, tmp_path: Path) -> None:
-    before = by_id(generative_models(hub))
+    before = by_id(served_models(hub))
     assert "acme/late-arrival" not in before
     src = plain_copy(snapshot_path(hub.parent, NEVER_EOS_MODEL_ID), tmp_path / "src")
     install_in_hf_cache(src, hub.parent, "acme/late-arrival")
-    after = by_id(generative_models(hub))
+    after = by_id(served_models(hub))
     assert set(after) == set(before) | {"acme/late-arrival"}
     assert after["acme/late-arrival"].task == "text-generation"
 
@@ -93,4 +95,4 @@ def test_task_falls_back_to_model_type(hub: Path, tmp_path: Path) -> None:
 
 def test_empty_or_missing_cache(tmp_path: Path) -> None:
     assert scan_cache(tmp_path / "missing") == []
-    assert generative_models(tmp_path) == []
+    assert served_models(tmp_path) == []

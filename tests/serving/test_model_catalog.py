@@ -11,7 +11,7 @@ from app.engine.options import LoadOptions
 from app.errors import ModelNotAllowed, ModelNotFound
 from app.models.registry import ModelRegistry
 from app.serving.model_catalog import ModelCatalogService
-from tests.support.models import CHAT_MODEL_ID, ENCODER_MODEL_ID, NEVER_EOS_MODEL_ID, snapshot_path
+from tests.support.models import CHAT_MODEL_ID, ENCODER_MODEL_ID, NEVER_EOS_MODEL_ID, UNSERVED_MODEL_ID, snapshot_path
 
 
 @pytest.fixture
@@ -21,11 +21,13 @@ def hub(hf_home: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return hf_home / "hub"
 
 
-async def test_unpinned_lists_the_cached_generative_models_by_owner(hub: Path) -> None:
+async def test_unpinned_lists_the_cached_served_models_by_owner_with_their_task(hub: Path) -> None:
     listing = await ModelCatalogService(ModelRegistry(LoadOptions(), idle_timeout=-1)).list_models()
     ids = [card.id for card in listing.data]
     assert ids == sorted(ids)
-    assert {CHAT_MODEL_ID, NEVER_EOS_MODEL_ID} <= set(ids) and ENCODER_MODEL_ID not in ids
+    assert {CHAT_MODEL_ID, NEVER_EOS_MODEL_ID, ENCODER_MODEL_ID} <= set(ids) and UNSERVED_MODEL_ID not in ids
+    tasks = {card.id: card.task for card in listing.data}
+    assert tasks[CHAT_MODEL_ID] == "text-generation" and tasks[ENCODER_MODEL_ID] == "embed"
     card = next(card for card in listing.data if card.id == CHAT_MODEL_ID)
     assert card.owned_by == CHAT_MODEL_ID.split("/")[0] and card.created > 0
 

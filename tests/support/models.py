@@ -5,12 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from tests.fixtures.tiny_models import CHAT_MODEL_ID, ENCODER_MODEL_ID, NEVER_EOS_MODEL_ID
+from tests.fixtures.tiny_models import CHAT_MODEL_ID, ENCODER_MODEL_ID, NEVER_EOS_MODEL_ID, UNSERVED_MODEL_ID
 
 __all__ = [
     "CHAT_MODEL_ID",
     "ENCODER_MODEL_ID",
     "NEVER_EOS_MODEL_ID",
+    "UNSERVED_MODEL_ID",
     "clone_hf_home",
     "load_model_and_tokenizer",
     "load_tokenizer",

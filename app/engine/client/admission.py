@@ -6,8 +6,10 @@ engine process nothing.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from app.engine.options import BatchLimits
-from app.engine.types import GenerationRequest
+from app.engine.types import GenerationRequest, PoolingRequest
 from app.errors import InvalidRequest, Overloaded
 
 
@@ -27,5 +29,17 @@ def admit(request: GenerationRequest, *, vocab_size: int, max_rows: int, limits:
             f"server's budget (--max-kv-tokens) is {budget}. Lower max_tokens, n or the prompt.",
             param="max_tokens",
         )
+    if waiting >= limits.max_queue:
+        raise Overloaded("Too many requests are waiting for this model; retry shortly.")
+
+
+def admit_pooling(requests: Sequence[PoolingRequest], *, vocab_size: int, limits: BatchLimits, waiting: int) -> None:
+    """Raise unless the inputs of one embed, rerank or score request may join the pooling engine's line
+    (``waiting`` such requests are already in it)."""
+    for index, request in enumerate(requests):
+        if not request.prompt_ids:
+            raise InvalidRequest(f"Input {index} is empty.", param="input")
+        if not 0 <= min(request.prompt_ids) <= max(request.prompt_ids) < vocab_size:
+            raise InvalidRequest(f"Token ids of input {index} must lie in [0, {vocab_size}).", param="input")
     if waiting >= limits.max_queue:
         raise Overloaded("Too many requests are waiting for this model; retry shortly.")

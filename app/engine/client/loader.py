@@ -21,12 +21,14 @@ from huggingface_hub.errors import (
 )
 from transformers import AutoConfig, AutoTokenizer
 
-from app.engine.architectures import SERVED_TASKS, generative_task
+from app.engine.architectures import EMBED, POOLING_TASKS, SERVED_TASKS, served_task
+from app.engine.client.pooling import PoolingTokenizer, RemotePoolingEngine
 from app.engine.client.processors import load_frontend
 from app.engine.client.remote import RemoteEngine
 from app.engine.client.renderer import ChatRenderer
 from app.engine.options import LoadOptions, ProgressFn
 from app.engine.progress import bar_class
+from app.engine.sentence_transformers import has_layout
 from app.engine.types import ModelInfo, PromptRenderer, ServingModel
 from app.errors import InvalidRequest, ModelLoadFailed, ModelNotFound
 
@@ -69,6 +71,13 @@ def _check_exists(name: str, repo_id: str, revision: str) -> None:
         raise ModelLoadFailed(f"`{name}` is gated: accept its terms on the Hub and set HF_TOKEN.") from exc
 
 
+def _frontend(where: str, common: dict[str, Any], task: str, tokenizer: Any, config: Any) -> tuple[Any, dict]:
+    """What tokenizes for the model in this process, and what ``ModelInfo`` learns from its processor."""
+    if task in POOLING_TASKS:
+        return PoolingTokenizer(tokenizer), {}
+    return load_frontend(where, common, task, tokenizer, config)
+
+
 def load_model(name: str, source: str, revision: str | None, opts: LoadOptions, progress: ProgressFn) -> LoadedModel:
     """Load ``source`` (a Hub repo id at ``revision``, or a local directory when revision is None).
 
@@ -88,21 +97,25 @@ def load_model(name: str, source: str, revision: str | None, opts: LoadOptions, 
         tokenizer = AutoTokenizer.from_pretrained(where, **common)
         progress("config", None, None)
         config = AutoConfig.from_pretrained(where, **common)
-        task = generative_task(getattr(config, "architectures", None), getattr(config, "model_type", None))
+        archs, model_type = getattr(config, "architectures", None), getattr(config, "model_type", None)
+        task = served_task(archs, model_type, config.num_labels, folder)
         if task not in SERVED_TASKS:
-            what = f"a {task} model" if task else "not a generative model"
+            what = f"a {task} model" if task else "not a generative, embedding or cross-encoder model"
             raise InvalidRequest(f"`{name}` is {what}; this server does not serve it.", param="model")
-        renderer, media_fields = load_frontend(where, common, task, tokenizer, config)
+        renderer, media_fields = _frontend(where, common, task, tokenizer, config)
         if folder is None:
             progress("download", 0, None)
             download_bar = bar_class("download", progress)
             folder = snapshot_download(
                 source, revision=revision, allow_patterns=DOWNLOAD_PATTERNS, tqdm_class=download_bar
             )
+            if task not in POOLING_TASKS and has_layout(folder):  # a decoder embedding model, seen once downloaded
+                task, (renderer, media_fields) = EMBED, _frontend(folder, common, EMBED, tokenizer, config)
     except (InvalidRequest, ModelNotFound, ModelLoadFailed):
         raise
     except (OSError, ValueError, ImportError, RuntimeError) as exc:
         raise ModelLoadFailed(f"Could not load `{name}`: {exc}") from exc
-    engine = RemoteEngine.spawn(folder, name, opts, progress)
+    engine_class = RemotePoolingEngine if task in POOLING_TASKS else RemoteEngine
+    engine = engine_class.spawn(folder, name, opts, progress)
     engine.info = dataclasses.replace(engine.info, **media_fields)
     return LoadedModel(tokenizer, engine.info, engine, renderer)

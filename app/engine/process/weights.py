@@ -10,16 +10,19 @@ import structlog
 import torch
 from transformers import (
     AutoConfig,
+    AutoModel,
     AutoModelForCausalLM,
     AutoModelForImageTextToText,
     AutoModelForMultimodalLM,
+    AutoModelForSequenceClassification,
     AutoModelForSpeechSeq2Seq,
     AutoTokenizer,
     BitsAndBytesConfig,
 )
 
-from app.engine.architectures import IMAGE_TEXT, MULTIMODAL, SPEECH, TEXT, generative_task
+from app.engine.architectures import EMBED, IMAGE_TEXT, MULTIMODAL, POOLING_TASKS, SCORE, SPEECH, TEXT, served_task
 from app.engine.options import LoadOptions, ProgressFn
+from app.engine.process.pooling import pooling_info
 from app.engine.progress import weights_progress
 from app.engine.types import ModelInfo
 
@@ -32,6 +35,8 @@ _MODEL_CLASSES = {
     IMAGE_TEXT: AutoModelForImageTextToText,
     MULTIMODAL: AutoModelForMultimodalLM,
     SPEECH: AutoModelForSpeechSeq2Seq,
+    EMBED: AutoModel,
+    SCORE: AutoModelForSequenceClassification,
 }
 
 
@@ -114,7 +119,9 @@ def load_weights(
     if device == "cpu":
         _set_cpu_threads(opts.cpu_threads, opts.tensor_parallel_size)
     kwargs = _weights_kwargs(opts, device)
-    task = generative_task(getattr(config, "architectures", None), getattr(config, "model_type", None))
+    task = served_task(
+        getattr(config, "architectures", None), getattr(config, "model_type", None), config.num_labels, folder
+    )
     with weights_progress(progress):
         model = _MODEL_CLASSES[task or TEXT].from_pretrained(folder, **kwargs)
     if "device_map" not in kwargs and "tp_plan" not in kwargs:
@@ -125,12 +132,14 @@ def load_weights(
         max_context=_max_context(config, tokenizer, opts.max_model_len),
         eos_token_ids=_eos_ids(model, tokenizer),
         generation_defaults=_generation_defaults(model),
-        vocab_size=int(model.get_output_embeddings().weight.shape[0]),
+        vocab_size=int((model.get_output_embeddings() or model.get_input_embeddings()).weight.shape[0]),
         model_type=str(getattr(config, "model_type", "") or ""),
         added_tokens=dict(tokenizer.get_added_vocab()),
         special_tokens=frozenset(t.content for t in tokenizer.added_tokens_decoder.values() if t.special),
         chat_template=template if isinstance(template := getattr(tokenizer, "chat_template", None), str) else "",
         task=task or TEXT,
     )
+    if info.task in POOLING_TASKS:
+        info = pooling_info(info, folder, config, model)
     log.info("model_loaded", model=name, device=str(model.device), dtype=str(model.dtype), max_context=info.max_context)
     return model, tokenizer, info

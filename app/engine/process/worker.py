@@ -14,18 +14,31 @@ from multiprocessing.connection import Connection
 
 import structlog
 
-from app.engine.messages import Abort, FromEngine, Generate, LoadFailed, Progress, ProtocolError, Ready, Stop, ToEngine
+from app.engine.architectures import POOLING_TASKS
+from app.engine.messages import (
+    Abort,
+    FromEngine,
+    Generate,
+    LoadFailed,
+    Pool,
+    Progress,
+    ProtocolError,
+    Ready,
+    Stop,
+    ToEngine,
+)
 from app.engine.options import LoadOptions, TensorParallelGroup
 from app.engine.process.batched_engine import BatchedEngine
 from app.engine.process.model_runner import ModelRunner, pad_id
 from app.engine.process.outbox import Outbox
+from app.engine.process.pooling import PoolingEngine, make_pooler, pad_token
 from app.engine.process.speech import SpeechEngine
 from app.engine.process.tensor_parallel import ReplicatedRunner, follow, join_group, leave_group
 from app.engine.process.weights import load_weights
 
 log = structlog.get_logger(__name__)
 
-Engine = BatchedEngine | SpeechEngine
+Engine = BatchedEngine | SpeechEngine | PoolingEngine
 
 
 def serve(
@@ -62,7 +75,13 @@ def _start(
         model, tokenizer, info = load_weights(folder, name, options, lambda *p: send(Progress(*p)), device=device)
         outbox = Outbox(send, options.limits.stream_interval)
         engine: Engine
-        if info.task == "speech-to-text":
+        if info.task in POOLING_TASKS:
+            if group is not None:
+                raise ValueError(f"tensor parallelism serves generative models, not {info.task} models")
+            pooler, _ = make_pooler(info.task, folder, model.config)
+            pad = pad_token(tokenizer)
+            engine = PoolingEngine(model, pooler, name=name, pad_id=pad, limits=options.limits, send=send)
+        elif info.task == "speech-to-text":
             if group is not None:
                 raise ValueError("tensor parallelism serves text and multimodal chat models, not speech-to-text")
             engine = SpeechEngine(model, tokenizer, name=name, outbox=outbox)
@@ -114,8 +133,10 @@ def serve_requests(conn: Connection, engine: Engine) -> None:
     while True:
         message: ToEngine = conn.recv()
         match message:
-            case Generate(request):
+            case Generate(request) if not isinstance(engine, PoolingEngine):
                 engine.submit(request)
+            case Pool(requests) if isinstance(engine, PoolingEngine):
+                engine.pool(requests)
             case Abort(request_id):
                 engine.abort(request_id)
             case Stop():

@@ -10,7 +10,7 @@ import pytest
 from app.engine.client.loader import load_model
 from app.engine.options import LoadOptions
 from app.errors import InvalidRequest, ModelNotFound
-from tests.support.models import CHAT_MODEL_ID, ENCODER_MODEL_ID, NEVER_EOS_MODEL_ID, snapshot_path
+from tests.support.models import CHAT_MODEL_ID, NEVER_EOS_MODEL_ID, UNSERVED_MODEL_ID, snapshot_path
 
 
 def test_loader_reports_stages_in_order_for_a_local_directory(hf_home: Path) -> None:
@@ -47,13 +47,13 @@ def test_loader_caps_the_context_with_max_model_len(hf_home: Path) -> None:
         loaded.close()
 
 
-def test_loading_an_encoder_is_an_invalid_request(hf_home: Path) -> None:
+def test_loading_a_model_served_as_nothing_is_an_invalid_request(hf_home: Path) -> None:
     events: list[tuple[str, int | None, int | None]] = []
-    folder = snapshot_path(hf_home, ENCODER_MODEL_ID)
+    folder = snapshot_path(hf_home, UNSERVED_MODEL_ID)
     with pytest.raises(InvalidRequest) as info:
-        load_model("tiny-encoder", str(folder), None, LoadOptions(device="cpu"), lambda *e: events.append(e))
+        load_model("tiny-masked-lm", str(folder), None, LoadOptions(device="cpu"), lambda *e: events.append(e))
     assert info.value.param == "model"
-    assert "not a generative model" in info.value.message
+    assert "not a generative, embedding or cross-encoder model" in info.value.message
     assert "weights" not in [stage for stage, _, _ in events]
 
 
