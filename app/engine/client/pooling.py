@@ -55,8 +55,7 @@ class RemotePoolingEngine(RemoteEngine):
         )
 
     async def pool(self, requests: Sequence[PoolingRequest]) -> list[PoolingResult]:
-        if self._stopping or self._failure is not None or not self._process.is_alive():
-            raise EngineFailure(f"The inference process has stopped: {self._failure or 'shut down'}")
+        self.check_serving()
         admit_pooling(requests, vocab_size=self.info.vocab_size or 0, limits=self._limits, waiting=self._calls)
         loop = asyncio.get_running_loop()
         self._attach(loop)

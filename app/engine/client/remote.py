@@ -97,9 +97,7 @@ class RemoteEngine:
 
     # -- EngineClient ---------------------------------------------------------------------------
     def generate(self, request: GenerationRequest) -> RequestStream:
-        if self._stopping or self._failure is not None or not self._process.is_alive():
-            raise ServiceUnavailable(f"The model's inference process has stopped ({self._failure or 'shut down'}); "
-                                     "it is being replaced: retry shortly.", retry_after=5)
+        self.check_serving()
         vocab_size, waiting = self.info.vocab_size or 0, len(self._unstarted)
         admit(request, vocab_size=vocab_size, max_rows=self._max_rows, limits=self._limits, waiting=waiting)
         self._attach(asyncio.get_running_loop())
@@ -109,6 +107,14 @@ class RemoteEngine:
         self._unstarted.add(rid)
         self._send(Generate(request))
         return stream
+
+    def check_serving(self) -> None:
+        """A 503 with ``Retry-After`` once the engine process has stopped: the registry is replacing it."""
+        if self._stopping or self._failure is not None or not self._process.is_alive():
+            raise ServiceUnavailable(
+                f"The model's inference process has stopped ({self._failure or 'shut down'}); retry shortly.",
+                retry_after=5,
+            )
 
     def abort(self, request_id: str) -> None:
         """Safe from any thread, also from a dropped stream's finaliser after the pipe has closed."""
