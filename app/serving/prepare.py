@@ -290,6 +290,7 @@ class Preparer:
                 default_seed=self._defaults.default_seed,
                 grammar=rendered.grammar,
                 skip_special_tokens=not rendered.plan.keep_special_tokens,
+                reasoning=rendered.plan.reasoning_markers(),
             )
             request_id = f"{spec.request_id}-{i}" if several else spec.request_id
             requests.append(GenerationRequest(request_id, ids, params, inputs=rendered.inputs))
