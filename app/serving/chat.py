@@ -34,7 +34,7 @@ from app.serving.prepare import (
     Preparer,
     check_tool_choice,
 )
-from app.serving.structured import response_format_grammar
+from app.serving.structured import GUIDED_FIELDS, output_constraint
 
 
 def reject_unsupported(req: ChatCompletionRequest) -> None:
@@ -58,7 +58,8 @@ def to_generation_spec(req: ChatCompletionRequest) -> GenerationSpec:
         max_tokens=req.max_completion_tokens or req.max_tokens,
         logprobs=(req.top_logprobs or 0) if req.logprobs else None,
     )
-    grammar = response_format_grammar(req.response_format)
+    guided = req.model_dump(include=set(GUIDED_FIELDS))
+    grammar = output_constraint(req.response_format, req.structured_outputs, **guided)
     return GenerationSpec(f"chatcmpl-{uuid.uuid4().hex}", req.model, chat, fields, grammar)
 
 

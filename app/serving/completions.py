@@ -14,6 +14,7 @@ from app.serving.logprobs import completion_logprobs, joined
 from app.serving.outcome import raise_for_finish
 from app.serving.params import sampling_fields
 from app.serving.prepare import Choice, GenerationSpec, PreparedGeneration, Preparer, TextInput
+from app.serving.structured import GUIDED_FIELDS, output_constraint
 
 
 def _check(req: CompletionRequest) -> None:
@@ -39,7 +40,8 @@ def _text_input(req: CompletionRequest) -> TextInput:
 def to_generation_spec(req: CompletionRequest) -> GenerationSpec:
     _check(req)
     fields = sampling_fields(req, max_tokens=req.max_tokens, logprobs=req.logprobs)
-    return GenerationSpec(f"cmpl-{uuid.uuid4().hex}", req.model, _text_input(req), fields)
+    grammar = output_constraint(None, req.structured_outputs, **req.model_dump(include=set(GUIDED_FIELDS)))
+    return GenerationSpec(f"cmpl-{uuid.uuid4().hex}", req.model, _text_input(req), fields, grammar)
 
 
 @dataclass(slots=True)
