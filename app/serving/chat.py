@@ -21,7 +21,7 @@ from app.protocol.chat import (
     ChoiceLogprobs,
     TokenLogprob,
 )
-from app.serving.chat_messages import to_template_messages
+from app.serving.chat_messages import to_template_messages, to_template_tools
 from app.serving.logprobs import token_logprobs
 from app.serving.outcome import raise_for_finish
 from app.serving.output import chunk_tool_calls, finish_reason, merge
@@ -48,7 +48,7 @@ def to_generation_spec(req: ChatCompletionRequest) -> GenerationSpec:
     reject_unsupported(req)
     chat = ChatInput(
         to_template_messages(req.messages),
-        tools=req.tools,
+        tools=to_template_tools(req.tools),
         tool_choice=req.tool_choice,
         parallel_tool_calls=req.parallel_tool_calls is not False,
         template_kwargs=req.chat_template_kwargs,

@@ -18,7 +18,7 @@ from app.protocol.responses import (
     ReasoningItem,
     ReasoningText,
 )
-from app.serving.chat_messages import ChatPrompt, is_media_part, to_template_messages
+from app.serving.chat_messages import ChatPrompt, is_media_part, to_template_messages, to_template_tools
 
 _TEXT_PARTS = {"input_text", "output_text", "text", "summary_text", "reasoning_text"}
 
@@ -145,20 +145,19 @@ def chat_tools(tools: list[dict[str, Any]] | None) -> list[dict[str, Any]] | Non
     """Responses' flat function tools → the nested form chat templates take."""
     if not tools:
         return None
-    converted = []
+    nested = []
     for i, tool in enumerate(tools):
         if tool.get("type") != "function":
             raise UnsupportedParameter(
                 f"Only function tools are supported, not `{tool.get('type')}`.", param=f"tools[{i}]"
             )
         if isinstance(tool.get("function"), dict):  # already in chat form
-            converted.append(tool)
+            nested.append(tool)
             continue
         if not tool.get("name"):
             raise InvalidRequest("A function tool needs a name.", param=f"tools[{i}].name")
-        function = {key: tool[key] for key in ("name", "description", "parameters") if tool.get(key) is not None}
-        converted.append({"type": "function", "function": function})
-    return converted
+        nested.append({"type": "function", "function": tool})
+    return to_template_tools(nested)
 
 
 def as_input_item(item: OutputItem) -> InputItem:
