@@ -1,8 +1,11 @@
-"""POST /v1/responses, GET and DELETE /v1/responses/{response_id}."""
+"""POST /v1/responses, GET and DELETE /v1/responses/{response_id}, GET its input_items."""
 
 from __future__ import annotations
 
+from typing import Annotated, Literal
+
 from litestar import Controller, Request, Response, delete, get, post
+from litestar.params import Parameter
 from litestar.response import Stream
 
 from app.api.body import parse_body
@@ -33,3 +36,21 @@ class ResponsesController(Controller):
     async def remove(self, response_id: str, responses_service: ResponsesService) -> Response[bytes]:
         deleted = await responses_service.delete(response_id)
         return _json(deleted.model_dump_json().encode())
+
+    @get("/{response_id:str}/input_items")
+    async def input_items(
+        self,
+        response_id: str,
+        responses_service: ResponsesService,
+        limit: Annotated[int, Parameter(ge=1, le=100)] = 20,
+        order: Literal["asc", "desc"] = "desc",
+        after: str | None = None,
+        include: list[str] | None = None,
+        include_brackets: Annotated[list[str] | None, Parameter(query="include[]")] = None,
+    ) -> Response[bytes]:
+        """``include`` as ``include=a&include=b`` or, as the OpenAI SDKs send it, ``include[]=a``."""
+        includes = [*(include or ()), *(include_brackets or ())]
+        page = await responses_service.list_input_items(
+            response_id, limit=limit, order=order, after=after, include=includes
+        )
+        return _json(page.model_dump_json().encode())

@@ -14,6 +14,16 @@ FinishReason = Literal["stop", "length", "abort", "error"]
 
 
 @dataclass(frozen=True, slots=True)
+class ReasoningMarkers:
+    """Where a model's reasoning block starts and ends in its decoded output. Stop strings apply to the
+    content the client sees, so the engine does not match them inside such a block."""
+
+    start: str
+    end: str
+    open: bool = False  # the prompt opened a block: the output starts inside it
+
+
+@dataclass(frozen=True, slots=True)
 class SamplingParams:
     """Per-request decoding parameters, already merged from model defaults and the request."""
 
@@ -38,6 +48,7 @@ class SamplingParams:
     # a regex); each step only tokens the grammar allows can be drawn, and once it is complete only EOS.
     grammar: str | None = None
     skip_special_tokens: bool = True  # False keeps special-token text (a tool-call marker that is one)
+    reasoning: ReasoningMarkers | None = None  # the model's reasoning block, which stop strings skip
 
     @property
     def greedy(self) -> bool:

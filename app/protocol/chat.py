@@ -6,7 +6,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from app.protocol.common import PromptLogprobs, SamplingRequest, Usage, WireModel
+from app.protocol.common import ConstrainedRequest, PromptLogprobs, Usage, WireModel
 
 
 class ContentPart(BaseModel):
@@ -32,7 +32,7 @@ class StreamOptions(BaseModel):
     include_usage: bool = False
 
 
-class ChatCompletionRequest(SamplingRequest):
+class ChatCompletionRequest(ConstrainedRequest):
     model: str | None = None
     messages: list[ChatMessage] = Field(min_length=1)
     stream: bool = False

@@ -35,6 +35,17 @@ class SamplingRequest(WireRequest):
     generation_config: str | dict[str, Any] | None = None
 
 
+class ConstrainedRequest(SamplingRequest):
+    """Sampling plus vLLM's structured-output fields (chat and completions): ``structured_outputs``
+    (``json``, ``regex``, ``choice``, ``grammar``, ``json_object``) and the older ``guided_*`` fields."""
+
+    structured_outputs: dict[str, Any] | None = None
+    guided_json: str | dict[str, Any] | None = None
+    guided_regex: str | None = None
+    guided_choice: list[str] | None = None
+    guided_grammar: str | None = None
+
+
 class WireModel(BaseModel):
     model_config = ConfigDict(extra="forbid")
 

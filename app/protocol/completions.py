@@ -7,12 +7,12 @@ from typing import Annotated, Literal
 from pydantic import Field
 
 from app.protocol.chat import StreamOptions
-from app.protocol.common import PromptLogprobs, SamplingRequest, Usage, WireModel
+from app.protocol.common import ConstrainedRequest, PromptLogprobs, Usage, WireModel
 
 TokenIds = Annotated[list[Annotated[int, Field(ge=0)]], Field(min_length=1)]
 
 
-class CompletionRequest(SamplingRequest):
+class CompletionRequest(ConstrainedRequest):
     model: str | None = None
     prompt: str | Annotated[list[str], Field(min_length=1)] | TokenIds | Annotated[list[TokenIds], Field(min_length=1)]
     suffix: str | None = None

@@ -136,6 +136,16 @@ class ResponseObject(_Out):
     usage: ResponseUsage | None = None
 
 
+class InputItemList(_Out):
+    """``GET /v1/responses/{id}/input_items``: one page of the items that led to a response."""
+
+    object: Literal["list"] = "list"
+    data: list[dict[str, Any]]
+    first_id: str | None
+    last_id: str | None
+    has_more: bool
+
+
 class ResponseDeleted(_Out):
     id: str
     object: Literal["response.deleted"] = "response.deleted"

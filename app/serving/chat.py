@@ -22,7 +22,7 @@ from app.protocol.chat import (
     TokenLogprob,
 )
 from app.protocol.common import PromptLogprobs
-from app.serving.chat_messages import to_template_messages
+from app.serving.chat_messages import to_template_messages, to_template_tools
 from app.serving.logprobs import token_logprobs, vllm_prompt_logprobs
 from app.serving.outcome import raise_for_finish
 from app.serving.output import chunk_tool_calls, finish_reason, merge
@@ -35,7 +35,7 @@ from app.serving.prepare import (
     Preparer,
     check_tool_choice,
 )
-from app.serving.structured import response_format_grammar
+from app.serving.structured import GUIDED_FIELDS, output_constraint
 
 
 def reject_unsupported(req: ChatCompletionRequest) -> None:
@@ -51,7 +51,7 @@ def to_generation_spec(req: ChatCompletionRequest) -> GenerationSpec:
     reject_unsupported(req)
     chat = ChatInput(
         to_template_messages(req.messages),
-        tools=req.tools,
+        tools=to_template_tools(req.tools),
         tool_choice=req.tool_choice,
         parallel_tool_calls=req.parallel_tool_calls is not False,
         template_kwargs=req.chat_template_kwargs,
@@ -62,7 +62,8 @@ def to_generation_spec(req: ChatCompletionRequest) -> GenerationSpec:
         logprobs=(req.top_logprobs or 0) if req.logprobs else None,
         prompt_logprobs=req.prompt_logprobs,
     )
-    grammar = response_format_grammar(req.response_format)
+    guided = req.model_dump(include=set(GUIDED_FIELDS))
+    grammar = output_constraint(req.response_format, req.structured_outputs, **guided)
     return GenerationSpec(f"chatcmpl-{uuid.uuid4().hex}", req.model, chat, fields, grammar)
 
 

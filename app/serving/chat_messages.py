@@ -17,7 +17,7 @@ from contextlib import suppress
 from dataclasses import dataclass, field
 from typing import Any
 
-from app.errors import InvalidRequest
+from app.errors import InvalidRequest, UnsupportedParameter
 from app.protocol.chat import ChatMessage, ContentPart
 from app.serving.media import Kind, MediaRef
 
@@ -133,3 +133,26 @@ def to_template_messages(
             item["tool_calls"] = _tool_calls_for_template(message.tool_calls)
         rendered.append(item)
     return ChatPrompt(rendered, media)
+
+
+_FUNCTION_KEYS = ("name", "description", "parameters")
+
+
+def to_template_tools(tools: list[dict[str, Any]] | None) -> list[dict[str, Any]] | None:
+    """Chat-form function tools as the chat template is given them: each function's name, description and
+    parameters. API options beside them (``strict``) are not what the model is told, so a template that
+    writes tools out whole (``tool | tojson``) renders the same prompt whatever the client sets."""
+    if not tools:
+        return None
+    described = []
+    for i, tool in enumerate(tools):
+        if tool.get("type", "function") != "function":
+            raise UnsupportedParameter(
+                f"Only function tools are supported, not `{tool.get('type')}`.", param=f"tools[{i}].type"
+            )
+        function = tool.get("function")
+        if not isinstance(function, dict) or not isinstance(function.get("name"), str) or not function["name"]:
+            raise InvalidRequest("A function tool needs a `function` with a `name`.", param=f"tools[{i}].function")
+        kept = {key: function[key] for key in _FUNCTION_KEYS if function.get(key) is not None}
+        described.append({"type": "function", "function": kept})
+    return described

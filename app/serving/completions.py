@@ -18,6 +18,7 @@ from app.serving.logprobs import completion_logprobs, joined, prompt_completion_
 from app.serving.outcome import raise_for_finish
 from app.serving.params import sampling_fields
 from app.serving.prepare import Choice, GenerationSpec, PreparedGeneration, Preparer, TextInput
+from app.serving.structured import GUIDED_FIELDS, output_constraint
 
 
 def _check(req: CompletionRequest) -> None:
@@ -54,7 +55,8 @@ def _scored(req: CompletionRequest) -> int | None:
 def to_generation_spec(req: CompletionRequest) -> GenerationSpec:
     _check(req)
     fields = sampling_fields(req, max_tokens=req.max_tokens, logprobs=req.logprobs, prompt_logprobs=_scored(req))
-    return GenerationSpec(f"cmpl-{uuid.uuid4().hex}", req.model, _text_input(req), fields)
+    grammar = output_constraint(None, req.structured_outputs, **req.model_dump(include=set(GUIDED_FIELDS)))
+    return GenerationSpec(f"cmpl-{uuid.uuid4().hex}", req.model, _text_input(req), fields, grammar)
 
 
 @dataclass(slots=True)

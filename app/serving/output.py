@@ -7,10 +7,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from app.engine.types import ModelInfo
+from app.engine.types import ModelInfo, ReasoningMarkers
 from app.errors import InvalidRequest
 from app.parsers.base import OutputParser, ParsedDelta, PlainTextParser, ToolCallDelta
 from app.parsers.choice import ChoiceParser
+from app.parsers.reasoning import ReasoningFormat
 from app.parsers.registry import select_reasoning_parser, select_tool_parser
 from app.parsers.traits import ModelTraits
 
@@ -40,7 +41,7 @@ class OutputPlan:
 
     tool_factory: Callable[..., Any] | None = None
     tools: tuple[dict[str, Any], ...] = ()
-    reasoning_factory: Callable[..., OutputParser] | None = None
+    reasoning_factory: ReasoningFormat | None = None
     inside_reasoning: bool = False
     single_call: bool = False
     tool_parser_name: str | None = None
@@ -53,6 +54,13 @@ class OutputPlan:
         tools = self.tool_factory(list(self.tools)) if self.tool_factory else None
         parser: OutputParser = ChoiceParser(reasoning, tools)
         return FirstCallOnly(parser) if self.single_call else parser
+
+    def reasoning_markers(self) -> ReasoningMarkers | None:
+        """Where the output's reasoning is, for the engine (its stop strings skip it)."""
+        if self.reasoning_factory is None:
+            return None
+        fmt = self.reasoning_factory
+        return ReasoningMarkers(fmt.start, fmt.end, open=self.inside_reasoning)
 
 
 def check_tool_parser(name: str | None) -> str | None:

@@ -12,7 +12,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from app.engine.types import ModelInfo, SamplingParams
+from app.engine.types import ModelInfo, ReasoningMarkers, SamplingParams
 from app.errors import InvalidRequest, PromptTooLong
 from app.protocol.generation_config import GenerationConfigOverrides
 
@@ -135,10 +135,12 @@ def to_sampling_params(
     default_seed: int | None = None,
     grammar: str | None = None,
     skip_special_tokens: bool = True,
+    reasoning: ReasoningMarkers | None = None,
 ) -> SamplingParams:
     """``fields``: the request fields that were set, under their OpenAI names (plus ``generation_config``, and
     ``fit_max_tokens``: cap ``max_tokens`` to the context's room instead of refusing it).
-    ``grammar`` constrains the output (structured output, a forced tool call).
+    ``grammar`` constrains the output (structured output, a forced tool call); ``reasoning`` is where the
+    model's reasoning block is, which stop strings do not apply to.
 
     ``logprobs`` here is the engine's meaning: None for none, else how many top alternatives per token.
     """
@@ -177,4 +179,5 @@ def to_sampling_params(
         prompt_logprobs=merged.get("prompt_logprobs"),
         grammar=grammar,
         skip_special_tokens=skip_special_tokens,
+        reasoning=reasoning,
     )

@@ -82,7 +82,7 @@ class GenerationSpec:
     model: str | None
     prompt: ChatInput | TextInput
     sampling: Mapping[str, Any]  # see ``params.sampling_fields``
-    format_grammar: str | None = None  # the response format's constraint, if any
+    format_grammar: str | None = None  # the output's constraint (response format, structured outputs), if any
 
 
 @dataclass(slots=True)
@@ -268,7 +268,7 @@ class Preparer:
             if isinstance(spec.prompt, ChatInput):
                 rendered = await self._render_chat(model, spec.prompt, spec.format_grammar)
             else:
-                rendered = await self._render_text(model, spec.prompt)
+                rendered = await self._render_text(model, spec.prompt, spec.format_grammar)
             requests = self._requests(spec, rendered, model.info)
             streams = admit(model.engine, requests)
         params = requests[0].params
@@ -309,6 +309,7 @@ class Preparer:
                 default_seed=self._defaults.default_seed,
                 grammar=rendered.grammar,
                 skip_special_tokens=not rendered.plan.keep_special_tokens,
+                reasoning=rendered.plan.reasoning_markers(),
             )
             if params.prompt_logprobs is not None and (rendered.inputs or info.task == "speech-to-text"):
                 raise InvalidRequest(
@@ -382,9 +383,9 @@ class Preparer:
         )
         return encoded.ids, encoded.inputs
 
-    async def _render_text(self, model: ServingModel, text: TextInput) -> _Rendered:
+    async def _render_text(self, model: ServingModel, text: TextInput, grammar: str | None) -> _Rendered:
         prompts = await asyncio.to_thread(_encode_text, text, model.renderer)
         echoes: tuple[str, ...] = ()
         if text.echo:
             echoes = text.texts or tuple(model.renderer.decode(ids) for ids in prompts)
-        return _Rendered(prompts, OutputPlan(), echoes=echoes)
+        return _Rendered(prompts, OutputPlan(), grammar, echoes=echoes)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 from app.errors import InvalidRequest, UnsupportedParameter
@@ -17,16 +18,34 @@ from app.protocol.responses import (
     ReasoningItem,
     ReasoningText,
 )
-from app.serving.chat_messages import ChatPrompt, is_media_part, to_template_messages
+from app.serving.chat_messages import ChatPrompt, is_media_part, to_template_messages, to_template_tools
 
 _TEXT_PARTS = {"input_text", "output_text", "text", "summary_text", "reasoning_text"}
 
 
+_ID_PREFIXES = {"message": "msg", "function_call": "fc", "function_call_output": "fco", "reasoning": "rs"}
+
+
 def input_items(value: str | list[InputItem]) -> list[InputItem]:
-    """A bare string is one user message."""
-    if isinstance(value, str):
-        return [MessageItem(role="user", content=value)]
-    return list(value)
+    """A bare string is one user message. Every item gets an id (kept when the client gave one), which
+    ``input_items`` listings page by."""
+    items = [MessageItem(role="user", content=value)] if isinstance(value, str) else list(value)
+    return [item if item.id else _identified(item) for item in items]
+
+
+def _identified(item: InputItem) -> InputItem:
+    return item.model_copy(update={"id": f"{_ID_PREFIXES[item.type]}_{uuid.uuid4().hex}"})
+
+
+def listed_item(item: InputItem) -> dict[str, Any]:
+    """An item as ``input_items`` lists it: a message's text content as parts, as OpenAI returns it."""
+    listed = item.model_dump(mode="json", exclude_none=True)
+    if isinstance(item, MessageItem):
+        if isinstance(item.content, str):
+            kind = "output_text" if item.role == "assistant" else "input_text"
+            listed["content"] = [{"type": kind, "text": item.content}]
+        listed.setdefault("status", "completed")
+    return listed
 
 
 def _text(content: str | list[InputContentPart], param: str) -> str:
@@ -126,20 +145,19 @@ def chat_tools(tools: list[dict[str, Any]] | None) -> list[dict[str, Any]] | Non
     """Responses' flat function tools → the nested form chat templates take."""
     if not tools:
         return None
-    converted = []
+    nested = []
     for i, tool in enumerate(tools):
         if tool.get("type") != "function":
             raise UnsupportedParameter(
                 f"Only function tools are supported, not `{tool.get('type')}`.", param=f"tools[{i}]"
             )
         if isinstance(tool.get("function"), dict):  # already in chat form
-            converted.append(tool)
+            nested.append(tool)
             continue
         if not tool.get("name"):
             raise InvalidRequest("A function tool needs a name.", param=f"tools[{i}].name")
-        function = {key: tool[key] for key in ("name", "description", "parameters") if tool.get(key) is not None}
-        converted.append({"type": "function", "function": function})
-    return converted
+        nested.append({"type": "function", "function": tool})
+    return to_template_tools(nested)
 
 
 def as_input_item(item: OutputItem) -> InputItem:

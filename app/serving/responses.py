@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from app.engine.types import TokenEvent
 from app.errors import HfServeError, InvalidRequest, NotFound, UnsupportedParameter
 from app.protocol.response_objects import (
+    InputItemList,
     OutputTokensDetails,
     ResponseDeleted,
     ResponseError,
@@ -24,7 +25,7 @@ from app.serving.outcome import raise_for_finish
 from app.serving.params import sampling_fields
 from app.serving.prepare import ChatInput, GenerationSpec, PreparedGeneration, Preparer, check_tool_choice
 from app.serving.response_events import ResponseBuilder
-from app.serving.response_items import as_input_item, chat_tools, input_items, to_chat_messages
+from app.serving.response_items import as_input_item, chat_tools, input_items, listed_item, to_chat_messages
 from app.serving.response_store import ResponseStore
 from app.serving.structured import text_format_grammar
 
@@ -32,6 +33,8 @@ LOGPROBS_INCLUDE = "message.output_text.logprobs"
 # ``include`` values that are honoured: logprobs, and encrypted reasoning (there is none: reasoning is
 # returned in the clear, which is what clients asking for it want to send back).
 _INCLUDES = {LOGPROBS_INCLUDE, "reasoning.encrypted_content"}
+# ``include`` values of an input-item listing: image URLs are always in the items, nothing else applies.
+_LISTING_INCLUDES = {"message.input_image.image_url"}
 
 
 def reject_unsupported(req: ResponseRequest) -> None:
@@ -95,6 +98,33 @@ class ResponsesService:
         if stored is None:
             raise NotFound(f"No response with id `{response_id}` (responses are kept for a while, then expire).")
         return stored.response
+
+    async def list_input_items(
+        self,
+        response_id: str,
+        *,
+        limit: int = 20,
+        order: str = "desc",
+        after: str | None = None,
+        include: list[str] | None = None,
+    ) -> InputItemList:
+        """One page of the input items that led to a stored response (earlier turns included), newest
+        first unless ``order`` is ``asc``; ``after`` is the id of the last item of the previous page."""
+        unknown = sorted(set(include or ()) - _LISTING_INCLUDES)
+        if unknown:
+            raise InvalidRequest(f"Unsupported include value `{unknown[0]}` for input items.", param="include")
+        stored = await self._store.get(response_id)
+        if stored is None:
+            raise NotFound(f"No response with id `{response_id}`.")
+        items = list(stored.conversation) if order == "asc" else list(reversed(stored.conversation))
+        if after is not None:
+            ids = [item.id for item in items]
+            if after not in ids:
+                raise InvalidRequest(f"No input item with id `{after}` in this response.", param="after")
+            items = items[ids.index(after) + 1 :]
+        page = [listed_item(item) for item in items[:limit]]
+        first, last = (page[0]["id"], page[-1]["id"]) if page else (None, None)
+        return InputItemList(data=page, first_id=first, last_id=last, has_more=len(items) > limit)
 
     async def delete(self, response_id: str) -> ResponseDeleted:
         if not await self._store.delete(response_id):

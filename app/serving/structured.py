@@ -1,6 +1,8 @@
 """Structured output: request fields → an llguidance grammar the engine enforces token by token.
 
-``response_format`` (chat) and ``text.format`` (responses) become JSON-schema grammars; ``tool_choice``
+``response_format`` (chat) and ``text.format`` (responses) become JSON-schema grammars; vLLM's
+``structured_outputs`` object and its older ``guided_*`` fields (chat and completions) become JSON-schema,
+regex, choice or Lark grammars (GBNF is converted to Lark); ``tool_choice``
 ``required`` or a named function becomes a grammar for the model's own tool-call syntax, so a call is
 guaranteed rather than hoped for. A schema the library cannot enforce is a 400 naming the field.
 """
@@ -12,6 +14,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from llguidance import LLMatcher
+from llguidance.gbnf_to_lark import GbnfToLarkError, any_to_lark
 
 from app.errors import InvalidRequest, UnsupportedParameter
 
@@ -20,10 +23,10 @@ from app.errors import InvalidRequest, UnsupportedParameter
 _COMPACT: Any = {"whitespace_flexible": False, "item_separator": ", ", "key_separator": ": "}
 
 
-def _checked(grammar: str, param: str) -> str:
+def _checked(grammar: str, param: str, what: str = "schema") -> str:
     is_error, messages = LLMatcher.validate_grammar_with_warnings(grammar)
     if is_error:
-        raise UnsupportedParameter(f"This schema cannot be enforced: {messages[0].strip()}", param=param)
+        raise UnsupportedParameter(f"This {what} cannot be enforced: {messages[0].strip()}", param=param)
     return grammar
 
 
@@ -39,12 +42,32 @@ def json_grammar(schema: Any, param: str) -> str:
 
 def regex_grammar(pattern: Any, param: str) -> str:
     if not isinstance(pattern, str) or not pattern:
-        raise InvalidRequest("A regex response format needs its pattern as a string `value`.", param=param)
+        raise InvalidRequest("A regex constraint needs its pattern as a non-empty string.", param=param)
     try:
         grammar = LLMatcher.grammar_from_regex(pattern)
     except ValueError as exc:
         raise InvalidRequest(f"Invalid regular expression: {exc}", param=param) from exc
-    return _checked(grammar, param)
+    return _checked(grammar, param, "regular expression")
+
+
+def choice_grammar(choices: Any, param: str) -> str:
+    """Exactly one of the given strings."""
+    if not isinstance(choices, list) or not choices or not all(isinstance(c, str) and c for c in choices):
+        raise InvalidRequest("A choice constraint needs a non-empty list of non-empty strings.", param=param)
+    lark = "start: " + " | ".join(json.dumps(choice) for choice in dict.fromkeys(choices)) + "\n"
+    return _checked(LLMatcher.grammar_from_lark(lark), param, "choice")
+
+
+def lark_grammar(text: Any, param: str) -> str:
+    """A context-free grammar in Lark syntax (llguidance's dialect), or in GBNF/EBNF (``root ::= ...``),
+    which is converted to Lark first."""
+    if not isinstance(text, str) or not text.strip():
+        raise InvalidRequest("A grammar constraint needs the grammar as a non-empty string.", param=param)
+    try:
+        lark = any_to_lark(text)
+    except GbnfToLarkError as exc:
+        raise InvalidRequest(f"Invalid grammar: {exc}", param=param) from exc
+    return _checked(LLMatcher.grammar_from_lark(lark), param, "grammar")
 
 
 def response_format_grammar(response_format: dict[str, Any] | None) -> str | None:
@@ -72,6 +95,78 @@ def response_format_grammar(response_format: dict[str, Any] | None) -> str | Non
             raise InvalidRequest("json_schema needs a `schema`.", param="response_format.json_schema.schema")
         return json_grammar(spec["schema"], "response_format.json_schema.schema")
     raise InvalidRequest(f"Unknown response_format type `{kind}`.", param="response_format.type")
+
+
+# -- vLLM's structured outputs -----------------------------------------------------------------------
+
+_STRUCTURED_KINDS = ("json", "regex", "choice", "grammar", "json_object")
+# Options of vLLM's structured_outputs that change nothing here: whitespace is always compact, and there
+# is no other backend to fall back to.
+_STRUCTURED_NO_OPS = frozenset({"disable_any_whitespace", "disable_fallback"})
+GUIDED_FIELDS = {
+    "guided_json": "json",
+    "guided_regex": "regex",
+    "guided_choice": "choice",
+    "guided_grammar": "grammar",
+}
+
+
+def _schema_value(value: Any, param: str) -> Any:
+    """vLLM takes a schema as an object or as JSON text."""
+    if not isinstance(value, str):
+        return value
+    try:
+        return json.loads(value)
+    except ValueError as exc:
+        raise InvalidRequest(f"The JSON schema is not valid JSON: {exc}", param=param) from exc
+
+
+def _constraint_grammar(kind: str, value: Any, param: str) -> str:
+    if kind == "json":
+        return json_grammar(_schema_value(value, param), param)
+    if kind == "json_object":
+        return json_grammar({"type": "object"}, param)
+    if kind == "regex":
+        return regex_grammar(value, param)
+    if kind == "choice":
+        return choice_grammar(value, param)
+    return lark_grammar(value, param)
+
+
+def _given_constraints(
+    structured_outputs: Mapping[str, Any] | None, guided: Mapping[str, Any]
+) -> list[tuple[str, str, Any]]:
+    """(param, kind, value) for every constraint set in ``structured_outputs`` and the ``guided_*`` fields."""
+    given = []
+    for key, value in (structured_outputs or {}).items():
+        if value is None or value is False or key in _STRUCTURED_NO_OPS:
+            continue
+        if key not in _STRUCTURED_KINDS:
+            raise UnsupportedParameter(f"structured_outputs.{key} is not supported.", param=f"structured_outputs.{key}")
+        given.append((f"structured_outputs.{key}", key, value))
+    given += [(name, GUIDED_FIELDS[name], value) for name, value in guided.items() if value is not None]
+    return given
+
+
+def output_constraint(
+    response_format: dict[str, Any] | None = None,
+    structured_outputs: Mapping[str, Any] | None = None,
+    **guided: Any,
+) -> str | None:
+    """The one grammar a chat or completions request asks for, from ``response_format``, vLLM's
+    ``structured_outputs`` or its ``guided_json``/``guided_regex``/``guided_choice``/``guided_grammar``
+    (``guided``). Two constraints at once are a 400 naming the second."""
+    given = _given_constraints(structured_outputs, guided)
+    if (response_format or {}).get("type", "text") != "text":
+        given.insert(0, ("response_format", "response_format", response_format))
+    if len(given) > 1:
+        raise InvalidRequest(
+            f"`{given[0][0]}` and `{given[1][0]}` both constrain the output; give one of them.", param=given[1][0]
+        )
+    if not given:
+        return None
+    param, kind, value = given[0]
+    return response_format_grammar(value) if kind == "response_format" else _constraint_grammar(kind, value, param)
 
 
 def text_format_grammar(text_format: dict[str, Any]) -> str | None:

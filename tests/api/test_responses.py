@@ -256,6 +256,54 @@ def test_retrieve_and_delete(client: OpenAI) -> None:
         client.responses.delete(created.id)
 
 
+def test_input_items_list_every_item_that_led_to_a_response(client: OpenAI) -> None:
+    first = client.responses.create(
+        model=CHAT_MODEL_ID, input="My name is Alice.", instructions="Be brief.", temperature=0, max_output_tokens=4
+    )
+    items = [
+        {"role": "user", "content": "What is my name?"},
+        {"type": "message", "role": "user", "content": [{"type": "input_text", "text": "Please answer."}]},
+    ]
+    follow = client.responses.create(
+        model=CHAT_MODEL_ID, input=items, previous_response_id=first.id, temperature=0, max_output_tokens=4
+    )
+    newest_first = client.responses.input_items.list(follow.id)
+    assert newest_first.object == "list" and newest_first.has_more is False
+    texts = [[part.text for part in item.content] for item in newest_first.data]
+    assert texts == [["Please answer."], ["What is my name?"], [first.output_text], ["My name is Alice."]]
+    assert [item.role for item in newest_first.data] == ["user", "user", "assistant", "user"]
+    assert newest_first.data[2].id == first.output[0].id  # the earlier output keeps its id
+    assert all(item.id.startswith("msg_") for item in newest_first.data)
+    assert (newest_first.first_id, newest_first.last_id) == (newest_first.data[0].id, newest_first.data[-1].id)
+    assert client.responses.input_items.list(first.id).data[0].content[0].type == "input_text"
+
+    oldest_first = client.responses.input_items.list(follow.id, order="asc", limit=3)
+    assert [item.id for item in oldest_first.data] == [item.id for item in reversed(newest_first.data)][:3]
+    assert oldest_first.has_more is True
+    rest = client.responses.input_items.list(follow.id, order="asc", limit=3, after=oldest_first.last_id)
+    assert [item.id for item in rest.data] == [newest_first.data[0].id] and rest.has_more is False
+    paged = list(client.responses.input_items.list(follow.id, limit=1))  # the SDK's auto-pagination
+    assert [item.id for item in paged] == [item.id for item in newest_first.data]
+    included = client.responses.input_items.list(follow.id, include=["message.input_image.image_url"])
+    assert len(included.data) == 4
+
+
+def test_input_items_errors(client: OpenAI, server: ServerProcess) -> None:
+    created = client.responses.create(model=CHAT_MODEL_ID, input="Hello", max_output_tokens=2)
+    with pytest.raises(openai.NotFoundError) as caught:
+        client.responses.input_items.list("resp_unknown")
+    assert caught.value.body["type"] == "invalid_request_error"
+    with pytest.raises(openai.BadRequestError) as caught:
+        client.responses.input_items.list(created.id, after="msg_unknown")
+    assert caught.value.body["param"] == "after"
+    with pytest.raises(openai.BadRequestError) as caught:
+        client.responses.input_items.list(created.id, include=["file_search_call.results"])
+    assert caught.value.body["param"] == "include"
+    for query in ({"limit": 0}, {"limit": 101}, {"order": "sideways"}):
+        answer = httpx.get(f"{server.base_url}/responses/{created.id}/input_items", params=query)
+        assert answer.status_code == 400 and answer.json()["error"]["type"] == "invalid_request_error"
+
+
 def test_unstored_and_unknown_ids_are_404(client: OpenAI) -> None:
     unstored = client.responses.create(model=CHAT_MODEL_ID, input="Hello", max_output_tokens=2, store=False)
     assert unstored.store is False

@@ -88,6 +88,33 @@ def test_reasoning_is_separated(client: OpenAI) -> None:
             assert "think>" not in (choice.delta.content or "") + (getattr(choice.delta, "reasoning_content", "") or "")
 
 
+@pytest.mark.parametrize(
+    ("stop", "content"),
+    [
+        (["\n\n"], CAPITAL_ANSWER),  # the reasoning has its own blank line before the answer
+        (["Paris"], "The capital of France is "),  # "Paris" is in the reasoning too
+    ],
+)
+def test_stop_strings_apply_to_the_content_not_the_reasoning(client: OpenAI, stop: list[str], content: str) -> None:
+    canned = _canned("capital-thinking")
+    kwargs = {
+        "model": CHAT_MODEL_ID,
+        "messages": canned["messages"],
+        "temperature": 0,
+        "stop": stop,
+        "extra_body": THINKING,
+    }
+    choice = client.chat.completions.create(**kwargs).choices[0]
+    assert (choice.message.reasoning_content, choice.message.content) == (canned["reasoning"], content)
+    assert choice.finish_reason == "stop"
+    streamed, _ = stream_chat(client, **kwargs)
+    assert (streamed["reasoning_content"], streamed["content"]) == (canned["reasoning"], content)
+    response = client.responses.create(
+        model=CHAT_MODEL_ID, input=canned["messages"], temperature=0, extra_body={**THINKING, "stop": stop}
+    )
+    assert response.output_text == content
+
+
 def test_chat_usage_counts_reasoning_tokens_as_responses_does(client: OpenAI) -> None:
     canned = _canned("capital-thinking")
     kwargs = {"model": CHAT_MODEL_ID, "messages": canned["messages"], "temperature": 0, "extra_body": THINKING}

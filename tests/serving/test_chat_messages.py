@@ -8,9 +8,9 @@ from typing import Any
 import pytest
 from pydantic import TypeAdapter
 
-from app.errors import InvalidRequest
+from app.errors import HfServeError, InvalidRequest
 from app.protocol.chat import ChatMessage
-from app.serving.chat_messages import is_media_part, media_ref, to_template_messages
+from app.serving.chat_messages import is_media_part, media_ref, to_template_messages, to_template_tools
 
 MESSAGES = TypeAdapter(list[ChatMessage])
 
@@ -92,3 +92,29 @@ def test_media_refs_are_checked_as_they_are_recognised() -> None:
     with pytest.raises(InvalidRequest) as caught:
         media_ref({"type": "video_url", "video_url": {"url": "data:,x", "fps": 0}}, "p")
     assert caught.value.param == "p.video_url.fps"
+
+
+def test_template_tools_keep_what_the_model_is_told() -> None:
+    parameters = {"type": "object", "properties": {"city": {"type": "string"}}}
+    tools = [
+        {"type": "function", "function": {"name": "f", "description": "d", "parameters": parameters, "strict": False}}
+    ]
+    assert to_template_tools(tools) == [
+        {"type": "function", "function": {"name": "f", "description": "d", "parameters": parameters}}
+    ]
+    assert to_template_tools([{"function": {"name": "g"}}]) == [{"type": "function", "function": {"name": "g"}}]
+    assert to_template_tools(None) is None and to_template_tools([]) is None
+
+
+@pytest.mark.parametrize(
+    ("tool", "param"),
+    [
+        ({"type": "code_interpreter"}, "tools[0].type"),
+        ({"type": "function"}, "tools[0].function"),
+        ({"type": "function", "function": {"description": "no name"}}, "tools[0].function"),
+    ],
+)
+def test_template_tools_refuse_what_is_not_a_named_function(tool: dict, param: str) -> None:
+    with pytest.raises(HfServeError) as caught:
+        to_template_tools([tool])
+    assert (caught.value.status, caught.value.param) == (400, param)

@@ -16,7 +16,7 @@ from app.protocol.response_objects import (
     ReasoningOutput,
 )
 from app.protocol.responses import InputItem
-from app.serving.response_items import as_input_item, chat_tools, input_items, to_chat_messages
+from app.serving.response_items import as_input_item, chat_tools, input_items, listed_item, to_chat_messages
 
 ITEMS = TypeAdapter(list[InputItem])
 
@@ -30,6 +30,36 @@ def test_a_string_is_one_user_message() -> None:
         {"role": "system", "content": "Be brief."},
         {"role": "user", "content": "Hi"},
     ]
+
+
+def test_every_input_item_gets_an_id_and_a_given_one_is_kept() -> None:
+    items = input_items(
+        ITEMS.validate_python(
+            [
+                {"role": "user", "content": "Hi"},
+                {"type": "function_call", "call_id": "c1", "name": "f", "arguments": "{}"},
+                {"type": "function_call_output", "call_id": "c1", "output": "ok"},
+                {"type": "message", "id": "msg_given", "role": "assistant", "content": "Hello"},
+            ]
+        )
+    )
+    assert [item.id.split("_")[0] for item in items[:3]] == ["msg", "fc", "fco"]
+    assert items[3].id == "msg_given"
+    assert len({item.id for item in items}) == 4
+
+
+def test_a_listed_message_has_its_text_as_parts() -> None:
+    user, assistant = input_items(
+        ITEMS.validate_python([{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello"}])
+    )
+    assert listed_item(user) == {
+        "type": "message",
+        "id": user.id,
+        "role": "user",
+        "content": [{"type": "input_text", "text": "Hi"}],
+        "status": "completed",
+    }
+    assert listed_item(assistant)["content"] == [{"type": "output_text", "text": "Hello"}]
 
 
 def test_an_agent_turn_becomes_one_assistant_message_then_tool_messages() -> None:

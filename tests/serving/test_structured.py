@@ -17,6 +17,7 @@ from app.errors import InvalidRequest, UnsupportedParameter
 from app.serving.structured import (
     chosen_tools,
     json_grammar,
+    output_constraint,
     response_format_grammar,
     text_format_grammar,
     tool_call_grammar,
@@ -177,3 +178,71 @@ def test_other_tool_formats_cannot_be_forced() -> None:
         with pytest.raises(UnsupportedParameter) as caught:
             tool_call_grammar(parser, [WEATHER], parallel=False, tokens={})
         assert caught.value.param == "tool_choice"
+
+
+# -- vLLM's structured_outputs and guided_* fields -----------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "request_fields",
+    [
+        {"structured_outputs": {"json": SCHEMA}},
+        {"structured_outputs": {"json": json.dumps(SCHEMA), "disable_any_whitespace": True}},
+        {"guided_json": SCHEMA},
+        {"guided_json": json.dumps(SCHEMA)},
+    ],
+)
+def test_vllm_json_schema_forms(accepts: Any, request_fields: dict[str, Any]) -> None:
+    grammar = output_constraint(None, **request_fields)
+    assert grammar is not None
+    assert accepts(grammar, '{"city": "Paris"}')
+    assert not accepts(grammar, '{"town": "Paris"}')
+
+
+def test_vllm_json_object_regex_choice_and_grammar(accepts: Any) -> None:
+    json_object = output_constraint(None, {"json_object": True})
+    assert accepts(json_object, '{"a": 1}') and not accepts(json_object, "[1]")
+    assert output_constraint(None, {"json_object": False}) is None
+    for regex in (
+        output_constraint(None, {"regex": r"[0-9]{3}-[a-z]+"}),
+        output_constraint(guided_regex=r"[0-9]{3}-[a-z]+"),
+    ):
+        assert accepts(regex, "123-abc") and not accepts(regex, "12-abc")
+    for choice in (output_constraint(None, {"choice": ["yes", "no"]}), output_constraint(guided_choice=["yes", "no"])):
+        assert accepts(choice, "yes") and accepts(choice, "no") and not accepts(choice, "maybe")
+    lark = 'start: "(" num ("," num)* ")"\nnum: /[0-9]+/\n'
+    gbnf = 'root ::= "(" num ("," num)* ")"\nnum ::= [0-9]+\n'
+    for text in (lark, gbnf):
+        grammar = output_constraint(guided_grammar=text)
+        assert accepts(grammar, "(1,22,3)") and not accepts(grammar, "(1,)")
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "param"),
+    [
+        ({"structured_outputs": {"regex": "[0-9"}}, "structured_outputs.regex"),
+        ({"guided_regex": "(a"}, "guided_regex"),
+        ({"guided_grammar": "root ::= ("}, "guided_grammar"),
+        ({"structured_outputs": {"grammar": "start: undefined_rule"}}, "structured_outputs.grammar"),
+        ({"guided_json": "{not json"}, "guided_json"),
+        ({"structured_outputs": {"json": {"type": "no-such-type"}}}, "structured_outputs.json"),
+        ({"guided_choice": []}, "guided_choice"),
+        ({"structured_outputs": {"structural_tag": "{}"}}, "structured_outputs.structural_tag"),
+        ({"structured_outputs": {"regex": "a", "choice": ["a"]}}, "structured_outputs.choice"),
+        ({"structured_outputs": {"json": SCHEMA}, "guided_regex": "a"}, "guided_regex"),
+        (
+            {"response_format": {"type": "json_object"}, "structured_outputs": {"choice": ["a"]}},
+            "structured_outputs.choice",
+        ),
+    ],
+)
+def test_bad_or_conflicting_constraints_are_400s_naming_the_field(kwargs: dict[str, Any], param: str) -> None:
+    response_format = kwargs.pop("response_format", None)
+    with pytest.raises((InvalidRequest, UnsupportedParameter)) as caught:
+        output_constraint(response_format, **kwargs)
+    assert caught.value.status == 400
+    assert caught.value.param == param
+
+
+def test_a_text_response_format_does_not_conflict() -> None:
+    assert output_constraint({"type": "text"}, guided_choice=["a", "b"]) is not None

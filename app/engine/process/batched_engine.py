@@ -240,7 +240,8 @@ class BatchedEngine:
         return SequenceSampling(params, req.prompt, self._vocab, self._runner.device, index, grammar)
 
     def _text(self, req: EngineRequest) -> TextAssembler:
-        return TextAssembler(self._tokenizer, req.request.params.stop, req.request.params.skip_special_tokens)
+        params = req.request.params
+        return TextAssembler(self._tokenizer, params.stop, params.skip_special_tokens, params.reasoning)
 
     # -- decode ---------------------------------------------------------------------------------
     def _decode(self) -> None:

@@ -1,7 +1,9 @@
 """Incremental detokenization and stop strings.
 
 ``TextAssembler`` turns generated token ids into text pieces that are always whole UTF-8 characters,
-holds back text that might be the start of a stop string, and trims the stop string itself.
+holds back text that might be the start of a stop string, and trims the stop string itself. Stop strings
+apply to the content the client sees: text inside the model's reasoning block (``ReasoningMarkers``) is
+never matched against them.
 """
 
 from __future__ import annotations
@@ -10,6 +12,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from tokenizers.decoders import DecodeStream
+
+from app.engine.types import ReasoningMarkers
 
 
 class IncrementalDetokenizer:
@@ -72,19 +76,97 @@ class StopMatcher:
         return best
 
 
-class TextAssembler:
-    """Detokenizer plus stop strings for one sequence."""
+def _held_prefix(buffer: str, marker: str) -> int:
+    """The length of the longest end of ``buffer`` that starts ``marker`` (without being all of it)."""
+    for size in range(min(len(marker) - 1, len(buffer)), 0, -1):
+        if buffer.endswith(marker[:size]):
+            return size
+    return 0
 
-    def __init__(self, tokenizer: Any, stops: Sequence[str], skip_special_tokens: bool = True) -> None:
+
+class ReasoningSplitter:
+    """Splits text into reasoning and content segments, in order. A block runs from its start marker
+    (or from the output's start when the prompt opened it) through its end marker. Like the reasoning
+    parser, the client never sees the whitespace at the head of the content (after a block, or at the
+    output's start), so that counts as the block's too. A possible partial marker at the end of the text
+    is held back until the next piece."""
+
+    def __init__(self, markers: ReasoningMarkers) -> None:
+        self._start, self._end = markers.start, markers.end
+        self._inside = markers.open
+        self._head = True  # at the head of the content: whitespace is not content yet
+        self._pending = ""
+
+    def feed(self, text: str, *, final: bool = False) -> list[tuple[str, bool]]:
+        """``(text, is_reasoning)`` segments; ``final`` releases what is held back."""
+        buffer, self._pending = self._pending + text, ""
+        segments: list[tuple[str, bool]] = []
+        while buffer:
+            if self._inside:
+                at = buffer.find(self._end)
+                if at < 0:
+                    break
+                cut = at + len(self._end)
+                segments.append((buffer[:cut], True))
+                buffer, self._inside, self._head = buffer[cut:], False, True
+                continue
+            if self._head:
+                body = buffer.lstrip()
+                segments.append((buffer[: len(buffer) - len(body)], True))
+                buffer, self._head = body, not body
+            at = buffer.find(self._start)
+            if at < 0:
+                break
+            segments.append((buffer[:at], False))
+            buffer, self._inside = buffer[at:], True
+        hold = 0 if final else _held_prefix(buffer, self._end if self._inside else self._start)
+        self._pending = buffer[len(buffer) - hold :] if hold else ""
+        segments.append((buffer[: len(buffer) - hold], self._inside))
+        return [segment for segment in segments if segment[0]]
+
+
+class TextAssembler:
+    """Detokenizer plus stop strings for one sequence; with ``reasoning``, stop strings skip its block."""
+
+    def __init__(
+        self,
+        tokenizer: Any,
+        stops: Sequence[str],
+        skip_special_tokens: bool = True,
+        reasoning: ReasoningMarkers | None = None,
+    ) -> None:
         self._detok = IncrementalDetokenizer(tokenizer, skip_special_tokens)
         self._stops = StopMatcher(stops)
+        self._split = ReasoningSplitter(reasoning) if reasoning is not None and any(stops) else None
+        self._stopped = False
 
     def add(self, token_id: int) -> tuple[str, bool]:
-        return self._stops.feed(self._detok.step(token_id))
+        text = self._detok.step(token_id)
+        if self._split is None:
+            return self._stops.feed(text)
+        return self._matched(self._split.feed(text))
 
     def finish(self) -> str:
-        return self._stops.flush()
+        if self._split is None or self._stopped:
+            return self._stops.flush()
+        text, stopped = self._matched(self._split.feed("", final=True))
+        return text if stopped else text + self._stops.flush()
+
+    def _matched(self, segments: list[tuple[str, bool]]) -> tuple[str, bool]:
+        """Content segments go through the stop strings; a reasoning segment releases held content first."""
+        out: list[str] = []
+        for text, reasoning in segments:
+            if reasoning:
+                out += (self._stops.flush(), text)
+                continue
+            safe, stopped = self._stops.feed(text)
+            out.append(safe)
+            if stopped:
+                self._stopped = True
+                return "".join(out), True
+        return "".join(out), False
 
     @property
     def stop_string(self) -> str | None:
+        """The stop string that ended the output, if one did."""
         return self._stops.matched

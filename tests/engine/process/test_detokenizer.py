@@ -7,7 +7,8 @@ from typing import Any
 
 import pytest
 
-from app.engine.process.detokenizer import IncrementalDetokenizer, StopMatcher, TextAssembler
+from app.engine.process.detokenizer import IncrementalDetokenizer, ReasoningSplitter, StopMatcher, TextAssembler
+from app.engine.types import ReasoningMarkers
 from tests.support.models import CHAT_MODEL_ID, load_tokenizer
 
 # ---------------------------------------------------------------------------------------------
@@ -212,3 +213,64 @@ def test_text_assembler_releases_held_text_at_finish(tokenizer: Any) -> None:
         emitted.append(piece)
     assert "".join(emitted) == "héllo wörld "
     assert assembler.finish() == "🙂"
+
+
+# ---------------------------------------------------------------------------------------------
+# Reasoning blocks: stop strings apply to the content only
+# ---------------------------------------------------------------------------------------------
+
+THINK = ReasoningMarkers("<think>", "</think>")
+THINK_OPEN = ReasoningMarkers("<think>", "</think>", open=True)
+
+
+def test_splitter_marks_a_block_its_markers_and_the_whitespace_after_it_as_reasoning() -> None:
+    splitter = ReasoningSplitter(THINK)
+    segments = splitter.feed("Hi <think>\nwhy\n</think>\n\nanswer", final=True)
+    assert segments == [("Hi ", False), ("<think>\nwhy\n</think>", True), ("\n\n", True), ("answer", False)]
+
+
+def test_splitter_holds_back_a_partial_marker_across_pieces() -> None:
+    splitter = ReasoningSplitter(THINK_OPEN)
+    assert splitter.feed("step one</th") == [("step one", True)]
+    assert splitter.feed("ink>\n\nok") == [("</think>", True), ("\n\n", True), ("ok", False)]
+    assert splitter.feed("<thi") == []
+    assert splitter.feed("", final=True) == [("<thi", False)]
+
+
+def assemble(tokenizer: Any, text: str, stops: list[str], markers: ReasoningMarkers | None) -> tuple[str, bool]:
+    assembler = TextAssembler(tokenizer, stops, reasoning=markers)
+    emitted = []
+    for token in encode(tokenizer, text):
+        piece, stopped = assembler.add(token)
+        emitted.append(piece)
+        if stopped:
+            return "".join(emitted) + assembler.finish(), True
+    return "".join(emitted) + assembler.finish(), False
+
+
+REASONED = "<think>\nCount: one\n\ntwo.\n</think>\n\none, two\n\nthree"
+
+
+def test_a_stop_inside_the_reasoning_block_is_not_matched(tokenizer: Any) -> None:
+    text, stopped = assemble(tokenizer, REASONED, ["\n\n"], THINK)
+    assert stopped
+    assert text == "<think>\nCount: one\n\ntwo.\n</think>\n\none, two"
+
+
+def test_a_block_the_prompt_opened_is_skipped_up_to_its_end(tokenizer: Any) -> None:
+    text, stopped = assemble(tokenizer, REASONED.removeprefix("<think>"), ["two"], THINK_OPEN)
+    assert stopped
+    assert text == "\nCount: one\n\ntwo.\n</think>\n\none, "
+
+
+def test_without_markers_the_stop_matches_inside_the_block(tokenizer: Any) -> None:
+    text, stopped = assemble(tokenizer, REASONED, ["\n\n"], None)
+    assert stopped
+    assert text == "<think>\nCount: one"
+
+
+def test_output_without_a_block_is_all_content(tokenizer: Any) -> None:
+    text, stopped = assemble(tokenizer, "one\n\ntwo", ["\n\n"], THINK)
+    assert (text, stopped) == ("one", True)
+    text, stopped = assemble(tokenizer, "one two", ["\n\n"], THINK)
+    assert (text, stopped) == ("one two", False)
