@@ -139,6 +139,7 @@ def create_app(
         load_options(settings, telemetry, engine_log_setup),
         idle_timeout=settings.model_timeout,
         pinned=settings.model,
+        allowed_local_paths=settings.allowed_local_model_paths,
         loader=loader,
         telemetry=telemetry,
     )

@@ -12,6 +12,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+import structlog
 from huggingface_hub import HfApi, constants, snapshot_download
 from huggingface_hub.errors import (
     GatedRepoError,
@@ -29,6 +30,8 @@ from app.engine.options import LoadOptions, ProgressFn
 from app.engine.progress import bar_class
 from app.engine.types import ModelInfo, PromptRenderer, ServingModel
 from app.errors import InvalidRequest, ModelLoadFailed, ModelNotFound
+
+log = structlog.get_logger(__name__)
 
 DOWNLOAD_PATTERNS = ["*.json", "*.safetensors", "*.model", "*.txt", "*.jinja", "*.tiktoken", "*.py"]
 _WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt")
@@ -77,7 +80,8 @@ def load_model(name: str, source: str, revision: str | None, opts: LoadOptions, 
     """
     local = revision is None
     if local and not (Path(source) / "config.json").is_file():
-        raise ModelNotFound(name, "The directory holds no model (no config.json).")
+        log.warning("model_directory_has_no_config", model=name)  # the client's error says no more than "not found"
+        raise ModelNotFound(name)
     folder = source if local else _cached_snapshot(source, revision)
     if folder is None:
         _check_exists(name, source, revision)
@@ -105,4 +109,6 @@ def load_model(name: str, source: str, revision: str | None, opts: LoadOptions, 
         raise ModelLoadFailed(f"Could not load `{name}`: {exc}") from exc
     engine = RemoteEngine.spawn(folder, name, opts, progress)
     engine.info = dataclasses.replace(engine.info, **media_fields)
+    if isinstance(renderer, ChatRenderer):
+        renderer.bound_prompts(engine.info.max_context)
     return LoadedModel(tokenizer, engine.info, engine, renderer)
