@@ -169,3 +169,13 @@ def test_options_on_a_stored_response_allows_get_and_delete(server: ServerProces
     assert response.status_code == 204
     allowed = {method.strip() for method in response.headers["allow"].split(",")}
     assert {"GET", "DELETE", "OPTIONS"} <= allowed
+
+
+@pytest.mark.parametrize("model", ["~", "/proc/self/cwd", "/", "..", "org/other"])
+def test_a_pinned_server_never_shows_where_a_name_leads(server: ServerProcess, model: str) -> None:
+    response = httpx.post(f"{server.base_url}/chat/completions", json=_chat(model=model), timeout=30)
+    error = _check_error(response, 400, "model")
+    assert error["code"] == "model_not_allowed"
+    assert error["message"].endswith(f"it cannot serve `{model}`.")
+    for revealing in (str(Path.home()), str(Path.cwd()), "/root", "/proc"):
+        assert revealing not in error["message"].replace(f"`{model}`", "")
