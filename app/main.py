@@ -28,6 +28,7 @@ from app.api.middleware import api_key_middleware, request_middleware
 from app.api.model_catalog import ModelCatalogController
 from app.api.responses import ResponsesController
 from app.api.transcriptions import TranscriptionsController
+from app.engine.client.heap import return_large_blocks
 from app.engine.client.loader import load_model
 from app.engine.options import BatchLimits, LoadOptions
 from app.errors import HfServeError
@@ -135,6 +136,7 @@ def create_app(
 ) -> Litestar:
     """``telemetry``: by default tracing as the ``OTEL_*`` environment says, and metrics unless turned off."""
     telemetry = telemetry or Telemetry.from_env(metrics=settings.metrics, log_setup=engine_log_setup)
+    return_large_blocks()  # a huge request's memory goes back to the system once it is refused or done
     registry = ModelRegistry(
         load_options(settings, telemetry, engine_log_setup),
         idle_timeout=settings.model_timeout,
