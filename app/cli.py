@@ -40,6 +40,12 @@ def _serve_parser(sub: Any) -> None:
     )
     p.add_argument("--log-level", choices=["debug", "info", "warning", "error", "critical"])
     p.add_argument("--api-key", action="append", help="Require this Bearer key on /v1/* and /load_model (repeatable).")
+    p.add_argument(
+        "--allowed-local-model-path",
+        dest="allowed_local_model_paths",
+        action="append",
+        help="A directory below which requests may name local model directories (repeatable; default: none).",
+    )
     p.add_argument("--max-queue", type=int, help="Waiting requests per model before 429 (default 256).")
     p.add_argument("--max-batch-size", type=int, help="Most sequences decoded together (default 32).")
     p.add_argument("--max-model-len", type=int, help="Cap on prompt + completion tokens.")

@@ -37,6 +37,7 @@ from app.api.responses import ResponsesController
 from app.api.tokenize import TokenizeController
 from app.api.transcriptions import TranscriptionsController
 from app.drain import on_drain_signal
+from app.engine.client.heap import return_large_blocks
 from app.engine.client.loader import load_model
 from app.engine.options import BatchLimits, LoadOptions
 from app.errors import HfServeError
@@ -152,10 +153,12 @@ def create_app(
 ) -> Litestar:
     """``telemetry``: by default tracing as the ``OTEL_*`` environment says, and metrics unless turned off."""
     telemetry = telemetry or Telemetry.from_env(metrics=settings.metrics, log_setup=engine_log_setup)
+    return_large_blocks()  # a huge request's memory goes back to the system once it is refused or done
     registry = ModelRegistry(
         load_options(settings, telemetry, engine_log_setup),
         idle_timeout=settings.model_timeout,
         pinned=settings.model,
+        allowed_local_paths=settings.allowed_local_model_paths,
         loader=loader,
         telemetry=telemetry,
     )

@@ -82,9 +82,12 @@ class Settings(BaseSettings):
     max_video_frames: int = Field(64, ge=1, description="Frames sampled from one video at most.")
     video_frames: int = Field(8, ge=1, description="Frames sampled from a video by default.")
     video_fps: float | None = Field(None, gt=0, description="Sample videos at this rate by default instead.")
+    allowed_local_model_paths: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="Directories below which a request may name a local model directory."
+    )
     metrics: bool = Field(True, description="Request metrics at /metrics (process metrics are always there).")
 
-    @field_validator("cors_origins", "api_key", "allowed_media_hosts", mode="before")
+    @field_validator("cors_origins", "api_key", "allowed_media_hosts", "allowed_local_model_paths", mode="before")
     @classmethod
     def _lists_from_text(cls, value: Any) -> Any:
         return _split_list(value)

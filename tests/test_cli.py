@@ -82,6 +82,12 @@ def test_no_flags_give_the_defaults(served: list[Settings]) -> None:
         (["--max-model-len", "512"], "max_model_len", 512),
         (["--max-body-size", "4096"], "max_body_size", 4096),
         (["--no-metrics"], "metrics", False),
+        (["--allowed-local-model-path", "/m"], "allowed_local_model_paths", ["/m"]),
+        (
+            ["--allowed-local-model-path", "/m", "--allowed-local-model-path", "/n"],
+            "allowed_local_model_paths",
+            ["/m", "/n"],
+        ),
     ],
 )
 def test_flag_maps_to_setting(served: list[Settings], argv: list[str], field: str, expected: Any) -> None:

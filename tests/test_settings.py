@@ -189,3 +189,11 @@ def test_json_round_trip_ignores_env(clean_env: pytest.MonkeyPatch) -> None:
     rebuilt = Settings.model_validate_json(original.model_dump_json())
     assert rebuilt == original
     assert rebuilt.api_key == ["a", "b"]
+
+
+def test_allowed_local_model_paths_default_to_none_and_come_from_env(clean_env: pytest.MonkeyPatch) -> None:
+    assert Settings().allowed_local_model_paths == []
+    clean_env.setenv("HFSERVE_ALLOWED_LOCAL_MODEL_PATHS", "/models,/mnt/more models")
+    assert Settings().allowed_local_model_paths == ["/models", "/mnt/more models"]
+    clean_env.setenv("HFSERVE_ALLOWED_LOCAL_MODEL_PATHS", '["/a,b"]')
+    assert Settings().allowed_local_model_paths == ["/a,b"]

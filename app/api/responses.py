@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from litestar import Controller, Request, Response, delete, get, post
+from litestar import Controller, HttpMethod, Request, Response, get, post, route
 from litestar.params import Parameter
 from litestar.response import Stream
 
@@ -27,15 +27,15 @@ class ResponsesController(Controller):
         prepared = await responses_service.prepare(body)  # validation and admission errors: before any response
         return await deliver(request, responses_service, prepared, stream=body.stream, done=False, named=True)
 
-    @get("/{response_id:str}")
-    async def retrieve(self, response_id: str, responses_service: ResponsesService) -> Response[bytes]:
+    # One handler for both methods: Litestar builds a path's automatic OPTIONS answer from one handler's
+    # methods, so with two handlers its ``Allow`` would leave one of them out.
+    @route("/{response_id:str}", http_method=[HttpMethod.GET, HttpMethod.DELETE], status_code=200)
+    async def stored(self, request: Request, response_id: str, responses_service: ResponsesService) -> Response[bytes]:
+        if request.method == HttpMethod.DELETE:
+            deleted = await responses_service.delete(response_id)
+            return _json(deleted.model_dump_json().encode())
         response = await responses_service.get(response_id)
         return _json(response.model_dump_json(exclude_none=True).encode())
-
-    @delete("/{response_id:str}", status_code=200)
-    async def remove(self, response_id: str, responses_service: ResponsesService) -> Response[bytes]:
-        deleted = await responses_service.delete(response_id)
-        return _json(deleted.model_dump_json().encode())
 
     @get("/{response_id:str}/input_items")
     async def input_items(

@@ -13,7 +13,7 @@ from pydantic import ValidationError
 from app.api.body import validation_error
 from app.api.delivery import sse_response
 from app.api.disconnect import unless_disconnected
-from app.errors import InvalidRequest
+from app.errors import InvalidRequest, PayloadTooLarge
 from app.protocol.audio import TranscriptionRequest, TranscriptionVerbose
 from app.serving.subtitles import to_srt, to_vtt
 from app.serving.transcriptions import TranscriptionService
@@ -27,6 +27,11 @@ async def _read_form(request: Request[Any, Any, Any]) -> tuple[TranscriptionRequ
     try:
         form = await request.form()
     except ClientException as exc:
+        # Litestar reports a body past --max-body-size, and a part past the parser's limits, as
+        # "Request Entity Too Large" (the latter with a 400 status, kept for its own compatibility).
+        if exc.status_code == 413 or exc.detail == "Request Entity Too Large":
+            message = "The upload is larger than this server accepts (--max-body-size)."
+            raise PayloadTooLarge(message, param="file") from exc
         raise InvalidRequest(f"The multipart body cannot be read: {exc.detail}", param="file") from exc
     fields: dict[str, Any] = {}
     upload: UploadFile | None = None

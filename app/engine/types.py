@@ -67,6 +67,9 @@ class GenerationRequest:
     inputs: Mapping[str, Any] | None = None
     # Task options of speech-to-text models (language, task, prompt_ids, timestamps).
     options: Mapping[str, Any] | None = None
+    # How many engine requests the client's one request became (a completions call's prompts), all
+    # admitted together: a group larger than the waiting line could never be admitted.
+    group: int = 1
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,10 +3,10 @@
 Remote fetches cannot be turned against the host or its network:
 
 * http and https only; every redirect (at most ``max_redirects``) is checked again like the first URL;
-* the host name is resolved once, every address it resolves to must be public (not loopback, private,
-  link-local, multicast, reserved, shared or unspecified; cloud metadata addresses are link-local or
-  private), and the connection goes to an address that was checked, so a second DNS answer cannot
-  swap in another one (DNS rebinding);
+* the host name is resolved once, every address it resolves to must be public (``addresses.py``: no
+  block of the IANA special-purpose registries, IPv4 carried in IPv6 judged as IPv4; cloud metadata
+  addresses are link-local or private), and the connection goes to an address that was checked, so a
+  second DNS answer cannot swap in another one (DNS rebinding);
 * ``allowed_hosts`` and ``allow_private`` lift the address check for hosts an operator trusts;
 * a deadline for the whole fetch, a connect timeout, and a byte cap (``Content-Length`` and the bytes
   actually read) that answers "too large".
@@ -26,10 +26,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from urllib.parse import unquote, unquote_to_bytes, urljoin, urlsplit
 
+from app.media.addresses import Address, is_public
 from app.media.failures import MediaError
 from app.media.limits import FetchPolicy
 
-Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 Connect = Callable[[tuple[str, int], float], socket.socket]
 _REDIRECTS = {301, 302, 303, 307, 308}
 _CHUNK = 64 * 1024
@@ -102,15 +102,6 @@ def read_local_file(url: str, policy: FetchPolicy, max_bytes: int) -> Fetched:
 
 
 # -- addresses -------------------------------------------------------------------------------------
-
-
-def is_public(address: Address) -> bool:
-    """Globally routable unicast; IPv4-mapped and 6to4/Teredo-embedded IPv4 are judged as IPv4."""
-    if isinstance(address, ipaddress.IPv6Address):
-        embedded = address.ipv4_mapped or address.sixtofour or (address.teredo[1] if address.teredo else None)
-        if embedded is not None and not is_public(embedded):
-            return False
-    return address.is_global and not address.is_multicast
 
 
 def _host_allowed(host: str, policy: FetchPolicy) -> bool:

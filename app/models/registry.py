@@ -8,8 +8,9 @@ runs in a worker thread and reports progress back with ``call_soon_threadsafe``.
 from __future__ import annotations
 
 import asyncio
+import os
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -23,7 +24,7 @@ from app.engine.client.loader import LoadedModel, load_model
 from app.engine.options import LoadOptions
 from app.engine.types import ServingModel
 from app.errors import HfServeError, ModelLoadFailed, ModelNotAllowed, ServiceUnavailable
-from app.models.ids import ModelRef, parse_model_ref
+from app.models.ids import ModelRef, parse_model_ref, parse_requested_ref
 from app.models.observed import observe
 from app.observability.telemetry import Telemetry, phase
 
@@ -79,12 +80,17 @@ class ModelRegistry:
         pinned: str | None = None,
         loader: Loader = load_model,
         telemetry: Telemetry | None = None,
+        allowed_local_paths: Sequence[str] = (),
     ) -> None:
+        """``allowed_local_paths``: the directories below which a request may name a local model
+        (``--allowed-local-model-path``); the pinned model may be any directory."""
         self._options = options
+        self._allowed_local_paths = tuple(allowed_local_paths)
         self._telemetry = telemetry or Telemetry(metrics=False)
         self._idle_timeout = idle_timeout
         self._loader = loader
         self._pinned = parse_model_ref(pinned) if pinned else None
+        self._pinned_names = {pinned.strip(), self._pinned.name, self._pinned.source} if self._pinned else set()
         self._entries: dict[str, _Entry] = {}
         self._reaper: asyncio.Task[None] | None = None
         self._background: set[asyncio.Task[None]] = set()  # replacements of dead engines
@@ -121,18 +127,26 @@ class ModelRegistry:
         return self._pinned
 
     def resolve(self, requested: str | None) -> ModelRef:
-        """The model a request addresses (the pinned one when it names none)."""
+        """The model a request addresses (the pinned one when it names none). Errors echo only the
+        request's own text."""
         if self._pinned is None:
             if not requested:
                 raise ModelNotAllowed("`model` is required: this server is not pinned to a model.", param="model")
-            return parse_model_ref(requested)
-        if requested:
-            ref = parse_model_ref(requested)
-            if ref != self._pinned:
-                raise ModelNotAllowed(
-                    f"This server serves only `{self._pinned.name}`; it cannot serve `{ref.name}`.", param="model"
-                )
+            return parse_requested_ref(requested, self._allowed_local_paths)
+        if requested and not self._names_pinned(requested.strip()):
+            raise ModelNotAllowed(
+                f"This server serves only `{self._pinned.name}`; it cannot serve `{requested.strip()}`.",
+                param="model",
+            )
         return self._pinned
+
+    def _names_pinned(self, requested: str) -> bool:
+        if requested in self._pinned_names or os.path.normpath(requested) in self._pinned_names:
+            return True
+        try:
+            return parse_requested_ref(requested, self._allowed_local_paths) == self._pinned
+        except HfServeError:
+            return False
 
     def state(self, ref: ModelRef) -> ModelState:
         entry = self._entries.get(ref.name)

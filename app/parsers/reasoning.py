@@ -12,6 +12,10 @@ Two delimiter families are known:
   ``vllm/reasoning/gemma4_reasoning_parser.py``, which splits on ``<|channel>``/``<channel|>`` and strips
   the ``thought\\n`` label.
 
+An end delimiter with no start before it, in content, is content: the text before it has already been
+streamed as content, so it cannot be reasoning after the fact (a prompt that opens the block is
+recognised up front: ``inside=True``).
+
 Whitespace rules: whitespace-only text before the start delimiter is dropped, reasoning and the content
 after the end delimiter lose their leading whitespace, and whitespace right before the end delimiter
 is not reasoning (it is held back until more reasoning shows it was inner whitespace).
@@ -68,7 +72,8 @@ class ReasoningParser:
             self._lead_ws = ""
             self._in_reasoning = self._opening = True
             self._label_seen = False
-        # A stray end delimiter outside reasoning is dropped.
+        else:  # an end delimiter with no block open is the model's text: kept, never dropped
+            self._emit_content(marker)
         return True
 
     def _emit_content(self, text: str) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field
+from pydantic import ConfigDict, Field
 
 from app.protocol.common import WireModel, WireRequest
 
@@ -12,7 +12,10 @@ ResponseFormat = Literal["json", "text", "srt", "verbose_json", "vtt"]
 
 
 class TranscriptionRequest(WireRequest):
-    """The form fields besides ``file`` (multipart/form-data, as OpenAI takes them)."""
+    """The form fields besides ``file`` (multipart/form-data, as OpenAI takes them): every form value is
+    text, so these fields are read from strings (lax), unlike JSON bodies."""
+
+    model_config = ConfigDict(extra="allow", strict=False)
 
     model: str | None = None
     language: str | None = Field(None, max_length=32)

@@ -7,28 +7,29 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from app.protocol.common import ConstrainedRequest, PromptLogprobs, Usage, WireModel
+from app.protocol.tools import FunctionTool, ToolCall, ToolChoice
 
 
 class ContentPart(BaseModel):
     """One part of a message's content: ``text``, ``image_url``, ``input_audio``, ``video_url``..."""
 
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", strict=True)
     type: str
     text: str | None = None
 
 
 class ChatMessage(BaseModel):
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", strict=True)
     role: Literal["system", "developer", "user", "assistant", "tool"]
     content: str | list[ContentPart] | None = None
     name: str | None = None
-    tool_calls: list[dict[str, Any]] | None = None
+    tool_calls: list[ToolCall] | None = None
     tool_call_id: str | None = None
     reasoning_content: str | None = None
 
 
 class StreamOptions(BaseModel):
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", strict=True)
     include_usage: bool = False
 
 
@@ -43,8 +44,8 @@ class ChatCompletionRequest(ConstrainedRequest):
     top_logprobs: int | None = Field(None, ge=0, le=20)
     prompt_logprobs: int | None = Field(None, ge=0, le=20)  # vLLM's: see ``PromptLogprobs``
     response_format: dict[str, Any] | None = None
-    tools: list[dict[str, Any]] | None = None
-    tool_choice: str | dict[str, Any] | None = None
+    tools: list[FunctionTool] | None = None
+    tool_choice: ToolChoice | None = None
     parallel_tool_calls: bool | None = None
     chat_template_kwargs: dict[str, Any] | None = None
 

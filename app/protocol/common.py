@@ -8,9 +8,11 @@ from pydantic import BaseModel, ConfigDict, Field
 
 
 class WireRequest(BaseModel):
-    """Request bodies accept unknown fields (logged once by the API layer), as OpenAI clients send many."""
+    """Request bodies accept unknown fields (logged once by the API layer), as OpenAI clients send many.
+    Known fields are strict: no coercion that could change a value's meaning (``0`` is not ``false``,
+    ``false`` is not token 0, ``"1"`` is not 1); an integer is still taken where a number is expected."""
 
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", strict=True)
 
 
 StopText = Annotated[str, Field(max_length=512)]

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import ConfigDict, Field
 
 from app.protocol.common import WireModel
 
 
 class GenerationConfigOverrides(WireModel):
     """The transformers ``GenerationConfig`` fields a request may override, with the same bounds as the
-    request's own fields. Unknown keys are rejected, never ignored."""
+    request's own fields. Unknown keys are rejected, never ignored; values are strict, as the request's."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     max_new_tokens: int | None = Field(None, ge=1)
     temperature: float | None = Field(None, ge=0.0, le=2.0)

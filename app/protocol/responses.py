@@ -7,10 +7,11 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag
 
 from app.protocol.common import SamplingRequest
+from app.protocol.tools import JsonArguments, ResponsesTool, ToolChoice
 
 
 class _Item(BaseModel):
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", strict=True)
 
 
 class InputContentPart(_Item):
@@ -34,7 +35,7 @@ class FunctionCallItem(_Item):
     id: str | None = None
     call_id: str
     name: str
-    arguments: str
+    arguments: JsonArguments
 
 
 class FunctionCallOutputItem(_Item):
@@ -105,8 +106,8 @@ class ResponseRequest(SamplingRequest):
     stream: bool = False
     store: bool = True
     previous_response_id: str | None = None
-    tools: list[dict[str, Any]] | None = None
-    tool_choice: str | dict[str, Any] | None = None
+    tools: list[ResponsesTool] | None = None
+    tool_choice: ToolChoice | None = None
     parallel_tool_calls: bool | None = None
     text: TextConfig | None = None
     reasoning: ReasoningConfig | None = None

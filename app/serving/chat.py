@@ -34,6 +34,7 @@ from app.serving.prepare import (
     PreparedGeneration,
     Preparer,
     check_tool_choice,
+    wire_tool_choice,
 )
 from app.serving.structured import GUIDED_FIELDS, output_constraint
 
@@ -51,8 +52,8 @@ def to_generation_spec(req: ChatCompletionRequest) -> GenerationSpec:
     reject_unsupported(req)
     chat = ChatInput(
         to_template_messages(req.messages),
-        tools=to_template_tools(req.tools),
-        tool_choice=req.tool_choice,
+        tools=to_template_tools([tool.model_dump(exclude_none=True) for tool in req.tools]) if req.tools else None,
+        tool_choice=wire_tool_choice(req.tool_choice),
         parallel_tool_calls=req.parallel_tool_calls is not False,
         template_kwargs=req.chat_template_kwargs,
     )

@@ -105,7 +105,7 @@ def _tool_calls_for_template(calls: list[dict[str, Any]]) -> list[dict[str, Any]
     """OpenAI sends arguments as a JSON string; chat templates expect an object."""
     converted = []
     for call in calls:
-        function = dict(call.get("function") or {})
+        function = dict(call["function"])
         arguments = function.get("arguments")
         if isinstance(arguments, str):
             with suppress(ValueError):  # not JSON: hand the template the string as sent
@@ -130,7 +130,7 @@ def to_template_messages(
             content = _content(content, param, media)
         item["content"] = content or ""
         if message.tool_calls:
-            item["tool_calls"] = _tool_calls_for_template(message.tool_calls)
+            item["tool_calls"] = _tool_calls_for_template(item["tool_calls"])
         rendered.append(item)
     return ChatPrompt(rendered, media)
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, cast
 
@@ -28,11 +28,12 @@ from app.engine.types import (
     SamplingParams,
     ServingModel,
 )
-from app.errors import InvalidRequest
+from app.errors import InvalidRequest, UnsupportedParameter
 from app.media.limits import MediaLimits
 from app.models.registry import ModelRegistry
 from app.parsers.base import OutputParser, ParsedDelta
 from app.protocol.common import Usage
+from app.protocol.tools import NamedToolChoice, ToolChoice
 from app.serving.chat_messages import ChatPrompt
 from app.serving.media import MediaConfig, MediaRef, load_media
 from app.serving.outcome import log_outcome, usage_of
@@ -193,13 +194,21 @@ class _Rendered:
 _TAIL_TOKENS = 16  # enough to see whether the template opened (or closed) a reasoning block
 
 
-def check_tool_choice(tool_choice: Any, tools: list[dict[str, Any]] | None, param: str = "tool_choice") -> None:
+def check_tool_choice(tool_choice: ToolChoice | None, tools: Sequence[Any] | None, param: str = "tool_choice") -> None:
     if tool_choice is None or tool_choice in ("auto", "none"):
         return
-    if tool_choice != "required" and not isinstance(tool_choice, dict):
-        raise InvalidRequest("tool_choice must be auto, none, required or a function.", param=param)
     if not tools:
         raise InvalidRequest("tool_choice requires tools.", param=param)
+    if isinstance(tool_choice, NamedToolChoice):
+        if tool_choice.type != "function":
+            raise UnsupportedParameter(f"tool_choice of type `{tool_choice.type}` is not supported.", param=param)
+        if (tool_choice.name is None) == (tool_choice.function is None):
+            raise InvalidRequest("A forced tool names one function: `function.name` or `name`.", param=param)
+
+
+def wire_tool_choice(tool_choice: ToolChoice | None) -> str | dict[str, Any] | None:
+    """The checked ``tool_choice`` as the plain value the prepare path and the echoed response take."""
+    return tool_choice.model_dump(exclude_none=True) if isinstance(tool_choice, NamedToolChoice) else tool_choice
 
 
 def template_kwargs(defaults: PromptDefaults, requested: Mapping[str, Any] | None) -> dict[str, Any]:
@@ -317,7 +326,8 @@ class Preparer:
                     param="prompt_logprobs",
                 )
             request_id = f"{spec.request_id}-{i}" if several else spec.request_id
-            requests.append(GenerationRequest(request_id, ids, params, inputs=rendered.inputs))
+            group = len(rendered.prompts)
+            requests.append(GenerationRequest(request_id, ids, params, inputs=rendered.inputs, group=group))
         return requests
 
     async def encode_chat(

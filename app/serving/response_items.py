@@ -18,6 +18,7 @@ from app.protocol.responses import (
     ReasoningItem,
     ReasoningText,
 )
+from app.protocol.tools import CalledFunction, ResponsesTool, ToolCall
 from app.serving.chat_messages import ChatPrompt, is_media_part, to_template_messages, to_template_tools
 
 _TEXT_PARTS = {"input_text", "output_text", "text", "summary_text", "reasoning_text"}
@@ -118,11 +119,7 @@ def to_chat_messages(instructions: str | None, items: list[InputItem]) -> ChatPr
         elif isinstance(item, FunctionCallItem):
             call_names[item.call_id] = item.name
             turn = assistant_turn()
-            call = {
-                "id": item.call_id,
-                "type": "function",
-                "function": {"name": item.name, "arguments": item.arguments},
-            }
+            call = ToolCall(id=item.call_id, function=CalledFunction(name=item.name, arguments=item.arguments))
             turn.tool_calls = [*(turn.tool_calls or []), call]
         elif isinstance(item, FunctionCallOutputItem):
             output = _text(item.output, f"input[{i}].output")
@@ -141,23 +138,22 @@ def to_chat_messages(instructions: str | None, items: list[InputItem]) -> ChatPr
     return to_template_messages(messages, content_params)
 
 
-def chat_tools(tools: list[dict[str, Any]] | None) -> list[dict[str, Any]] | None:
+def chat_tools(tools: list[ResponsesTool] | None) -> list[dict[str, Any]] | None:
     """Responses' flat function tools → the nested form chat templates take."""
     if not tools:
         return None
-    nested = []
+    converted = []
     for i, tool in enumerate(tools):
-        if tool.get("type") != "function":
-            raise UnsupportedParameter(
-                f"Only function tools are supported, not `{tool.get('type')}`.", param=f"tools[{i}]"
-            )
-        if isinstance(tool.get("function"), dict):  # already in chat form
-            nested.append(tool)
+        if tool.type != "function":
+            raise UnsupportedParameter(f"Only function tools are supported, not `{tool.type}`.", param=f"tools[{i}]")
+        if tool.function is not None:  # already in chat form
+            converted.append({"type": "function", "function": tool.function.model_dump(exclude_none=True)})
             continue
-        if not tool.get("name"):
+        if tool.name is None:
             raise InvalidRequest("A function tool needs a name.", param=f"tools[{i}].name")
-        nested.append({"type": "function", "function": tool})
-    return to_template_tools(nested)
+        function = tool.model_dump(include={"name", "description", "parameters"}, exclude_none=True)
+        converted.append({"type": "function", "function": function})
+    return to_template_tools(converted)
 
 
 def as_input_item(item: OutputItem) -> InputItem:

@@ -23,7 +23,14 @@ from app.protocol.responses import InputItem, ResponseRequest
 from app.serving.logprobs import token_logprobs
 from app.serving.outcome import raise_for_finish
 from app.serving.params import sampling_fields
-from app.serving.prepare import ChatInput, GenerationSpec, PreparedGeneration, Preparer, check_tool_choice
+from app.serving.prepare import (
+    ChatInput,
+    GenerationSpec,
+    PreparedGeneration,
+    Preparer,
+    check_tool_choice,
+    wire_tool_choice,
+)
 from app.serving.response_events import ResponseBuilder
 from app.serving.response_items import as_input_item, chat_tools, input_items, listed_item, to_chat_messages
 from app.serving.response_store import ResponseStore
@@ -72,8 +79,8 @@ def _response_object(req: ResponseRequest, generation: PreparedGeneration) -> Re
         max_output_tokens=req.max_output_tokens,
         previous_response_id=req.previous_response_id,
         parallel_tool_calls=req.parallel_tool_calls is not False,
-        tool_choice=req.tool_choice or "auto",
-        tools=req.tools or [],
+        tool_choice=wire_tool_choice(req.tool_choice) or "auto",
+        tools=[tool.model_dump(exclude_none=True) for tool in req.tools or ()],
         temperature=generation.params.temperature,
         top_p=generation.params.top_p,
         top_logprobs=req.top_logprobs,
@@ -150,7 +157,7 @@ class ResponsesService:
         chat = ChatInput(
             prompt,
             tools=chat_tools(req.tools),
-            tool_choice=req.tool_choice,
+            tool_choice=wire_tool_choice(req.tool_choice),
             parallel_tool_calls=req.parallel_tool_calls is not False,
             template_kwargs=req.chat_template_kwargs,
         )

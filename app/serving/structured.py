@@ -206,7 +206,7 @@ def chosen_tools(tools: list[dict[str, Any]], tool_choice: Any, param: str = "to
     """The tools a ``required`` or named choice allows."""
     if tool_choice == "required":
         return tools
-    name = tool_choice.get("name") or (tool_choice.get("function") or {}).get("name")
+    name = tool_choice.get("name") or tool_choice["function"]["name"]  # checked: one of the two is given
     picked = [tool for tool in tools if tool["function"]["name"] == name]
     if not picked:
         raise InvalidRequest(f"tool_choice names `{name}`, which is not among the tools.", param=param)

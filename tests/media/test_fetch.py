@@ -74,6 +74,40 @@ def test_a_hostname_resolving_to_loopback_is_refused(server: MediaServer) -> Non
     assert server.hits == []
 
 
+@pytest.mark.parametrize(
+    "host",
+    [
+        "[::ffff:127.0.0.1]",
+        "[::ffff:7f00:1]",
+        "[::127.0.0.1]",
+        "[64:ff9b::7f00:1]",
+        "[64:ff9b:1:7f00:0:100::]",
+        "[2002:7f00:1::]",
+        "[2001:0:4136:e378:8000:63bf:80ff:fffe]",
+        "192.0.0.192",
+    ],
+)
+def test_loopback_carried_in_ipv6_is_refused_before_connecting(server: MediaServer, host: str) -> None:
+    """Each form names the loopback server's own port; the spy stands in for the connection, so a miss
+    could reach nothing but 127.0.0.1 (``192.0.0.192`` is a special-purpose address Python calls global)."""
+    url = server.file("/red.png", png()).replace("127.0.0.1", host)
+    spy = ConnectSpy()
+    with pytest.raises(MediaError) as caught:
+        load_url(url, STRICT, MB, connect=spy)
+    assert caught.value.kind == "refused"
+    assert spy.calls == [] and server.hits == []
+
+
+def test_a_redirect_to_loopback_carried_in_ipv6_is_refused(server: MediaServer) -> None:
+    target = server.file("/red.png", png()).replace("127.0.0.1", "[64:ff9b::7f00:1]")
+    start = server.redirect("/go", target)
+    trusted = FetchPolicy(allowed_hosts=("127.0.0.1",), timeout=5)
+    with pytest.raises(MediaError) as caught:
+        load_url(start, trusted, MB)
+    assert caught.value.kind == "refused"
+    assert server.hits == ["/go"]
+
+
 def test_every_redirect_is_checked_again(server: MediaServer) -> None:
     target = server.file("/red.png", png()).replace("127.0.0.1", "localhost")
     start = server.redirect("/start", target)

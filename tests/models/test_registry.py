@@ -14,7 +14,7 @@ import pytest
 from app.engine.client.loader import LoadedModel, load_model
 from app.engine.options import LoadOptions
 from app.engine.types import FinishEvent, GenerationRequest, SamplingParams
-from app.errors import ModelNotFound, ServiceUnavailable
+from app.errors import ModelNotAllowed, ModelNotFound, ServiceUnavailable
 from app.models.ids import parse_model_ref
 from app.models.registry import ModelRegistry, ModelState
 from tests.fixtures.tiny_models import NEVER_EOS_MODEL_ID
@@ -175,3 +175,31 @@ async def test_a_shut_down_engine_is_not_mistaken_for_a_dead_one(model_dir: str)
     await asyncio.sleep(0.2)
     assert registry.state(ref) == ModelState.ABSENT and not registry._background
     await registry.close()
+
+
+def test_a_pinned_registry_refuses_other_names_echoing_only_the_clients_text(tmp_path: Path) -> None:
+    pinned = tmp_path / "pinned"
+    pinned.mkdir()
+    registry = ModelRegistry(LoadOptions(), idle_timeout=-1, pinned=str(pinned))
+    for same in (str(pinned), f"{pinned}/", f"{tmp_path}/./pinned", None, ""):
+        assert registry.resolve(same) == registry.pinned
+    for other in ("~", "/proc/self/cwd", str(tmp_path), "org/name"):
+        with pytest.raises(ModelNotAllowed) as caught:
+            registry.resolve(other)
+        assert caught.value.message.endswith(f"it cannot serve `{other}`.")
+        assert os.path.expanduser("~") not in caught.value.message.replace(str(pinned), "")
+        assert os.getcwd() not in caught.value.message.replace(str(pinned), "")
+
+
+def test_an_unpinned_registry_takes_local_directories_only_below_the_allowed_paths(tmp_path: Path) -> None:
+    model = tmp_path / "models" / "tiny"
+    model.mkdir(parents=True)
+    allowed = ModelRegistry(LoadOptions(), idle_timeout=-1, allowed_local_paths=[str(model.parent)])
+    assert allowed.resolve(str(model)).source == str(model)
+    closed = ModelRegistry(LoadOptions(), idle_timeout=-1)
+    messages = set()
+    for text in (str(model), "~", "/proc/self/cwd", str(tmp_path), str(tmp_path / "missing"), "./models"):
+        with pytest.raises(ModelNotFound) as caught:
+            closed.resolve(text)
+        messages.add(caught.value.message.replace(text, "<model>"))
+    assert len(messages) == 1

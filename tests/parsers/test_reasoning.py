@@ -41,8 +41,17 @@ def test_no_start_delimiter_means_all_content(text: str) -> None:
     assert think(text) == Outcome(content=text)
 
 
-def test_stray_end_delimiter_outside_reasoning_is_dropped() -> None:
-    assert think("abc</think>def") == Outcome(content="abcdef")
+@pytest.mark.parametrize("text", ["abc</think>def", "</think>", "a</think>b</think>", "<think>r</think>a</think>b"])
+def test_an_end_delimiter_with_no_block_open_is_kept_as_content(text: str) -> None:
+    reasoning = "r" if text.startswith("<think>") else ""
+    content = text.removeprefix("<think>r</think>")
+    outcome = parse_all_ways(ReasoningParser, text, ("<think>",))  # the end delimiter stays in the content
+    assert outcome == Outcome(content=content, reasoning=reasoning)
+
+
+def test_a_gemma_end_delimiter_with_no_channel_open_is_kept_as_content() -> None:
+    outcome = parse_all_ways(GEMMA4, "plain<channel|> text", ("<|channel>",))
+    assert outcome == Outcome(content="plain<channel|> text")
 
 
 @pytest.mark.parametrize(

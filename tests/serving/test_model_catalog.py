@@ -57,10 +57,10 @@ def test_a_bad_name_fails_before_any_event() -> None:
 
 
 async def test_loading_a_local_model_streams_progress_then_lists_it(hub: Path) -> None:
-    registry = ModelRegistry(LoadOptions(), idle_timeout=-1)
+    local = str(snapshot_path(hub.parent, NEVER_EOS_MODEL_ID))
+    registry = ModelRegistry(LoadOptions(), idle_timeout=-1, allowed_local_paths=[str(Path(local).parent)])
     await registry.start()
     service = ModelCatalogService(registry)
-    local = str(snapshot_path(hub.parent, NEVER_EOS_MODEL_ID))
     try:
         events = [event async for event in service.load_events(local)]
         assert events[-1].status == "ready" and events[-1].model == local and events[-1].cached is False
@@ -74,3 +74,11 @@ async def test_loading_a_local_model_streams_progress_then_lists_it(hub: Path) -
         assert CHAT_MODEL_ID in cards
     finally:
         await registry.close()
+
+
+def test_a_local_model_outside_the_allowed_paths_cannot_be_loaded(hub: Path) -> None:
+    local = str(snapshot_path(hub.parent, NEVER_EOS_MODEL_ID))
+    service = ModelCatalogService(ModelRegistry(LoadOptions(), idle_timeout=-1))
+    with pytest.raises(ModelNotFound) as caught:
+        service.load_events(local)
+    assert caught.value.message == f"The model `{local}` does not exist or is not available on this server."

@@ -16,9 +16,11 @@ from app.protocol.response_objects import (
     ReasoningOutput,
 )
 from app.protocol.responses import InputItem
+from app.protocol.tools import ResponsesTool
 from app.serving.response_items import as_input_item, chat_tools, input_items, listed_item, to_chat_messages
 
 ITEMS = TypeAdapter(list[InputItem])
+TOOLS = TypeAdapter(list[ResponsesTool])
 
 
 def _messages(items: list[dict[str, Any]], instructions: str | None = None) -> list[dict[str, Any]]:
@@ -116,16 +118,16 @@ def test_media_parts_name_the_part_and_references_are_refused() -> None:
 def test_tools_are_nested_for_the_template() -> None:
     flat = {"type": "function", "name": "f", "description": "d", "parameters": {"type": "object"}, "strict": True}
     nested = {"type": "function", "function": {"name": "g"}}
-    assert chat_tools([flat, nested]) == [
+    assert chat_tools(TOOLS.validate_python([flat, nested])) == [
         {"type": "function", "function": {"name": "f", "description": "d", "parameters": {"type": "object"}}},
         nested,
     ]
     assert chat_tools(None) is None
     with pytest.raises(UnsupportedParameter) as caught:
-        chat_tools([flat, {"type": "file_search"}])
+        chat_tools(TOOLS.validate_python([flat, {"type": "file_search"}]))
     assert caught.value.param == "tools[1]"
     with pytest.raises(InvalidRequest) as caught:
-        chat_tools([{"type": "function"}])
+        chat_tools(TOOLS.validate_python([{"type": "function"}]))
     assert caught.value.param == "tools[0].name"
 
 

@@ -31,7 +31,7 @@ def whisper(media_hf_home: Path) -> str:
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def service(whisper: str) -> AsyncIterator[TranscriptionService]:
-    registry = ModelRegistry(LoadOptions(), idle_timeout=-1)
+    registry = ModelRegistry(LoadOptions(), idle_timeout=-1, allowed_local_paths=[str(Path(whisper).parent)])
     await registry.start()
     yield TranscriptionService(registry, MediaConfig(limits=MediaLimits(max_bytes=2_000_000)))
     await registry.close()

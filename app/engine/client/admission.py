@@ -1,7 +1,8 @@
 """What the engine accepts: the checks a request passes before it is sent to the engine process.
 
 They run once per request, on the event loop, before anything is streamed: a refused request costs the
-engine process nothing.
+engine process nothing. What no wait could change is a 400 naming why; only a full waiting line, which
+drains, is a 429 with ``Retry-After``.
 """
 
 from __future__ import annotations
@@ -29,7 +30,13 @@ def admit(request: GenerationRequest, *, vocab_size: int, max_rows: int, limits:
             f"server's budget (--max-kv-tokens) is {budget}. Lower max_tokens, n or the prompt.",
             param="max_tokens",
         )
-    if waiting >= limits.max_queue:
+    if request.group > limits.max_queue:
+        raise InvalidRequest(
+            f"This request holds {request.group} prompts, and this model's waiting line takes at most "
+            f"{limits.max_queue} (--max-queue): it could never be admitted. Send fewer prompts per request.",
+            param="prompt",
+        )
+    if waiting >= limits.max_queue:  # transient: the line drains as requests start
         raise Overloaded("Too many requests are waiting for this model; retry shortly.")
 
 

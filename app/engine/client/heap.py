@@ -7,10 +7,17 @@ the collector walks all of them again. ``freeze_heap`` collects what is garbage 
 still alive into the permanent generation (``gc.freeze``), which collections skip; objects made afterwards
 are collected as usual. The registry calls it once a model is loaded or unloaded: unfreezing first lets
 what only an unloaded model held be collected.
+
+``return_large_blocks`` keeps the C allocator from holding on to large request bodies: glibc raises its
+mmap threshold each time a large block is freed, up to 32 MiB, after which a 30 MB prompt's body, string
+and rendered copies come from the heap and stay in the process (measured: +90 MiB of resident memory
+after a few such prompts). A fixed 1 MiB threshold gives every block past it back to the system on free.
 """
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import gc
 import time
 
@@ -26,3 +33,19 @@ def freeze_heap(reason: str) -> None:
     gc.freeze()
     ms = round((time.perf_counter() - started) * 1e3)
     log.debug("heap_frozen", reason=reason, objects=gc.get_freeze_count(), ms=ms)
+
+
+_M_MMAP_THRESHOLD = -3  # mallopt's parameter number (glibc malloc.h)
+
+
+def return_large_blocks(threshold: int = 1 << 20) -> bool:
+    """Fix glibc's mmap threshold at ``threshold`` bytes (see the module docstring); False where the C
+    library is not glibc, which is left as it is."""
+    name = ctypes.util.find_library("c")
+    try:
+        mallopt = ctypes.CDLL(name).mallopt if name else None
+    except (OSError, AttributeError):
+        mallopt = None
+    if mallopt is None:
+        return False
+    return bool(mallopt(_M_MMAP_THRESHOLD, threshold))

@@ -12,6 +12,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+import structlog
 from huggingface_hub import HfApi, constants, snapshot_download
 from huggingface_hub.errors import (
     GatedRepoError,
@@ -31,6 +32,8 @@ from app.engine.progress import bar_class
 from app.engine.sentence_transformers import has_layout
 from app.engine.types import ModelInfo, PromptRenderer, ServingModel
 from app.errors import InvalidRequest, ModelLoadFailed, ModelNotFound
+
+log = structlog.get_logger(__name__)
 
 DOWNLOAD_PATTERNS = ["*.json", "*.safetensors", "*.model", "*.txt", "*.jinja", "*.tiktoken", "*.py"]
 _WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt")
@@ -86,7 +89,8 @@ def load_model(name: str, source: str, revision: str | None, opts: LoadOptions, 
     """
     local = revision is None
     if local and not (Path(source) / "config.json").is_file():
-        raise ModelNotFound(name, "The directory holds no model (no config.json).")
+        log.warning("model_directory_has_no_config", model=name)  # the client's error says no more than "not found"
+        raise ModelNotFound(name)
     folder = source if local else _cached_snapshot(source, revision)
     if folder is None:
         _check_exists(name, source, revision)
@@ -118,4 +122,6 @@ def load_model(name: str, source: str, revision: str | None, opts: LoadOptions, 
     engine_class = RemotePoolingEngine if task in POOLING_TASKS else RemoteEngine
     engine = engine_class.spawn(folder, name, opts, progress)
     engine.info = dataclasses.replace(engine.info, **media_fields)
+    if isinstance(renderer, ChatRenderer):
+        renderer.bound_prompts(engine.info.max_context)
     return LoadedModel(tokenizer, engine.info, engine, renderer)

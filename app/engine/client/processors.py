@@ -77,6 +77,7 @@ class MultimodalRenderer(ChatRenderer):
         if media.video_audios:
             kwargs.setdefault("use_audio_in_video", True)
         text = self.render_chat(messages, tools=tools, template_kwargs=kwargs)
+        self.check_length(text, "messages")  # the processor only adds tokens (a media part's placeholders)
         call: dict[str, Any] = {"text": [text], "return_tensors": "np", "add_special_tokens": special_tokens}
         if media.images:
             call["images"] = media.images

@@ -1,4 +1,9 @@
-"""Chat templating and tokenization with the model's own tokenizer (blocking; run off the loop)."""
+"""Chat templating and tokenization with the model's own tokenizer (blocking; run off the loop).
+
+A prompt is never tokenized whole only to learn that it is too long: no token covers more characters
+than the tokenizer's longest one (measured once per tokenizer, at load), so a text longer than the
+model's context times that many characters cannot fit, and is refused before the tokenizer sees it.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +12,7 @@ from typing import Any
 
 from jinja2 import TemplateError
 
-from app.errors import InvalidRequest
+from app.errors import InvalidRequest, PromptTooLong
 
 # Fill-in-the-middle tokens (prefix, suffix, middle): Qwen2.5-Coder style, then StarCoder / SantaCoder style.
 _FIM_STYLES = (("<|fim_prefix|>", "<|fim_suffix|>", "<|fim_middle|>"), ("<fim_prefix>", "<fim_suffix>", "<fim_middle>"))
@@ -31,9 +36,33 @@ _RESERVED = frozenset(
 )
 
 
+def longest_token_chars(tokenizer: Any) -> int:
+    """The most characters one token of ``tokenizer`` stands for, bounded above by the length of its
+    vocabulary strings (a byte-level token's string has one character per byte, at least one per
+    character of text; a byte-fallback token's string is longer than its byte)."""
+    return max(1, max(map(len, tokenizer.get_vocab()), default=1))
+
+
 class ChatRenderer:
     def __init__(self, tokenizer: Any) -> None:
         self._tokenizer = tokenizer
+        self._longest_token = longest_token_chars(tokenizer)
+        self.max_prompt_chars: int | None = None  # set by ``bound_prompts`` once the context is known
+
+    def bound_prompts(self, max_context: int) -> None:
+        """Refuse, untokenized, any text longer than ``max_context`` tokens could cover."""
+        self.max_prompt_chars = max_context * self._longest_token
+
+    def check_length(self, text: str, param: str) -> None:
+        """Raise ``PromptTooLong`` for a text that could never fit the context (no tokenizing)."""
+        if self.max_prompt_chars is not None and len(text) > self.max_prompt_chars:
+            context = self.max_prompt_chars // self._longest_token
+            raise PromptTooLong(
+                f"This model's maximum context length is {context} tokens, and the prompt is {len(text)} "
+                f"characters long: more than {context} tokens of this model's tokenizer can hold "
+                f"({self.max_prompt_chars} characters). Shorten it.",
+                param=param,
+            )
 
     def encode_chat(
         self,
@@ -45,7 +74,8 @@ class ChatRenderer:
     ) -> list[int]:
         """``special_tokens``: also what the tokenizer adds to a bare text (the template usually writes them)."""
         text = self.render_chat(messages, tools=tools, template_kwargs=template_kwargs)
-        return self.encode_text(text, special_tokens=special_tokens)
+        self.check_length(text, "messages")
+        return self._tokenize(text, special_tokens=special_tokens)
 
     def render_chat(
         self,
@@ -77,6 +107,10 @@ class ChatRenderer:
 
     def encode_text(self, text: str, *, special_tokens: bool = False) -> list[int]:
         """``special_tokens``: add what the tokenizer adds to a bare prompt (a BOS, for Llama-style models)."""
+        self.check_length(text, "prompt")
+        return self._tokenize(text, special_tokens=special_tokens)
+
+    def _tokenize(self, text: str, *, special_tokens: bool) -> list[int]:
         return list(self._tokenizer(text, add_special_tokens=special_tokens)["input_ids"])
 
     def encode_fim(self, prefix: str, suffix: str) -> list[int]:

@@ -12,8 +12,10 @@ from app.engine.types import GenerationRequest, SamplingParams
 from app.errors import InvalidRequest, Overloaded
 
 
-def check(prompt: list[int], *, waiting: int = 0, limits: BatchLimits | None = None, **params: Any) -> None:
-    request = GenerationRequest("r", prompt, SamplingParams(**{"max_tokens": 8, **params}))
+def check(
+    prompt: list[int], *, waiting: int = 0, limits: BatchLimits | None = None, group: int = 1, **params: Any
+) -> None:
+    request = GenerationRequest("r", prompt, SamplingParams(**{"max_tokens": 8, **params}), group=group)
     admit(request, vocab_size=100, max_rows=4, limits=limits or BatchLimits(max_queue=2), waiting=waiting)
 
 
@@ -49,3 +51,17 @@ def test_what_cannot_fit_the_kv_budget_even_alone_is_refused() -> None:
 def test_a_full_waiting_line_is_overloaded() -> None:
     with pytest.raises(Overloaded):
         check([5], waiting=2)
+
+
+def test_a_group_the_waiting_line_could_never_hold_is_an_invalid_request_even_when_idle() -> None:
+    check([5], group=2)  # the line takes 2
+    with pytest.raises(InvalidRequest) as info:
+        check([5], group=3)
+    assert info.value.status == 400 and info.value.param == "prompt"
+    assert "--max-queue" in info.value.message and "never" in info.value.message
+
+
+def test_a_group_that_fits_an_empty_line_is_overloaded_while_the_line_is_full() -> None:
+    with pytest.raises(Overloaded) as info:
+        check([5], group=2, waiting=2)
+    assert info.value.status == 429 and info.value.headers["Retry-After"]
