@@ -156,6 +156,7 @@ class FinishEvent:
     detail: Mapping[str, Any] | None = None  # beyond text: a speech model's language, the stop string that ended it
     timing: RequestTiming | None = None
     prompt_logprobs: tuple[PromptLogprob, ...] | None = None
+    reasoning_tokens: int = 0  # of ``completion_tokens``: those inside the reasoning block
 
 
 class StepRecord(NamedTuple):

@@ -96,17 +96,19 @@ class Choice:
     output: ChoiceOutput = field(default_factory=ChoiceOutput)
     logprobs: list[Any] = field(default_factory=list)  # in the endpoint's wire format
     finish: FinishEvent | None = None
-    reasoning_tokens: int = 0  # tokens whose text went (partly) to reasoning
     prompt_logprobs: tuple[PromptLogprob, ...] | None = None  # its prompt's, when asked for (first event)
 
     def read(self, event: EngineEvent) -> list[ParsedDelta]:
-        """The parsed deltas of one event (the parser's tail with the finish); counts reasoning tokens."""
+        """The parsed deltas of one event (the parser's tail with the finish)."""
         deltas = self.parser.feed(event.text)
         if isinstance(event, FinishEvent):
             deltas += self.parser.finish()
-        elif any(delta.reasoning for delta in deltas):
-            self.reasoning_tokens += len(event.token_ids)
         return deltas
+
+    @property
+    def reasoning_tokens(self) -> int:
+        """Counted token by token in the engine, so however events were grouped on the way."""
+        return self.finish.reasoning_tokens if self.finish is not None else 0
 
 
 @dataclass(slots=True)

@@ -76,9 +76,9 @@ async def test_non_stream_failure_raises() -> None:
         await _service(_store()).complete(p)
 
 
-async def test_reasoning_tokens_are_counted_by_step() -> None:
+async def test_reasoning_tokens_are_the_engines_count() -> None:
     p = _prepared(
-        [_token("[th", 2), _token("ink]", 3), _token("Hi", 1), FinishEvent("resp_1", "stop", 4, 6)],
+        [_token("[th", 2), _token("ink]", 3), _token("Hi", 1), FinishEvent("resp_1", "stop", 4, 6, reasoning_tokens=5)],
         parser=BracketReasoning,
     )
     response = await _service(_store()).complete(p)

@@ -325,6 +325,7 @@ class BatchedEngine:
             detail,
             timing=req.timing(),
             prompt_logprobs=self._prompt_logprobs_once(row),
+            reasoning_tokens=row.text.reasoning_tokens,
         )
         self._emit(row, finish)
         if reason == "abort":

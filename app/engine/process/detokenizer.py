@@ -97,6 +97,11 @@ class ReasoningSplitter:
         self._head = True  # at the head of the content: whitespace is not content yet
         self._pending = ""
 
+    @property
+    def inside(self) -> bool:
+        """Within the block (or holding back what may be its end)."""
+        return self._inside
+
     def feed(self, text: str, *, final: bool = False) -> list[tuple[str, bool]]:
         """``(text, is_reasoning)`` segments; ``final`` releases what is held back."""
         buffer, self._pending = self._pending + text, ""
@@ -126,7 +131,8 @@ class ReasoningSplitter:
 
 
 class TextAssembler:
-    """Detokenizer plus stop strings for one sequence; with ``reasoning``, stop strings skip its block."""
+    """Detokenizer plus stop strings for one sequence; with ``reasoning``, stop strings skip its block, and
+    the tokens inside it are counted (``reasoning_tokens``, as OpenAI reports them)."""
 
     def __init__(
         self,
@@ -137,14 +143,18 @@ class TextAssembler:
     ) -> None:
         self._detok = IncrementalDetokenizer(tokenizer, skip_special_tokens)
         self._stops = StopMatcher(stops)
-        self._split = ReasoningSplitter(reasoning) if reasoning is not None and any(stops) else None
+        self._split = ReasoningSplitter(reasoning) if reasoning is not None else None
         self._stopped = False
+        self.reasoning_tokens = 0  # tokens inside the reasoning block (its markers and trailing whitespace too)
 
     def add(self, token_id: int) -> tuple[str, bool]:
         text = self._detok.step(token_id)
         if self._split is None:
             return self._stops.feed(text)
-        return self._matched(self._split.feed(text))
+        segments = self._split.feed(text)
+        if self._split.inside or any(reasoning for _, reasoning in segments):
+            self.reasoning_tokens += 1
+        return self._matched(segments)
 
     def finish(self) -> str:
         if self._split is None or self._stopped:

@@ -274,3 +274,20 @@ def test_output_without_a_block_is_all_content(tokenizer: Any) -> None:
     assert (text, stopped) == ("one", True)
     text, stopped = assemble(tokenizer, "one two", ["\n\n"], THINK)
     assert (text, stopped) == ("one two", False)
+
+
+def _reasoning_tokens(tokenizer: Any, text: str, markers: ReasoningMarkers | None) -> tuple[int, str]:
+    assembler = TextAssembler(tokenizer, [], reasoning=markers)
+    emitted = "".join(assembler.add(token)[0] for token in encode(tokenizer, text)) + assembler.finish()
+    return assembler.reasoning_tokens, emitted
+
+
+def test_the_tokens_inside_the_block_are_counted_one_by_one(tokenizer: Any) -> None:
+    block = "<think>\nCount: one\n\ntwo.\n</think>\n\n"
+    count, emitted = _reasoning_tokens(tokenizer, block + "one, two", THINK)
+    assert emitted == block + "one, two"  # without stop strings the text is untouched
+    assert count == len(encode(tokenizer, block))  # the block, its markers and the whitespace after it
+    assert _reasoning_tokens(tokenizer, "one, two", THINK)[0] == 0
+    opened, _ = _reasoning_tokens(tokenizer, REASONED.removeprefix("<think>"), THINK_OPEN)
+    assert opened == len(encode(tokenizer, block.removeprefix("<think>")))
+    assert _reasoning_tokens(tokenizer, REASONED, None)[0] == 0  # no reasoning parser: nothing is reasoning
