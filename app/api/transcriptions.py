@@ -13,8 +13,15 @@ from pydantic import ValidationError
 from app.api.body import validation_error
 from app.api.delivery import sse_response
 from app.api.disconnect import unless_disconnected
+from app.api.openapi import documented
 from app.errors import InvalidRequest
-from app.protocol.audio import TranscriptionRequest, TranscriptionVerbose
+from app.protocol.audio import (
+    Transcription,
+    TranscriptionRequest,
+    TranscriptionVerbose,
+    TranscriptTextDelta,
+    TranscriptTextDone,
+)
 from app.serving.subtitles import to_srt, to_vtt
 from app.serving.transcriptions import TranscriptionService
 
@@ -52,7 +59,19 @@ async def _read_form(request: Request[Any, Any, Any]) -> tuple[TranscriptionRequ
 class TranscriptionsController(Controller):
     path = "/v1/audio/transcriptions"
 
-    @post("", status_code=200)
+    @post(
+        "",
+        status_code=200,
+        operation_id="createTranscription",
+        opt=documented(
+            TranscriptionRequest,
+            form=True,
+            json=Transcription | TranscriptionVerbose,
+            stream=TranscriptTextDelta | TranscriptTextDone,
+            text=True,
+            stream_done=False,
+        ),
+    )
     async def create(self, request: Request, transcription_service: TranscriptionService) -> Response[bytes] | Stream:
         body, audio = await _read_form(request)
         prepared = await transcription_service.prepare(body, audio)  # errors: before any response
