@@ -134,6 +134,7 @@ def test_the_docs_page_loads_only_the_servers_own_files(client: TestClient, docu
     assert "cdn" not in page.text and '"openapi":"3.1' in page.text.replace(" ", "")
     for asset in assets:
         assert client.get(asset).status_code == 200, asset
+    assert client.get(f"{DOCS_PATH}/assets/swagger-editor.js").status_code == 404  # only the page's own files
     assert client.get(f"{DOCS_PATH}/openapi.json").json() == document
 
 
