@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, NamedTuple, Protocol, runtime_checkable
 
 FinishReason = Literal["stop", "length", "abort", "error"]
+SpeechTask = Literal["transcribe", "translate"]  # Whisper's tasks: same language as spoken, or English
 
 
 @dataclass(frozen=True, slots=True)
@@ -265,7 +266,17 @@ class SpeechInput:
 class SpeechFrontend(Protocol):
     """The parent-process side of a speech-to-text model: features in, text (and timestamps) out."""
 
-    def prepare(self, samples: Any, *, language: str | None, prompt: str | None, timestamps: bool) -> SpeechInput: ...
+    translates: bool  # takes the translate task (speech in any language it knows, English text out)
+
+    def prepare(
+        self,
+        samples: Any,
+        *,
+        language: str | None,
+        prompt: str | None,
+        timestamps: bool,
+        task: SpeechTask = "transcribe",
+    ) -> SpeechInput: ...
 
     def segments(self, token_ids: Sequence[int], offset: float, duration: float) -> list[tuple[float, float, str]]:
         """(start, end, text) per segment of one window starting at ``offset`` seconds, ``duration`` long."""

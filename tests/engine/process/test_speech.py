@@ -3,9 +3,7 @@ reason, the language heard and the timing; aborts and failures end a window, nev
 
 from __future__ import annotations
 
-import json
 import queue
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,7 +19,7 @@ from app.engine.process.outbox import Outbox
 from app.engine.process.speech import SpeechEngine
 from app.engine.types import EngineEvent, FinishEvent, GenerationRequest, SamplingParams, TokenEvent
 from app.errors import InvalidRequest
-from tests.fixtures.media_models import SPEECH_MODEL_ID
+from tests.fixtures.media_models import SPEECH_MODEL_ID, english_only_copy
 from tests.support.models import snapshot_path
 
 WINDOW = np.random.default_rng(0).standard_normal(16000).astype(np.float32) * 0.1
@@ -99,24 +97,14 @@ def test_a_failing_window_is_an_error_and_the_engine_goes_on(speech: Any) -> Non
 
 @pytest.fixture(scope="module")
 def english_only(media_hf_home: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The tiny Whisper as an English-only checkpoint (like Whisper's *.en): no language or task tokens in its
-    generation config."""
-    folder = tmp_path_factory.mktemp("whisper-en") / "model"
-    shutil.copytree(snapshot_path(media_hf_home, SPEECH_MODEL_ID), folder)
-    config = json.loads((folder / "generation_config.json").read_text())
-    for key in ("lang_to_id", "task_to_id"):
-        config.pop(key, None)
-    config["is_multilingual"] = False
-    (folder / "generation_config.json").unlink()  # a link into the blob store: replace it, not its target
-    (folder / "generation_config.json").write_text(json.dumps(config))
-    return folder
+    return english_only_copy(snapshot_path(media_hf_home, SPEECH_MODEL_ID), tmp_path_factory.mktemp("en") / "model")
 
 
 def test_an_english_only_checkpoint_transcribes_and_takes_only_english(english_only: Path) -> None:
     where = str(english_only)
     processor = load_processor(where)
     frontend = SpeechFrontend(processor, AutoConfig.from_pretrained(where), GenerationConfig.from_pretrained(where))
-    assert frontend.english_only and frontend.language_name(None) == "english"
+    assert frontend.english_only and not frontend.translates and frontend.language_name(None) == "english"
     with pytest.raises(InvalidRequest, match="English only") as refused:
         frontend.prepare(WINDOW, language="fr", prompt=None, timestamps=False)
     assert refused.value.param == "language"
