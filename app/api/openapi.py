@@ -36,8 +36,8 @@ _COMPONENTS = "#/components/schemas/{model}"
 _OPT_KEY = "openapi"
 JSON, SSE, TEXT, FORM = "application/json", "text/event-stream", "text/plain", "multipart/form-data"
 _STREAM_NOTE = (
-    "With `stream: true` the body is Server-Sent Events: each `data:` line holds one of the JSON objects "
-    "of the `text/event-stream` schema"
+    "Streamed, the body is Server-Sent Events, each one's `data` a JSON document (a failure mid-stream is "
+    "one last event in the error shape)"
 )
 
 
@@ -117,10 +117,25 @@ def _request_body(doc: OperationDoc, schema: dict[str, Any], components: dict[st
     return {"required": True, "content": {JSON: {"schema": schema}}}
 
 
+def _sse_event(payload: dict[str, Any], error: dict[str, Any], *, done: bool) -> dict[str, Any]:
+    """One Server-Sent Event (the shape OpenAPI 3.2's ``itemSchema`` gives SSE): its ``data`` is a JSON
+    document, the payload or, for a failure mid-stream, one last error; or the ``[DONE]`` sentinel."""
+    data: dict[str, Any] = {
+        "type": "string",
+        "contentMediaType": "application/json",
+        "contentSchema": {"anyOf": [payload, error]},
+    }
+    if done:
+        data = {"anyOf": [{"const": "[DONE]"}, data]}
+    properties = {"event": {"type": "string"}, "data": data}
+    return {"type": "object", "required": ["data"], "properties": properties}
+
+
 def _responses(key: tuple[str, str], doc: OperationDoc, schemas: dict[Any, Any]) -> dict[str, Any]:
     content = {media: {"schema": schemas[(*key, media)]} for media in doc.content}
     description = "Success."
     if SSE in doc.content:
+        content[SSE]["schema"] = _sse_event(content[SSE]["schema"], schemas["error"], done=doc.stream_done)
         description = f"{_STREAM_NOTE}{', then `data: [DONE]`' if doc.stream_done else ''}."
     responses: dict[str, Any] = {"200": {"description": description, "content": content}}
     for status, _ in doc.statuses.items():

@@ -100,8 +100,12 @@ def test_request_schemas_come_from_the_wire_models(document: dict[str, Any]) -> 
     assert set(request["properties"]) == set(ChatCompletionRequest.model_fields)
     assert request["properties"]["messages"]["minItems"] == 1
     assert set(chat["responses"]["200"]["content"]) == {"application/json", "text/event-stream"}
-    chunk = _component(document, chat["responses"]["200"]["content"]["text/event-stream"]["schema"])
-    assert chunk["properties"]["object"]["const"] == "chat.completion.chunk"
+    event = chat["responses"]["200"]["content"]["text/event-stream"]["schema"]
+    done, data = event["properties"]["data"]["anyOf"]
+    assert done == {"const": "[DONE]"} and data["contentMediaType"] == "application/json"
+    chunk, error = (_component(document, schema) for schema in data["contentSchema"]["anyOf"])
+    assert chunk["properties"]["object"]["const"] == "chat.completion.chunk" and set(error) >= {"properties"}
+    assert set(error["properties"]) == {"error"}
     upload = document["paths"]["/v1/audio/transcriptions"]["post"]["requestBody"]["content"]["multipart/form-data"]
     assert set(upload["schema"]["properties"]) == {"file", *TranscriptionRequest.model_fields}
     assert upload["schema"]["properties"]["file"]["format"] == "binary" and "file" in upload["schema"]["required"]
