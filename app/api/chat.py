@@ -19,6 +19,7 @@ class ChatController(Controller):
         "",
         status_code=200,
         operation_id="createChatCompletion",
+        summary="Create a chat completion",
         opt=documented(ChatCompletionRequest, json=ChatCompletion, stream=ChatCompletionChunk),
     )
     async def create(self, request: Request, chat_service: ChatService) -> Response[bytes] | Stream:

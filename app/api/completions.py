@@ -19,6 +19,7 @@ class CompletionsController(Controller):
         "",
         status_code=200,
         operation_id="createCompletion",
+        summary="Create a completion (legacy)",
         opt=documented(CompletionRequest, json=Completion, stream=Completion),
     )
     async def create(self, request: Request, completion_service: CompletionService) -> Response[bytes] | Stream:

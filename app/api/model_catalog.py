@@ -13,12 +13,17 @@ from app.serving.model_catalog import ModelCatalogService
 
 
 class ModelCatalogController(Controller):
-    @get("/v1/models", operation_id="listModels", opt=documented(json=ModelList))
+    @get("/v1/models", operation_id="listModels", summary="List the models", opt=documented(json=ModelList))
     async def list_models(self, model_catalog_service: ModelCatalogService) -> Response[bytes]:
         listing = await model_catalog_service.list_models()
         return Response(listing.model_dump_json().encode(), media_type="application/json")
 
-    @get("/v1/models/{model_id:path}", operation_id="retrieveModel", opt=documented(json=ModelCard))
+    @get(
+        "/v1/models/{model_id:path}",
+        operation_id="retrieveModel",
+        summary="Get one model",
+        opt=documented(json=ModelCard),
+    )
     async def retrieve_model(self, model_id: str, model_catalog_service: ModelCatalogService) -> Response[bytes]:
         card = await model_catalog_service.get_model(model_id.removeprefix("/"))
         return Response(card.model_dump_json().encode(), media_type="application/json")
@@ -27,6 +32,7 @@ class ModelCatalogController(Controller):
         "/load_model",
         status_code=200,
         operation_id="loadModel",
+        summary="Load a model, streaming its progress",
         opt=documented(LoadModelRequest, stream=LoadModelEvent, stream_done=False),
     )
     async def load_model(self, request: Request, model_catalog_service: ModelCatalogService) -> Stream:

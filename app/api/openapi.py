@@ -177,9 +177,12 @@ class ApiDocument:
         return document
 
 
-_ASSET_FILES = frozenset(
-    {"swagger-ui-bundle.js", "swagger-ui-standalone-preset.js", "swagger-ui.css", "favicon-32x32.png"}
-)
+_ASSET_FILES = {
+    "swagger-ui-bundle.js": "text/javascript",
+    "swagger-ui-standalone-preset.js": "text/javascript",
+    "swagger-ui.css": "text/css",
+    "favicon-32x32.png": "image/png",
+}
 
 
 @get("/assets/{name:str}", include_in_schema=False, sync_to_thread=False)
@@ -191,7 +194,7 @@ def _asset(name: str) -> File:
     if spec is None or not spec.submodule_search_locations:
         raise HfServeError("The docs page's files are not installed (the swagger-ui-py package).", code="docs_missing")
     folder = Path(next(iter(spec.submodule_search_locations))) / "static"
-    return File(folder / name, content_disposition_type="inline")
+    return File(folder / name, filename=name, media_type=_ASSET_FILES[name], content_disposition_type="inline")
 
 
 class _OfflineSwagger(SwaggerRenderPlugin):

@@ -24,6 +24,7 @@ class ResponsesController(Controller):
         "",
         status_code=200,
         operation_id="createResponse",
+        summary="Create a response (Responses API)",
         opt=documented(ResponseRequest, json=ResponseObject, stream=ResponseEvent, stream_done=False),
     )
     async def create(self, request: Request, responses_service: ResponsesService) -> Response[bytes] | Stream:
@@ -31,12 +32,23 @@ class ResponsesController(Controller):
         prepared = await responses_service.prepare(body)  # validation and admission errors: before any response
         return await deliver(request, responses_service, prepared, stream=body.stream, done=False, named=True)
 
-    @get("/{response_id:str}", operation_id="getResponse", opt=documented(json=ResponseObject))
+    @get(
+        "/{response_id:str}",
+        operation_id="getResponse",
+        summary="Get a stored response",
+        opt=documented(json=ResponseObject),
+    )
     async def retrieve(self, response_id: str, responses_service: ResponsesService) -> Response[bytes]:
         response = await responses_service.get(response_id)
         return _json(response.model_dump_json(exclude_none=True).encode())
 
-    @delete("/{response_id:str}", status_code=200, operation_id="deleteResponse", opt=documented(json=ResponseDeleted))
+    @delete(
+        "/{response_id:str}",
+        status_code=200,
+        operation_id="deleteResponse",
+        summary="Delete a stored response",
+        opt=documented(json=ResponseDeleted),
+    )
     async def remove(self, response_id: str, responses_service: ResponsesService) -> Response[bytes]:
         deleted = await responses_service.delete(response_id)
         return _json(deleted.model_dump_json().encode())

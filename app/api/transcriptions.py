@@ -83,6 +83,7 @@ class TranscriptionsController(Controller):
         "/transcriptions",
         status_code=200,
         operation_id="createTranscription",
+        summary="Transcribe audio",
         opt=documented(
             TranscriptionRequest,
             form=True,
@@ -102,6 +103,7 @@ class TranscriptionsController(Controller):
         "/translations",
         status_code=200,
         operation_id="createTranslation",
+        summary="Translate audio into English",
         opt=documented(TranslationRequest, form=True, json=Transcription | TranscriptionVerbose, text=True),
     )
     async def translate(

@@ -136,8 +136,10 @@ def test_the_docs_page_loads_only_the_servers_own_files(client: TestClient, docu
     assets = re.findall(r"""(?:src|href)=["']([^"']+)["']""", page.text)
     assert len(assets) >= 4 and all(asset.startswith(f"{DOCS_PATH}/assets/") for asset in assets)
     assert "cdn" not in page.text and '"openapi":"3.1' in page.text.replace(" ", "")
+    types = {".js": "text/javascript", ".css": "text/css", ".png": "image/png"}
     for asset in assets:
-        assert client.get(asset).status_code == 200, asset
+        reply = client.get(asset)
+        assert reply.status_code == 200 and reply.headers["content-type"].startswith(types[Path(asset).suffix]), asset
     assert client.get(f"{DOCS_PATH}/assets/swagger-editor.js").status_code == 404  # only the page's own files
     assert client.get(f"{DOCS_PATH}/openapi.json").json() == document
 
