@@ -138,7 +138,7 @@ def _responses(key: tuple[str, str], doc: OperationDoc, schemas: dict[Any, Any])
         content[SSE]["schema"] = _sse_event(content[SSE]["schema"], schemas["error"], done=doc.stream_done)
         description = f"{_STREAM_NOTE}{', then `data: [DONE]`' if doc.stream_done else ''}."
     responses: dict[str, Any] = {"200": {"description": description, "content": content}}
-    for status, _ in doc.statuses.items():
+    for status in doc.statuses:
         responses[status] = {"description": "See the body.", "content": {JSON: {"schema": schemas[(*key, status)]}}}
     error = {"content": {JSON: {"schema": schemas["error"]}}}
     responses["4XX"] = {"description": "The request cannot be served as sent (OpenAI's error shape).", **error}
