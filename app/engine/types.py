@@ -11,6 +11,9 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, NamedTuple, Protocol, runtime_checkable
 
 FinishReason = Literal["stop", "length", "abort", "error"]
+# Temperatures this small are greedy decoding: dividing logits by them overflows to inf (then NaN
+# probabilities), and the distribution they would give is the argmax anyway.
+GREEDY_BELOW = 1e-5
 SpeechTask = Literal["transcribe", "translate"]  # Whisper's tasks: same language as spoken, or English
 
 
@@ -19,7 +22,7 @@ class SamplingParams:
     """Per-request decoding parameters, already merged from model defaults and the request."""
 
     max_tokens: int
-    temperature: float = 1.0  # 0 means greedy
+    temperature: float = 1.0  # below GREEDY_BELOW (0 included) means greedy
     top_p: float = 1.0
     top_k: int = 0  # 0 disables
     min_p: float = 0.0
@@ -39,7 +42,7 @@ class SamplingParams:
 
     @property
     def greedy(self) -> bool:
-        return self.temperature == 0.0
+        return self.temperature < GREEDY_BELOW
 
 
 @dataclass(frozen=True, slots=True)

@@ -22,7 +22,8 @@ def test_merging_an_event_with_held_back_text() -> None:
     assert held.merged(TokenEvent("req", (8,), "ab")) == TokenEvent("req", (7, 8), "ab")
 
 
-def test_greedy_means_temperature_zero() -> None:
+def test_greedy_means_temperature_zero_or_too_small_to_divide_by() -> None:
     assert SamplingParams(max_tokens=4, temperature=0.0).greedy
+    assert SamplingParams(max_tokens=4, temperature=2.4e-46).greedy  # logits / it would be inf
     assert not SamplingParams(max_tokens=4).greedy
     assert not SamplingParams(max_tokens=4, temperature=0.01, top_k=1).greedy

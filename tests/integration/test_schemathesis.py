@@ -1,6 +1,7 @@
-"""Schemathesis against the served /openapi.json of a real server pinned to the tiny chat model: every
-documented operation, a bounded number of generated requests each with a fixed seed, and no answer may be
-a 5xx, an error body outside OpenAI's shape, or a body or status the document does not describe."""
+"""Schemathesis against the served /openapi.json of real servers: every documented operation on one pinned
+to the tiny chat model, and the audio routes again on one pinned to the tiny Whisper with a real WAV as
+the file; a bounded number of generated requests each with a fixed seed, and no answer may be a 5xx, an
+error body outside OpenAI's shape, or a body or status the document does not describe."""
 
 from __future__ import annotations
 
@@ -20,17 +21,27 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from app.protocol.common import ErrorResponse
+from tests.fixtures.media_models import SPEECH_MODEL_ID
 from tests.fixtures.tiny_models import CHAT_MODEL_ID
+from tests.support.media import pcm_wav
 from tests.support.server import ServerProcess, run_server
 
-EXAMPLES = 40  # per operation and mode: the whole run (server start included) stays within about two minutes
+EXAMPLES = 40  # per operation and mode: both runs (server starts included) stay within about two minutes
+AUDIO_EXAMPLES = 25  # each one a real transcription or translation
 SEED = 20261206
+AUDIO = pcm_wav(0.5)
 
 
 @pytest.fixture(scope="module")
 def fuzzed(hf_home: Path, logs_dir: Path) -> Iterator[ServerProcess]:
     args = (CHAT_MODEL_ID, "--max-model-len", "128", "--media-fetch-timeout", "2")
     with run_server(hf_home, logs_dir, *args, wait="ready") as proc:
+        yield proc
+
+
+@pytest.fixture(scope="module")
+def fuzzed_speech(media_hf_home: Path, logs_dir: Path) -> Iterator[ServerProcess]:
+    with run_server(media_hf_home, logs_dir, SPEECH_MODEL_ID, wait="ready") as proc:
         yield proc
 
 
@@ -52,10 +63,15 @@ CHECKS = [
 ]
 
 
-def _served_model(case: Any) -> None:
-    """Requests name the served model, so that they reach past the model check into the endpoint."""
-    if isinstance(case.body, dict) and "model" in case.body:
-        case.body["model"] = CHAT_MODEL_ID
+def _served(case: Any, model: str) -> None:
+    """Requests name the served model, so that they reach past the model check into the endpoint, and an
+    uploaded file is real audio, so that it reaches the model."""
+    if not isinstance(case.body, dict):
+        return
+    if "model" in case.body:
+        case.body["model"] = model
+    if "file" in case.body:
+        case.body["file"] = AUDIO
 
 
 def _function_tool(tool: Any) -> bool:
@@ -79,30 +95,39 @@ def _known_500(body: Any) -> bool:
     return not all(_function_tool(call) for call in calls)
 
 
-def _fuzz(operation: Any, mode: GenerationMode, base_url: str) -> None:
+def _fuzz(operation: Any, mode: GenerationMode, server: ServerProcess, model: str, examples: int) -> None:
     @seed(SEED)
-    @settings(max_examples=EXAMPLES, deadline=None, database=None, suppress_health_check=list(HealthCheck))
+    @settings(max_examples=examples, deadline=None, database=None, suppress_health_check=list(HealthCheck))
     @given(case=operation.as_strategy(generation_mode=mode))
     def run(case: Any) -> None:
-        _served_model(case)
+        _served(case, model)
         assume(not _known_500(case.body))
-        case.call_and_validate(base_url=base_url, timeout=60, checks=CHECKS)
+        case.call_and_validate(base_url=server.url, timeout=60, checks=CHECKS)
 
     run()
 
 
-def test_no_request_breaks_the_server(fuzzed: ServerProcess) -> None:
-    """(Schemathesis's pytest loader cannot take a fixture's schema under this pytest, so the operations are
+def _fuzz_all(server: ServerProcess, model: str, examples: int, prefix: str = "/") -> int:
+    """Every operation under ``prefix``: generated valid requests, and invalid ones where there is a body.
+    (Schemathesis's pytest loader cannot take a fixture's schema under this pytest, so the operations are
     walked here, each under its own seeded Hypothesis run; failures are gathered, then reported together.)"""
-    api = schemathesis.openapi.from_url(f"{fuzzed.url}/openapi.json")
+    api = schemathesis.openapi.from_url(f"{server.url}/openapi.json")
+    operations = [op for result in api.get_all_operations() if (op := result.ok()).path.startswith(prefix)]
     failures: list[str] = []
-    operations = [result.ok() for result in api.get_all_operations()]
-    assert len(operations) >= 13
     for operation in operations:
         takes_body = "requestBody" in operation.definition.raw  # nothing else has a value that can be wrong
         for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE) if takes_body else (GenerationMode.POSITIVE,):
             try:
-                _fuzz(operation, mode, fuzzed.url)
+                _fuzz(operation, mode, server, model, examples)
             except (Exception, BaseExceptionGroup) as exc:  # each operation's failures, reported together
                 failures.append(f"{operation.label} ({mode.value}): {exc}")
     assert not failures, "\n\n".join(failures)
+    return len(operations)
+
+
+def test_no_request_breaks_the_server(fuzzed: ServerProcess) -> None:
+    assert _fuzz_all(fuzzed, CHAT_MODEL_ID, EXAMPLES) >= 13
+
+
+def test_no_audio_request_breaks_the_speech_server(fuzzed_speech: ServerProcess) -> None:
+    assert _fuzz_all(fuzzed_speech, SPEECH_MODEL_ID, AUDIO_EXAMPLES, prefix="/v1/audio/") == 2

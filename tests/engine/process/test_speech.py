@@ -37,9 +37,11 @@ def speech(media_hf_home: Path) -> Iterator[tuple[SpeechEngine, SpeechFrontend, 
     engine.shutdown()
 
 
-def request(frontend: SpeechFrontend, request_id: str, max_tokens: int, **prepare: Any) -> GenerationRequest:
+def request(
+    frontend: SpeechFrontend, request_id: str, max_tokens: int, temperature: float = 0.0, **prepare: Any
+) -> GenerationRequest:
     prepared = frontend.prepare(WINDOW, **{"language": None, "prompt": None, "timestamps": False, **prepare})
-    params = SamplingParams(max_tokens=min(max_tokens, prepared.max_tokens), temperature=0.0)
+    params = SamplingParams(max_tokens=min(max_tokens, prepared.max_tokens), temperature=temperature)
     return GenerationRequest(request_id, prepared.prompt_ids, params, prepared.inputs, prepared.options)
 
 
@@ -119,3 +121,12 @@ def test_an_english_only_checkpoint_transcribes_and_takes_only_english(english_o
             assert finish.completion_tokens == len(tokens)
     finally:
         engine.shutdown()
+
+
+def test_a_temperature_too_small_to_divide_by_decodes_greedily(speech: Any) -> None:
+    engine, frontend, delivered = speech
+    engine.submit(request(frontend, "greedy", 5, language="en"))
+    engine.submit(request(frontend, "tiny", 5, temperature=2.4e-46, language="en"))
+    greedy, tiny = events_of(delivered, "greedy"), events_of(delivered, "tiny")
+    assert isinstance(tiny[-1], FinishEvent) and tiny[-1].reason in ("stop", "length"), tiny[-1].error
+    assert [e.token_ids for e in tiny[:-1]] == [e.token_ids for e in greedy[:-1]]
