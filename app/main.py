@@ -30,8 +30,9 @@ from app.api.embeddings import EmbeddingsController
 from app.api.error_handler import handle_app_error, handle_http_error, handle_unexpected
 from app.api.health import HealthController
 from app.api.messages import MessagesController
-from app.api.middleware import api_key_middleware, request_middleware
+from app.api.middleware import GUARDED_PREFIXES, api_key_middleware, request_middleware
 from app.api.model_catalog import ModelCatalogController
+from app.api.openapi import ApiDocument, openapi_config, openapi_json
 from app.api.rerank import RerankController
 from app.api.responses import ResponsesController
 from app.api.tokenize import TokenizeController
@@ -185,6 +186,7 @@ def create_app(
     middleware = [request_middleware(telemetry)]
     if settings.api_key:
         middleware.append(api_key_middleware(settings.api_key))
+    state["api_document"] = document = ApiDocument(guarded_prefixes=GUARDED_PREFIXES if settings.api_key else ())
     return Litestar(
         route_handlers=[
             ChatController,
@@ -197,6 +199,7 @@ def create_app(
             ModelCatalogController,
             HealthController,
             TokenizeController,
+            openapi_json,
         ],
         dependencies={
             "chat_service": Provide(provide_chat_service, sync_to_thread=False),
@@ -220,6 +223,6 @@ def create_app(
         lifespan=[run_registry],
         state=state,
         request_max_body_size=settings.max_body_size,
-        openapi_config=None,
+        openapi_config=openapi_config(document),
         logging_config=None,  # logging is ours (app.observability.logging), for stdlib loggers too
     )

@@ -16,7 +16,7 @@ from app.errors import AuthenticationFailed
 from app.observability.telemetry import Telemetry, note_error
 from app.observability.tracing import traceparent_trace_id
 
-_GUARDED_PREFIXES = ("/v1/", "/load_model", "/tokenize", "/detokenize", "/v2/", "/rerank", "/score")
+GUARDED_PREFIXES = ("/v1/", "/load_model", "/tokenize", "/detokenize", "/v2/", "/rerank", "/score")
 _UNOBSERVED = frozenset({"/health", "/ready", "/metrics"})  # probes and scrapes: neither traced nor counted
 
 
@@ -111,7 +111,7 @@ def api_key_middleware(keys: Sequence[str]):
     def factory(app: ASGIApp) -> ASGIApp:
         async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
             guarded = (
-                scope["type"] == "http" and scope["method"] != "OPTIONS" and scope["path"].startswith(_GUARDED_PREFIXES)
+                scope["type"] == "http" and scope["method"] != "OPTIONS" and scope["path"].startswith(GUARDED_PREFIXES)
             )
             if guarded and not accepted(dict(scope["headers"])):
                 error = AuthenticationFailed(

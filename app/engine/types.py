@@ -11,6 +11,10 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, NamedTuple, Protocol, runtime_checkable
 
 FinishReason = Literal["stop", "length", "abort", "error"]
+# Temperatures this small are greedy decoding: dividing logits by them overflows to inf (then NaN
+# probabilities), and the distribution they would give is the argmax anyway.
+GREEDY_BELOW = 1e-5
+SpeechTask = Literal["transcribe", "translate"]  # Whisper's tasks: same language as spoken, or English
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,7 +32,7 @@ class SamplingParams:
     """Per-request decoding parameters, already merged from model defaults and the request."""
 
     max_tokens: int
-    temperature: float = 1.0  # 0 means greedy
+    temperature: float = 1.0  # below GREEDY_BELOW (0 included) means greedy
     top_p: float = 1.0
     top_k: int = 0  # 0 disables
     min_p: float = 0.0
@@ -52,7 +56,7 @@ class SamplingParams:
 
     @property
     def greedy(self) -> bool:
-        return self.temperature == 0.0
+        return self.temperature < GREEDY_BELOW
 
 
 @dataclass(frozen=True, slots=True)
@@ -358,7 +362,17 @@ class SpeechInput:
 class SpeechFrontend(Protocol):
     """The parent-process side of a speech-to-text model: features in, text (and timestamps) out."""
 
-    def prepare(self, samples: Any, *, language: str | None, prompt: str | None, timestamps: bool) -> SpeechInput: ...
+    translates: bool  # takes the translate task (speech in any language it knows, English text out)
+
+    def prepare(
+        self,
+        samples: Any,
+        *,
+        language: str | None,
+        prompt: str | None,
+        timestamps: bool,
+        task: SpeechTask = "transcribe",
+    ) -> SpeechInput: ...
 
     def segments(self, token_ids: Sequence[int], offset: float, duration: float) -> list[tuple[float, float, str]]:
         """(start, end, text) per segment of one window starting at ``offset`` seconds, ``duration`` long."""

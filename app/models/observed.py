@@ -28,6 +28,7 @@ from app.engine.types import (
     MediaInputs,
     ServingModel,
     SpeechInput,
+    SpeechTask,
     StepRecord,
     TokenEvent,
 )
@@ -205,9 +206,17 @@ class TracedRenderer:
             _count(span, ids)
             return ids
 
-    def prepare(self, samples: Any, *, language: str | None, prompt: str | None, timestamps: bool) -> SpeechInput:
+    def prepare(
+        self,
+        samples: Any,
+        *,
+        language: str | None,
+        prompt: str | None,
+        timestamps: bool,
+        task: SpeechTask = "transcribe",
+    ) -> SpeechInput:
         with phase("tokenize", {"hfserve.prompt.kind": "audio_features"}) as span:
-            speech = self._renderer.prepare(samples, language=language, prompt=prompt, timestamps=timestamps)
+            speech = self._renderer.prepare(samples, language=language, prompt=prompt, timestamps=timestamps, task=task)
             _count(span, speech.prompt_ids)
             return speech
 

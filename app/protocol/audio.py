@@ -1,4 +1,4 @@
-"""Audio transcription wire schemas (OpenAI ``/v1/audio/transcriptions``)."""
+"""Speech-to-text wire schemas (OpenAI ``/v1/audio/transcriptions`` and ``/v1/audio/translations``)."""
 
 from __future__ import annotations
 
@@ -11,20 +11,26 @@ from app.protocol.common import WireModel, WireRequest
 ResponseFormat = Literal["json", "text", "srt", "verbose_json", "vtt"]
 
 
-class TranscriptionRequest(WireRequest):
-    """The form fields besides ``file`` (multipart/form-data, as OpenAI takes them): every form value is
-    text, so these fields are read from strings (lax), unlike JSON bodies."""
+class TranslationRequest(WireRequest):
+    """The form fields besides ``file`` (multipart/form-data, as OpenAI takes them) of a translation: speech
+    in any language the model knows, English text out. Every form value is text, so these fields are read
+    from strings (lax), unlike JSON bodies."""
 
     model_config = ConfigDict(extra="allow", strict=False)
 
     model: str | None = None
-    language: str | None = Field(None, max_length=32)
     prompt: str | None = Field(None, max_length=4096)
     response_format: ResponseFormat = "json"
     temperature: float = Field(0.0, ge=0.0, le=1.0)
+    seed: int | None = Field(None, ge=-(2**63), lt=2**63)
+
+
+class TranscriptionRequest(TranslationRequest):
+    """A transcription's form fields: a translation's, and the spoken language, timestamps and streaming."""
+
+    language: str | None = Field(None, max_length=32)
     timestamp_granularities: list[Literal["segment", "word"]] = Field(default_factory=list)
     stream: bool = False
-    seed: int | None = Field(None, ge=-(2**63), lt=2**63)
 
 
 class DurationUsage(WireModel):
@@ -51,7 +57,7 @@ class TranscriptionSegment(WireModel):
 
 
 class TranscriptionVerbose(WireModel):
-    task: Literal["transcribe"] = "transcribe"
+    task: Literal["transcribe", "translate"] = "transcribe"
     language: str
     duration: float
     text: str

@@ -75,3 +75,16 @@ class Usage(WireModel):
     completion_tokens: int
     total_tokens: int
     completion_tokens_details: CompletionTokensDetails | None = None
+
+
+class ErrorDetail(WireModel):
+    message: str
+    type: str
+    param: str | None
+    code: str | None
+
+
+class ErrorResponse(WireModel):
+    """Every error body (``app.errors.HfServeError.body``), in OpenAI's shape."""
+
+    error: ErrorDetail

@@ -1,5 +1,6 @@
 """Speech to text: uploaded audio → decoded, split into the model's windows → one engine request per
-window (all admitted up front, transcribed in order) → text, segments, or a stream of text deltas."""
+window (all admitted up front, transcribed in order) → text, segments, or a stream of text deltas.
+Transcriptions and translations (Whisper's translate task: English text out) share this one path."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from app.engine.types import (
     SamplingParams,
     ServingModel,
     SpeechFrontend,
+    SpeechTask,
     TokenEvent,
 )
 from app.errors import HfServeError, InvalidRequest, PayloadTooLarge, UnsupportedParameter
@@ -35,6 +37,7 @@ from app.protocol.audio import (
     TranscriptionVerbose,
     TranscriptTextDelta,
     TranscriptTextDone,
+    TranslationRequest,
 )
 from app.serving.media import MediaConfig
 from app.serving.outcome import raise_for_finish
@@ -57,14 +60,26 @@ class _Window:
 @dataclass(slots=True)
 class PreparedTranscription:
     id: str
-    request: TranscriptionRequest
+    request: TranslationRequest
+    task: SpeechTask
     frontend: SpeechFrontend
     windows: list[_Window]
     duration: float
     started: float
 
 
-def _check_request(req: TranscriptionRequest) -> None:
+def _task(req: TranslationRequest) -> SpeechTask:
+    return "transcribe" if isinstance(req, TranscriptionRequest) else "translate"
+
+
+def _language(req: TranslationRequest) -> str | None:
+    """The spoken language a transcription names; a translation's is detected."""
+    return req.language if isinstance(req, TranscriptionRequest) else None
+
+
+def _check_request(req: TranslationRequest) -> None:
+    if not isinstance(req, TranscriptionRequest):
+        return
     if "word" in req.timestamp_granularities:
         raise UnsupportedParameter("Word timestamps are not supported; use segment.", param="timestamp_granularities")
     if req.timestamp_granularities and req.response_format != "verbose_json":
@@ -86,9 +101,11 @@ class TranscriptionService:
         self._registry = registry
         self._media = media or MediaConfig()
 
-    async def prepare(self, req: TranscriptionRequest, audio: bytes) -> PreparedTranscription:
-        """Validate, decode and admit every window; raises before any response is sent."""
+    async def prepare(self, req: TranslationRequest, audio: bytes) -> PreparedTranscription:
+        """Validate, decode and admit every window; raises before any response is sent. A
+        ``TranscriptionRequest`` transcribes, a plain ``TranslationRequest`` translates."""
         _check_request(req)
+        task = _task(req)
         if not audio:
             raise InvalidRequest("The uploaded file is empty.", param="file")
         if len(audio) > self._media.limits.max_bytes:
@@ -98,12 +115,19 @@ class TranscriptionService:
             if model.info.task != SPEECH_TASK:
                 raise InvalidRequest(f"`{model.info.name}` is not a speech-to-text model.", param="model")
             frontend = cast(SpeechFrontend, model.renderer)
+            if task == "translate" and not frontend.translates:
+                raise InvalidRequest(
+                    f"`{model.info.name}` cannot translate: it has no translate task (an English-only or a "
+                    "non-Whisper model); use /v1/audio/transcriptions.",
+                    param="model",
+                )
             rate = model.info.audio_sampling_rate or 16000
             samples = await self._decode(audio, rate)
             pieces = split_audio(samples, rate, model.info.audio_window_s or 30.0)
             request_id = f"trsc-{uuid.uuid4().hex}"
             windows = await self._admit(model, frontend, req, request_id, pieces, rate)
-        return PreparedTranscription(request_id, req, frontend, windows, samples.size / rate, time.monotonic())
+        duration = samples.size / rate
+        return PreparedTranscription(request_id, req, task, frontend, windows, duration, time.monotonic())
 
     async def _decode(self, audio: bytes, rate: int) -> Sequence[float]:
         limits = self._media.limits
@@ -126,7 +150,7 @@ class TranscriptionService:
         self,
         model: ServingModel,
         frontend: SpeechFrontend,
-        req: TranscriptionRequest,
+        req: TranslationRequest,
         request_id: str,
         pieces: list[tuple[float, Sequence[float]]],
         rate: int,
@@ -136,7 +160,12 @@ class TranscriptionService:
         try:
             for i, (start, samples) in enumerate(pieces):
                 speech = await asyncio.to_thread(
-                    frontend.prepare, samples, language=req.language, prompt=req.prompt, timestamps=timestamps
+                    frontend.prepare,
+                    samples,
+                    language=_language(req),
+                    prompt=req.prompt,
+                    timestamps=timestamps,
+                    task=_task(req),
                 )
                 params = SamplingParams(max_tokens=speech.max_tokens, temperature=req.temperature, seed=req.seed)
                 request = GenerationRequest(
@@ -189,10 +218,12 @@ class TranscriptionService:
         usage = DurationUsage(seconds=round(p.duration, 3))
         if p.request.response_format in ("json", "text"):
             return Transcription(text=text, usage=usage)
-        language = p.request.language or next(
+        language = "en" if p.task == "translate" else _language(p.request)
+        language = language or next(
             (w.finish.detail.get("language") for w in p.windows if w.finish and w.finish.detail), None
         )
         return TranscriptionVerbose(
+            task=p.task,
             language=p.frontend.language_name(language) or "unknown",
             duration=round(p.duration, 3),
             text=text,

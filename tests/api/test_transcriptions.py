@@ -1,5 +1,6 @@
-"""/v1/audio/transcriptions end to end: the tiny Whisper (5-second window, so longer audio is split),
-the official client in every response format and streaming, and Open WebUI's request."""
+"""/v1/audio/transcriptions and /v1/audio/translations end to end: the tiny Whisper (5-second window, so
+longer audio is split), the official client in every response format and streaming, Open WebUI's request,
+and an English-only checkpoint that transcribes but cannot translate."""
 
 from __future__ import annotations
 
@@ -12,8 +13,9 @@ import httpx
 import pytest
 from openai import BadRequestError, OpenAI
 
-from tests.fixtures.media_models import SPEECH_MODEL_ID, SPEECH_WINDOW_S, VISION_MODEL_ID
+from tests.fixtures.media_models import SPEECH_MODEL_ID, SPEECH_WINDOW_S, VISION_MODEL_ID, english_only_copy
 from tests.support.media import requires_espeak, requires_ffmpeg, sine, speech
+from tests.support.models import snapshot_path
 from tests.support.server import ServerProcess, run_server
 
 pytestmark = requires_ffmpeg
@@ -164,3 +166,40 @@ def test_open_webui_stt_request(server: ServerProcess, tmp_path: Path) -> None:
         timeout=60,
     )
     assert unauthorized.status_code == 401
+
+
+def test_translations_answer_in_every_format(client: OpenAI, server: ServerProcess, tone: Path) -> None:
+    result = client.audio.translations.create(model=SPEECH_MODEL_ID, file=tone, temperature=0)
+    assert isinstance(result.text, str) and result.text == result.text.strip()
+    text = client.audio.translations.create(model=SPEECH_MODEL_ID, file=tone, response_format="text")
+    assert text == result.text
+    srt = client.audio.translations.create(model=SPEECH_MODEL_ID, file=tone, response_format="srt")
+    assert srt.splitlines()[0] == "1" and CUE.findall(srt)
+    reply = httpx.post(
+        f"{server.base_url}/audio/translations",
+        headers={"Authorization": "Bearer stt-key"},
+        data={"model": SPEECH_MODEL_ID, "response_format": "verbose_json", "prompt": "Hello"},
+        files={"file": ("tone.mp3", tone.read_bytes(), "audio/mpeg")},
+        timeout=60,
+    )
+    assert reply.status_code == 200, reply.text
+    verbose = reply.json()
+    assert (verbose["task"], verbose["language"]) == ("translate", "english")
+    assert verbose["duration"] == pytest.approx(2.0, abs=0.1) and verbose["segments"]
+    with pytest.raises(BadRequestError) as caught:
+        client.audio.translations.create(model=VISION_MODEL_ID, file=tone)
+    assert caught.value.body["param"] == "model"
+
+
+def test_an_english_only_model_transcribes_but_cannot_translate(
+    media_hf_home: Path, logs_dir: Path, tmp_path: Path, tone: Path
+) -> None:
+    folder = english_only_copy(snapshot_path(media_hf_home, SPEECH_MODEL_ID), tmp_path / "whisper-en")
+    with run_server(media_hf_home, logs_dir, str(folder)) as pinned:
+        english = OpenAI(base_url=pinned.base_url, api_key="unused", max_retries=0)
+        with pytest.raises(BadRequestError) as caught:
+            english.audio.translations.create(model=str(folder), file=tone)
+        assert caught.value.status_code == 400 and caught.value.body["param"] == "model"
+        assert "cannot translate" in caught.value.body["message"]
+        transcribed = english.audio.transcriptions.create(model=str(folder), file=tone, language="en")
+        assert isinstance(transcribed.text, str)

@@ -29,7 +29,8 @@ def test_merging_keeps_the_prompt_logprobs_of_the_first_event() -> None:
     assert later.merged(first).prompt_logprobs == prompt  # wherever it was, a merged backlog keeps it
 
 
-def test_greedy_means_temperature_zero() -> None:
+def test_greedy_means_temperature_zero_or_too_small_to_divide_by() -> None:
     assert SamplingParams(max_tokens=4, temperature=0.0).greedy
+    assert SamplingParams(max_tokens=4, temperature=2.4e-46).greedy  # logits / it would be inf
     assert not SamplingParams(max_tokens=4).greedy
     assert not SamplingParams(max_tokens=4, temperature=0.01, top_k=1).greedy

@@ -18,6 +18,8 @@ from tests.support.media import (
     b64,
     data_url,
     media_server,
+    path_without_system_ffmpeg,
+    pcm_wav,
     png,
     requires_ffmpeg,
     sine,
@@ -237,3 +239,16 @@ def test_video_reaches_the_processor_or_is_refused_clearly(client: OpenAI, files
     with pytest.raises(BadRequestError) as caught:
         client.chat.completions.create(model=VISION_MODEL_ID, messages=[{"role": "user", "content": [part]}])
     assert caught.value.body["param"] == "messages[0].content[0]"
+
+
+def test_a_wav_in_chat_needs_no_system_ffmpeg(media_hf_home: Path, logs_dir: Path) -> None:
+    """A pip-only install (no ffmpeg on PATH): the server decodes with the ffmpeg imageio-ffmpeg bundles."""
+    hidden = {"PATH": path_without_system_ffmpeg()}
+    with run_server(media_hf_home, logs_dir, AUDIO_MODEL_ID, env=hidden) as proc:
+        client = OpenAI(base_url=proc.base_url, api_key="unused", max_retries=0)
+        audio = {"data": b64(pcm_wav(1.0)), "format": "wav"}
+        content = [{"type": "text", "text": "What is this?"}, {"type": "input_audio", "input_audio": audio}]
+        reply = client.chat.completions.create(
+            model=AUDIO_MODEL_ID, messages=[{"role": "user", "content": content}], max_tokens=2
+        )
+    assert reply.choices[0].finish_reason in ("stop", "length") and reply.usage.prompt_tokens > 25

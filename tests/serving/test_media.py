@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import imageio_ffmpeg
 import numpy as np
 import pytest
 
@@ -80,9 +81,15 @@ async def test_inline_audio_larger_than_the_budget_is_refused_before_decoding() 
         await load_media([ref], OMNI, config)
 
 
+def _no_binary() -> str:
+    raise RuntimeError("No ffmpeg exe could be found.")
+
+
 async def test_a_missing_decoder_is_the_servers_fault(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     ref = MediaRef("audio", "input_audio", "a", data=b64(b"RIFF0000WAVE"), format="wav")
-    monkeypatch.setenv("PATH", str(tmp_path))  # no ffmpeg on this server
+    monkeypatch.setenv("PATH", str(tmp_path))  # no ffmpeg on this server,
+    # and imageio-ffmpeg has no binary for its platform (a stand-in: every platform it is tested on has one)
+    monkeypatch.setattr(imageio_ffmpeg, "get_ffmpeg_exe", _no_binary)
     with pytest.raises(HfServeError) as caught:
         await load_media([ref], OMNI, MediaConfig())
     assert (caught.value.status, caught.value.code, caught.value.param) == (500, "media_decoder_unavailable", "a")

@@ -14,10 +14,16 @@ from app.engine.options import LoadOptions
 from app.errors import InvalidRequest, PayloadTooLarge, UnsupportedParameter
 from app.media.limits import MediaLimits
 from app.models.registry import ModelRegistry
-from app.protocol.audio import Transcription, TranscriptionRequest, TranscriptionVerbose, TranscriptTextDone
+from app.protocol.audio import (
+    Transcription,
+    TranscriptionRequest,
+    TranscriptionVerbose,
+    TranscriptTextDone,
+    TranslationRequest,
+)
 from app.serving.media import MediaConfig
 from app.serving.transcriptions import TranscriptionService
-from tests.fixtures.media_models import SPEECH_MODEL_ID
+from tests.fixtures.media_models import SPEECH_MODEL_ID, english_only_copy
 from tests.support.media import requires_ffmpeg, sine
 from tests.support.models import snapshot_path
 
@@ -101,3 +107,32 @@ async def test_json_text_and_the_stream_agree(service: TranscriptionService, whi
     done = events[-1]
     assert isinstance(done, TranscriptTextDone)
     assert done.text == "".join(event.delta for event in events[:-1]).strip() == plain.text
+
+
+@requires_ffmpeg
+async def test_a_translation_runs_the_translate_task_into_english(
+    service: TranscriptionService, whisper: str, tmp_path: Path
+) -> None:
+    audio = sine(tmp_path / "tone.wav", seconds=2.0)
+    request = TranslationRequest(model=whisper, response_format="verbose_json", prompt="Bonjour")
+    prepared = await service.prepare(request, audio)
+    assert prepared.task == "translate"
+    assert all(window.events for window in prepared.windows)
+    result = await service.complete(prepared)
+    assert isinstance(result, TranscriptionVerbose)
+    assert (result.task, result.language) == ("translate", "english") and result.segments
+    plain = await service.complete(await service.prepare(TranslationRequest(model=whisper), audio))
+    assert isinstance(plain, Transcription) and plain.usage is not None
+
+
+@requires_ffmpeg
+async def test_an_english_only_model_cannot_translate(
+    service: TranscriptionService, whisper: str, tmp_path: Path
+) -> None:
+    english_only = english_only_copy(Path(whisper), tmp_path / "whisper-en")
+    audio = sine(tmp_path / "tone.wav", seconds=1.0)
+    with pytest.raises(InvalidRequest, match="cannot translate") as caught:
+        await service.prepare(TranslationRequest(model=str(english_only)), audio)
+    assert caught.value.param == "model"
+    transcribed = await service.complete(await service.prepare(ask(str(english_only), language="en"), audio))
+    assert isinstance(transcribed, Transcription)

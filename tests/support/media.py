@@ -1,13 +1,15 @@
-"""Media made in the test: PIL images, ffmpeg-generated audio and video, espeak-ng speech, and a
-loopback HTTP server to fetch them from."""
+"""Media made in the test: PIL images, ffmpeg-generated audio and video (the server's own ffmpeg: the
+system's, else imageio-ffmpeg's), espeak-ng speech, and a loopback HTTP server to fetch them from."""
 
 from __future__ import annotations
 
 import base64
 import io
+import os
 import shutil
 import subprocess
 import threading
+import wave
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -15,10 +17,12 @@ from pathlib import Path
 
 import pytest
 
-HAVE_FFMPEG = shutil.which("ffmpeg") is not None and shutil.which("ffprobe") is not None
+from app.media.ffmpeg_run import ffmpeg_exe
+
+HAVE_FFMPEG = ffmpeg_exe() is not None
 HAVE_ESPEAK = shutil.which("espeak-ng") is not None
 requires_ffmpeg = pytest.mark.skipif(
-    not HAVE_FFMPEG, reason="ffmpeg is not installed: run scripts/test-deps.sh (as root) or install ffmpeg"
+    not HAVE_FFMPEG, reason="no ffmpeg: none on PATH, and imageio-ffmpeg has no binary for this platform"
 )
 requires_espeak = pytest.mark.skipif(
     not HAVE_ESPEAK, reason="espeak-ng is not installed: run scripts/test-deps.sh (as root) or install espeak-ng"
@@ -42,7 +46,33 @@ def b64(data: bytes) -> str:
 
 
 def ffmpeg(*args: str) -> None:
-    subprocess.run(["ffmpeg", "-hide_banner", "-loglevel", "error", "-y", *args], check=True, timeout=60)
+    command = [str(ffmpeg_exe()), "-hide_banner", "-loglevel", "error", "-y", *args]
+    subprocess.run(command, check=True, timeout=60)
+
+
+def pcm_wav(seconds: float, rate: int = 16000, frequency: float = 440.0) -> bytes:
+    """A 16-bit PCM WAV sine tone written by Python itself (no ffmpeg involved)."""
+    import numpy as np
+
+    t = np.arange(int(seconds * rate)) / rate
+    pcm = (np.sin(2 * np.pi * frequency * t) * 0.5 * 32767).astype("<i2")
+    buffer = io.BytesIO()
+    with wave.open(buffer, "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(rate)
+        out.writeframes(pcm.tobytes())
+    return buffer.getvalue()
+
+
+def path_without_system_ffmpeg() -> str:
+    """``PATH`` less every directory that holds an ffmpeg or ffprobe, as on a pip-only install."""
+    kept = [
+        folder
+        for folder in os.environ.get("PATH", "").split(os.pathsep)
+        if folder and not any(os.path.exists(os.path.join(folder, name)) for name in ("ffmpeg", "ffprobe"))
+    ]
+    return os.pathsep.join(kept)
 
 
 def sine(path: Path, seconds: float = 1.0, frequency: int = 440) -> bytes:

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 from transformers import GenerationConfig
 
-from app.engine.types import SpeechInput
+from app.engine.types import SpeechInput, SpeechTask
 from app.errors import InvalidRequest, UnsupportedParameter
 
 _DEFAULT_WINDOW_S = 30.0
@@ -27,6 +27,8 @@ class SpeechFrontend:
         self.english_only = self.is_whisper and not (
             getattr(generation, "is_multilingual", None) or getattr(generation, "lang_to_id", None)
         )
+        # Whisper's translate task (speech in any language it knows, English text out) needs its task token
+        self.translates = self.is_whisper and "translate" in (getattr(generation, "task_to_id", None) or {})
         self.sampling_rate = int(self._extractor.sampling_rate)
         self.window_s = float(getattr(self._extractor, "chunk_length", 0) or _DEFAULT_WINDOW_S)
 
@@ -57,7 +59,16 @@ class SpeechFrontend:
                 f"This model transcribes English only; `language` may be `en`, not `{language}`.", param="language"
             )
 
-    def prepare(self, samples: Any, *, language: str | None, prompt: str | None, timestamps: bool) -> SpeechInput:
+    def prepare(
+        self,
+        samples: Any,
+        *,
+        language: str | None,
+        prompt: str | None,
+        timestamps: bool,
+        task: SpeechTask = "transcribe",
+    ) -> SpeechInput:
+        """Features and the decoder prompt of one window; ``task`` is ``translate`` only where ``translates``."""
         if not self.is_whisper:
             if language:
                 raise UnsupportedParameter("Only Whisper-family models take `language`.", param="language")
@@ -78,7 +89,7 @@ class SpeechFrontend:
             if language:
                 self._check_english(language)
         elif self.is_whisper:
-            options = {"task": "transcribe", "return_timestamps": timestamps}
+            options = {"task": task, "return_timestamps": timestamps}
             if language:
                 options["language"] = self._language_token(language)
             if prompt:

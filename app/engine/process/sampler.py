@@ -112,7 +112,7 @@ class BatchSampler:
 
     def _draw(self, scores: torch.Tensor, rows: Sequence[SequenceSampling]) -> torch.Tensor:
         params = [row.params for row in rows]
-        temperature = torch.tensor([p.temperature if p.temperature > 0 else 1.0 for p in params], device=self.device)
+        temperature = torch.tensor([1.0 if p.greedy else p.temperature for p in params], device=self.device)
         scores = scores / temperature[:, None]
         top_k = [p.top_k if 0 < p.top_k < self.vocab_size else 0 for p in params]
         if any(top_k):

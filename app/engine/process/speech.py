@@ -182,7 +182,7 @@ class SpeechEngine:
         params = request.params
         kwargs.update(max_new_tokens=params.max_tokens, num_beams=1, stopping_criteria=StoppingCriteriaList())
         kwargs["stopping_criteria"].append(_Aborted(self, request.request_id))
-        if params.temperature > 0:
+        if not params.greedy:
             kwargs.update(do_sample=True, temperature=params.temperature)
         else:
             kwargs["do_sample"] = False

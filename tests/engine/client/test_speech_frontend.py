@@ -90,3 +90,9 @@ def test_other_models_take_neither_language_nor_prompt(other: SpeechFrontend) ->
     with pytest.raises(UnsupportedParameter) as caught:
         other.prepare(SECOND, language=None, prompt="context", timestamps=False)
     assert caught.value.param == "prompt"
+
+
+def test_the_translate_task_is_whispers_where_it_has_one(whisper: SpeechFrontend, other: SpeechFrontend) -> None:
+    assert whisper.translates and not other.translates
+    prepared = whisper.prepare(SECOND, language=None, prompt="Paris", timestamps=False, task="translate")
+    assert prepared.options["task"] == "translate" and prepared.options["prompt_ids"]

@@ -3,9 +3,7 @@ reason, the language heard and the timing; aborts and failures end a window, nev
 
 from __future__ import annotations
 
-import json
 import queue
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,7 +19,7 @@ from app.engine.process.outbox import Outbox
 from app.engine.process.speech import SpeechEngine
 from app.engine.types import EngineEvent, FinishEvent, GenerationRequest, SamplingParams, TokenEvent
 from app.errors import InvalidRequest
-from tests.fixtures.media_models import SPEECH_MODEL_ID
+from tests.fixtures.media_models import SPEECH_MODEL_ID, english_only_copy
 from tests.support.models import snapshot_path
 
 WINDOW = np.random.default_rng(0).standard_normal(16000).astype(np.float32) * 0.1
@@ -39,9 +37,11 @@ def speech(media_hf_home: Path) -> Iterator[tuple[SpeechEngine, SpeechFrontend, 
     engine.shutdown()
 
 
-def request(frontend: SpeechFrontend, request_id: str, max_tokens: int, **prepare: Any) -> GenerationRequest:
+def request(
+    frontend: SpeechFrontend, request_id: str, max_tokens: int, temperature: float = 0.0, **prepare: Any
+) -> GenerationRequest:
     prepared = frontend.prepare(WINDOW, **{"language": None, "prompt": None, "timestamps": False, **prepare})
-    params = SamplingParams(max_tokens=min(max_tokens, prepared.max_tokens), temperature=0.0)
+    params = SamplingParams(max_tokens=min(max_tokens, prepared.max_tokens), temperature=temperature)
     return GenerationRequest(request_id, prepared.prompt_ids, params, prepared.inputs, prepared.options)
 
 
@@ -101,24 +101,14 @@ def test_a_failing_window_is_an_error_and_the_engine_goes_on(speech: Any) -> Non
 
 @pytest.fixture(scope="module")
 def english_only(media_hf_home: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The tiny Whisper as an English-only checkpoint (like Whisper's *.en): no language or task tokens in its
-    generation config."""
-    folder = tmp_path_factory.mktemp("whisper-en") / "model"
-    shutil.copytree(snapshot_path(media_hf_home, SPEECH_MODEL_ID), folder)
-    config = json.loads((folder / "generation_config.json").read_text())
-    for key in ("lang_to_id", "task_to_id"):
-        config.pop(key, None)
-    config["is_multilingual"] = False
-    (folder / "generation_config.json").unlink()  # a link into the blob store: replace it, not its target
-    (folder / "generation_config.json").write_text(json.dumps(config))
-    return folder
+    return english_only_copy(snapshot_path(media_hf_home, SPEECH_MODEL_ID), tmp_path_factory.mktemp("en") / "model")
 
 
 def test_an_english_only_checkpoint_transcribes_and_takes_only_english(english_only: Path) -> None:
     where = str(english_only)
     processor = load_processor(where)
     frontend = SpeechFrontend(processor, AutoConfig.from_pretrained(where), GenerationConfig.from_pretrained(where))
-    assert frontend.english_only and frontend.language_name(None) == "english"
+    assert frontend.english_only and not frontend.translates and frontend.language_name(None) == "english"
     with pytest.raises(InvalidRequest, match="English only") as refused:
         frontend.prepare(WINDOW, language="fr", prompt=None, timestamps=False)
     assert refused.value.param == "language"
@@ -133,3 +123,12 @@ def test_an_english_only_checkpoint_transcribes_and_takes_only_english(english_o
             assert finish.completion_tokens == len(tokens)
     finally:
         engine.shutdown()
+
+
+def test_a_temperature_too_small_to_divide_by_decodes_greedily(speech: Any) -> None:
+    engine, frontend, delivered = speech
+    engine.submit(request(frontend, "greedy", 5, language="en"))
+    engine.submit(request(frontend, "tiny", 5, temperature=2.4e-46, language="en"))
+    greedy, tiny = events_of(delivered, "greedy"), events_of(delivered, "tiny")
+    assert isinstance(tiny[-1], FinishEvent) and tiny[-1].reason in ("stop", "length"), tiny[-1].error
+    assert [e.token_ids for e in tiny[:-1]] == [e.token_ids for e in greedy[:-1]]
