@@ -54,6 +54,8 @@ class Progress:
 class Ready:
     info: ModelInfo
     max_rows: int  # choices one request may ask for (1 for models decoded one row at a time)
+    kv_blocks: int = 0  # blocks of the paged KV cache (0: the model's cache is not paged)
+    block_size: int = 0
 
 
 @dataclass(slots=True)
@@ -64,13 +66,15 @@ class LoadFailed:
 @dataclass(slots=True)
 class Events:
     """One delivery: each request's events since the last one, the rows running after it and the KV-cache slots
-    they hold (rows x cache width), and the records of the steps since the last delivery (empty unless tracing
-    is on). The HTTP side counts the waiting line itself: it knows the requests still in the pipe."""
+    they hold (rows x cache width; paged: blocks in use x block size), the paged cache's counters, and the records
+    of the steps since the last delivery (empty unless tracing is on). The HTTP side counts the waiting line
+    itself: it knows the requests still in the pipe."""
 
     batch: list[tuple[str, list[EngineEvent]]]
     running: int
     kv_tokens: int
     steps: list[StepTuple]
+    kv_counters: tuple[int, int, int] = (0, 0, 0)  # paged cache, since start: prefix-cache queries, hits; preemptions
 
 
 # Rank 0 -> the further ranks of a tensor-parallel model: the model runner's calls, replayed in order.
@@ -121,11 +125,24 @@ class Decode:
 
 
 @dataclass(slots=True)
+class PagedForward:
+    entries: list[tuple[list[int], int, list[int]]]  # (block table, cached tokens, new tokens) per sequence
+
+
+@dataclass(slots=True)
+class CopyBlock:
+    source: int
+    target: int
+
+
+@dataclass(slots=True)
 class StopReplay:
     pass
 
 
 ToEngine = Generate | Abort | Stop
 FromEngine = Progress | Ready | LoadFailed | Events
-ReplayCall = Prefill | PrefillChunk | StageChunked | DropChunk | Join | Discard | Keep | Decode
+ReplayCall = (
+    Prefill | PrefillChunk | StageChunked | DropChunk | Join | Discard | Keep | Decode | PagedForward | CopyBlock
+)
 ToFollower = ReplayCall | StopReplay

@@ -132,7 +132,8 @@ class ModelRegistry:
         return [name for name, e in self._entries.items() if e.state == ModelState.READY]
 
     def engine_load(self) -> dict[str, dict[str, float]]:
-        """Running rows, waiting requests and KV-cache use (0-1) and capacity of every loaded model's engine."""
+        """Running rows, waiting requests, KV-cache use (0-1), capacity and blocks (used, total; 0 when not paged), and
+        the paged cache's counters (prefix-cache queries and hits in tokens, preemptions) of every loaded model."""
         load = {}
         for name, entry in self._entries.items():
             if entry.loaded is not None and entry.state == ModelState.READY:
@@ -142,6 +143,12 @@ class ModelRegistry:
                     "waiting": health.waiting,
                     "kv_usage": health.kv_usage,
                     "kv_capacity": health.kv_capacity,
+                    "kv_blocks_used": health.kv_blocks_used,
+                    "kv_blocks_total": health.kv_blocks_total,
+                    "prefix_cache_queries": health.prefix_cache_queries,
+                    "prefix_cache_hits": health.prefix_cache_hits,
+                    "preemptions": health.preemptions,
+                    "prefix_caching": health.prefix_caching,
                 }
         return load
 

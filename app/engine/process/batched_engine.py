@@ -28,7 +28,6 @@ from app.engine.process.rows import EngineRequest, Row
 from app.engine.process.sampler import BatchSampler, Draw, SequenceSampling
 from app.engine.process.scheduler import Scheduler
 from app.engine.process.steps import StepLog
-from app.engine.process.tensor_parallel import ReplicatedRunner
 from app.engine.types import EngineEvent, FinishEvent, FinishReason, GenerationRequest, TokenEvent
 from app.engine.types import TokenLogprob as Logprob
 
@@ -54,7 +53,7 @@ class BatchedEngine:
         self._vocab = self._runner.vocab_size
         self._max_rows = limits.max_batch_size if self._runner.batchable else 1
         self._limits = limits
-        self._scheduler = Scheduler(limits, self._max_rows)
+        self._scheduler = self._make_scheduler()
         self._sampler = BatchSampler(self._vocab, self._runner.device)
         self._grammars = Grammars(tokenizer, self._vocab)
         self._rows: list[Row] = []
@@ -72,6 +71,9 @@ class BatchedEngine:
     @property
     def max_rows(self) -> int:
         return self._max_rows
+
+    def _make_scheduler(self) -> Any:
+        return Scheduler(self._limits, self._max_rows)
 
     # -- what the engine process calls ----------------------------------------------------------
     def submit(self, request: GenerationRequest) -> None:
@@ -92,8 +94,9 @@ class BatchedEngine:
         self._inbox.put(None)
         self._thread.join(timeout)
         if not self._thread.is_alive():  # let the weights and the KV cache be freed
-            if isinstance(self._runner, ReplicatedRunner):
-                self._runner.stop_followers()
+            stop_followers = getattr(self._runner, "stop_followers", None)  # a tensor-parallel rank 0
+            if stop_followers is not None:
+                stop_followers()
             self._runner = None  # type: ignore[assignment]
 
     # -- the loop -------------------------------------------------------------------------------
@@ -103,9 +106,7 @@ class BatchedEngine:
                 while self._take_new(block=not (self._rows or self._scheduler.pending)):
                     self._drop_aborted()
                     self._steps.begin()
-                    self._prefill_newcomers()
-                    if self._rows:
-                        self._decode()
+                    self._step()
                     self._steps.end()
                     self._deliver()
         except BaseException as exc:  # the loop itself died: every request it holds fails
@@ -146,6 +147,11 @@ class BatchedEngine:
     def _keep(self, indices: Sequence[int]) -> None:
         self._rows = [self._rows[i] for i in indices]
         self._runner.keep(indices)
+
+    def _step(self) -> None:
+        self._prefill_newcomers()
+        if self._rows:
+            self._decode()
 
     # -- prefill --------------------------------------------------------------------------------
     def _prefill_newcomers(self) -> None:
@@ -287,7 +293,9 @@ class BatchedEngine:
     def _finish(self, row: Row, reason: FinishReason, error: str | None = None) -> None:
         req = row.owner
         tail = row.text.finish() if reason != "error" else ""
-        finish = FinishEvent(req.id, reason, len(req.prompt), row.produced, tail, error, row.index, timing=req.timing())
+        finish = FinishEvent(
+            req.id, reason, len(req.prompt), row.produced, tail, error, row.index, None, req.timing(), req.cached
+        )
         self._emit(row, finish)
         if reason == "abort":
             log.info("engine_request_aborted", request_id=req.id, index=row.index, completion_tokens=row.produced)

@@ -11,6 +11,21 @@ from app.engine.types import EngineEvent, GenerationRequest, RequestTiming
 
 
 @dataclass(eq=False)
+class KVSeq:
+    """A sequence in the paged KV cache: its tokens, the blocks holding them, how many are computed (in the cache),
+    and the content hashes of its full blocks so far."""
+
+    tokens: list[int]
+    blocks: list[int] = field(default_factory=list)
+    computed: int = 0
+    hashes: list[bytes] = field(default_factory=list)
+
+    @property
+    def remaining(self) -> int:
+        return len(self.tokens) - self.computed
+
+
+@dataclass(eq=False)
 class EngineRequest:
     request: GenerationRequest
     open: int  # choices not finished yet
@@ -19,6 +34,8 @@ class EngineRequest:
     arrived: int = field(default_factory=time.time_ns)
     scheduled: int = 0  # when its prefill started (time.time_ns)
     first_token: int = 0  # when its first token was sampled
+    seq: KVSeq | None = None  # its prompt in the paged cache, while being prefilled
+    cached: int = 0  # prompt tokens found in the prefix cache
 
     @property
     def id(self) -> str:
@@ -39,3 +56,4 @@ class Row:
     token: int = 0
     produced: int = 0
     events: list[EngineEvent] = field(default_factory=list)
+    seq: KVSeq | None = None  # its tokens in the paged cache (paged models only)

@@ -21,11 +21,13 @@ import torch
 import torch.distributed as dist
 
 from app.engine.messages import (
+    CopyBlock,
     Decode,
     Discard,
     DropChunk,
     Join,
     Keep,
+    PagedForward,
     Prefill,
     PrefillChunk,
     ProtocolError,
@@ -36,6 +38,7 @@ from app.engine.messages import (
 )
 from app.engine.options import TensorParallelGroup
 from app.engine.process.model_runner import ModelRunner
+from app.engine.process.paged_runner import PagedRunner
 
 log = structlog.get_logger(__name__)
 
@@ -116,7 +119,30 @@ class ReplicatedRunner(ModelRunner):
         self._send(StopReplay())
 
 
-def replay(runner: ModelRunner, message: ReplayCall) -> None:
+class ReplicatedPagedRunner(PagedRunner):
+    """Rank 0's paged runner: each forward and block copy goes to the followers first."""
+
+    def __init__(self, model: Any, num_blocks: int, commands: Sequence[Any]) -> None:
+        self._commands = commands
+        super().__init__(model, num_blocks)
+
+    def _send(self, message: ToFollower) -> None:
+        for commands in self._commands:
+            commands.put(message)
+
+    def forward(self, entries: Sequence[tuple[Sequence[int], int, Sequence[int]]]) -> torch.Tensor:
+        self._send(PagedForward([(list(blocks), start, list(tokens)) for blocks, start, tokens in entries]))
+        return super().forward(entries)
+
+    def copy_block(self, source: int, target: int) -> None:
+        self._send(CopyBlock(source, target))
+        super().copy_block(source, target)
+
+    def stop_followers(self) -> None:
+        self._send(StopReplay())
+
+
+def replay(runner: Any, message: ReplayCall) -> None:
     """Run one of rank 0's calls on this rank's runner; a message of any other type is a ``ProtocolError``."""
     match message:
         case Prefill(prompts, counts, inputs):
@@ -135,11 +161,15 @@ def replay(runner: ModelRunner, message: ReplayCall) -> None:
             runner.keep(indices)
         case Decode(tokens):
             runner.decode(tokens)
+        case PagedForward(entries):
+            runner.forward(entries)
+        case CopyBlock(source, target):
+            runner.copy_block(source, target)
         case _:
             raise ProtocolError(message)
 
 
-def follow(runner: ModelRunner, commands: Any, parent_alive: Callable[[], bool]) -> None:
+def follow(runner: ModelRunner | PagedRunner, commands: Any, parent_alive: Callable[[], bool]) -> None:
     """A follower rank: replay rank 0's calls on this shard until told to stop, or until the HTTP process that
     started the ranks is gone. A call that fails here ends this rank (rank 0's next collective then fails, and
     the HTTP side, which watches every rank, replaces the model)."""
