@@ -65,9 +65,7 @@ def _serve_parser(sub: Any) -> None:
         "--responses-store",
         help="Where stored responses live: memory:// (default), sqlite:///path or redis://host:port/db.",
     )
-    p.add_argument(
-        "--responses-store-size", type=int, help="Responses kept for previous_response_id (default 1000)."
-    )
+    p.add_argument("--responses-store-size", type=int, help="Responses kept for previous_response_id (default 1000).")
     p.add_argument("--responses-store-ttl", type=float, help="Seconds a stored response is kept (default 3600).")
     p.add_argument(
         "--no-metrics", dest="metrics", action="store_false", help="No request metrics (process metrics stay)."

@@ -74,7 +74,8 @@ class Events:
     running: int
     kv_tokens: int
     steps: list[StepTuple]
-    kv_counters: tuple[int, int, int] = (0, 0, 0)  # paged cache, since start: prefix-cache queries, hits; preemptions
+    # paged cache: prefix-cache queries, hits (tokens) and preemptions since start; tokens the live sequences hold
+    kv_counters: tuple[int, int, int, int] = (0, 0, 0, 0)
 
 
 # Rank 0 -> the further ranks of a tensor-parallel model: the model runner's calls, replayed in order.

@@ -153,6 +153,7 @@ class EngineHealth:
     prefix_cache_queries: int = 0  # prompt tokens looked up in the prefix cache, since the model loaded
     prefix_cache_hits: int = 0  # of them, tokens found there
     prefix_caching: bool = False  # the paged cache reuses prompt prefixes
+    kv_live_tokens: int = 0  # tokens the paged cache holds for running and prefilling sequences (shared: each)
     preemptions: int = 0  # sequences preempted (their blocks freed, recomputed later) for want of KV blocks
 
 

@@ -148,6 +148,7 @@ class ModelRegistry:
                     "prefix_cache_queries": health.prefix_cache_queries,
                     "prefix_cache_hits": health.prefix_cache_hits,
                     "preemptions": health.preemptions,
+                    "kv_live_tokens": health.kv_live_tokens,
                     "prefix_caching": health.prefix_caching,
                 }
         return load

@@ -41,6 +41,7 @@ from app.engine.types import (
     EngineObserver,
     FinishEvent,
     GenerationRequest,
+    ModelInfo,
     StepRecord,
 )
 from app.errors import EngineFailure, ModelLoadFailed
@@ -71,7 +72,7 @@ class RemoteEngine:
         self._unstarted: set[str] = set()  # admitted, no event yet: the waiting line
         self._running = 0
         self._kv_tokens = 0  # cache slots the running batch holds
-        self._kv_counters = (0, 0, 0)  # prefix-cache queries and hits (tokens), preemptions
+        self._kv_counters = (0, 0, 0, 0)  # prefix-cache queries and hits (tokens), preemptions, live tokens
         self._loop: asyncio.AbstractEventLoop | None = None
         self._failure: str | None = None
         self._stopping = False
@@ -146,6 +147,7 @@ class RemoteEngine:
             prefix_cache_queries=self._kv_counters[0],
             prefix_cache_hits=self._kv_counters[1],
             preemptions=self._kv_counters[2],
+            kv_live_tokens=self._kv_counters[3],
             prefix_caching=bool(self._kv_blocks) and self._limits.prefix_caching,
         )
 

@@ -27,7 +27,7 @@ class Outbox:
         self._pending.append((request_id, events))
 
     def flush(
-        self, *, busy: bool, running: int, kv_tokens: int = 0, kv_counters: tuple[int, int, int] = (0, 0, 0)
+        self, *, busy: bool, running: int, kv_tokens: int = 0, kv_counters: tuple[int, int, int, int] = (0, 0, 0, 0)
     ) -> bool:
         """Send what was collected; False when holding it back (the lists stay registered)."""
         if not self._pending:

@@ -187,7 +187,8 @@ class PagedEngine(BatchedEngine):
         waiting_rows = [item for item in self._scheduler.waiting if isinstance(item, Row)]
         prefilling_rows = [item for item in self._scheduler.prefilling if isinstance(item, Row)]
         used, _, queries, hits, preemptions = self.kv_stats
-        counters = (queries, hits, preemptions)
+        live = [*self._rows, *self._scheduler.prefilling]
+        counters = (queries, hits, preemptions, sum(seq_of(item).computed for item in live))
         busy, running = bool(self._rows), len(self._rows)
         if self._outbox.flush(busy=busy, running=running, kv_tokens=used * self.block_size, kv_counters=counters):
             for row in (*self._rows, *waiting_rows, *prefilling_rows):

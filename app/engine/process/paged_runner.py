@@ -34,19 +34,19 @@ def kv_bytes_per_token(model: Any, ranks: int = 1) -> int:
     return 2 * config.num_hidden_layers * max(1, heads // ranks) * dim * model.dtype.itemsize
 
 
-def pool_blocks(model: Any, max_kv_tokens: int | None, gpu_memory_utilization: float, ranks: int = 1) -> int:
-    """Blocks the pool gets: ``--max-kv-tokens``; else on CUDA the given share of the memory free after the weights;
-    else (CPU) a fifth of the host's available memory."""
-    if max_kv_tokens is not None:
-        return -(-max_kv_tokens // BLOCK_SIZE)
+def pool_blocks(model: Any, limits: BatchLimits, context: int, ranks: int = 1) -> int:
+    """Blocks the pool gets: ``--max-kv-tokens``; else on CUDA ``--gpu-memory-utilization`` of the card's memory less
+    what is in use (the weights); else (CPU) enough for every row at the model's whole context, within a fifth of
+    the host's available memory."""
+    if limits.max_kv_tokens is not None:
+        return -(-limits.max_kv_tokens // BLOCK_SIZE)
     per_block = kv_bytes_per_token(model, ranks) * BLOCK_SIZE
     device = torch.device(model.device)
     if device.type == "cuda":
         free, total = torch.cuda.mem_get_info(device)
-        budget = free - (1 - gpu_memory_utilization) * total
-    else:
-        budget = _CPU_KV_FRACTION * _available_host_memory()
-    return max(16, int(budget // per_block))
+        return max(16, int((free - (1 - limits.gpu_memory_utilization) * total) // per_block))
+    wanted = -(-limits.max_batch_size * context // BLOCK_SIZE)
+    return max(16, min(wanted, int(_CPU_KV_FRACTION * _available_host_memory() // per_block)))
 
 
 def _available_host_memory() -> int:
@@ -141,6 +141,7 @@ def paged_runner(
     limits: BatchLimits,
     *,
     media: bool,
+    context: int,
     ranks: int = 1,
     make: Callable[[Any, int], PagedRunner] | None = None,
 ) -> PagedRunner | None:
@@ -148,7 +149,7 @@ def paged_runner(
     of a tensor-parallel model makes the same choice with the same pool size."""
     if not pageable(model, media=media):
         return None
-    blocks = pool_blocks(model, limits.max_kv_tokens, limits.gpu_memory_utilization, ranks)
+    blocks = pool_blocks(model, limits, context, ranks)
     if dist.is_initialized():
         agreed = torch.tensor([blocks], device=model.device)
         dist.all_reduce(agreed, op=dist.ReduceOp.MIN)

@@ -109,7 +109,8 @@ def _batched_engine(
 
 def _paged(model: Any, info: ModelInfo, options: LoadOptions, make: Any = None) -> PagedRunner | None:
     ranks = options.tensor_parallel_size
-    return paged_runner(model, options.limits, media=info.task != TEXT, ranks=ranks, make=make)
+    media = info.task != TEXT
+    return paged_runner(model, options.limits, media=media, context=info.max_context, ranks=ranks, make=make)
 
 
 def serve_follower(rank: int, group: TensorParallelGroup, folder: str, name: str, options: LoadOptions) -> None:
