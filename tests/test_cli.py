@@ -82,6 +82,9 @@ def test_no_flags_give_the_defaults(served: list[Settings]) -> None:
         (["--max-model-len", "512"], "max_model_len", 512),
         (["--max-body-size", "4096"], "max_body_size", 4096),
         (["--no-metrics"], "metrics", False),
+        (["--no-prefix-caching"], "prefix_caching", False),
+        (["--gpu-memory-utilization", "0.5"], "gpu_memory_utilization", 0.5),
+        (["--max-kv-tokens", "4096"], "max_kv_tokens", 4096),
     ],
 )
 def test_flag_maps_to_setting(served: list[Settings], argv: list[str], field: str, expected: Any) -> None:
