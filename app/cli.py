@@ -50,7 +50,13 @@ def _serve_parser(sub: Any) -> None:
     p.add_argument("--max-batch-size", type=int, help="Most sequences decoded together (default 32).")
     p.add_argument("--max-model-len", type=int, help="Cap on prompt + completion tokens.")
     p.add_argument("--max-num-batched-tokens", type=int, help="Prompt tokens prefilled per step (default 2048).")
-    p.add_argument("--max-kv-tokens", type=int, help="KV budget: rows x cached tokens of the running batch.")
+    p.add_argument("--max-kv-tokens", type=int, help="Tokens the KV cache holds (paged: its block pool's size).")
+    p.add_argument(
+        "--gpu-memory-utilization", type=float, help="On CUDA, the share of GPU memory the model and its KV cache use."
+    )
+    p.add_argument(
+        "--no-prefix-caching", dest="prefix_caching", action="store_false", help="Do not reuse cached prompt prefixes."
+    )
     p.add_argument("--cpu-threads", type=int, help="torch threads when running on CPU (default: all cores but one).")
     p.add_argument(
         "--tensor-parallel-size",

@@ -102,6 +102,8 @@ def load_options(settings: Settings, telemetry: Telemetry, engine_log_setup: Cal
             max_batch_size=settings.max_batch_size,
             max_num_batched_tokens=settings.max_num_batched_tokens,
             max_kv_tokens=settings.max_kv_tokens,
+            gpu_memory_utilization=settings.gpu_memory_utilization,
+            prefix_caching=settings.prefix_caching,
             max_queue=settings.max_queue,
             stream_interval=settings.stream_interval_ms / 1000,
         ),

@@ -24,6 +24,7 @@ import signal
 import statistics
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -33,6 +34,8 @@ from typing import Any
 
 import httpx
 import psutil
+from models import BENCH_MODEL_ID
+from models import build as build_bench_model
 from otlp_sink import OtlpSink
 
 BENCH = Path(__file__).resolve().parent
@@ -54,8 +57,8 @@ def upstream_cb(args: argparse.Namespace) -> list[str]:
     ]
 
 
-def snapshot(hf_home: Path) -> Path:
-    repo = hf_home / "hub" / ("models--" + MODEL.replace("/", "--"))
+def snapshot(hf_home: Path, model: str = MODEL) -> Path:
+    repo = hf_home / "hub" / ("models--" + model.replace("/", "--"))
     return repo / "snapshots" / (repo / "refs" / "main").read_text().strip()
 
 
@@ -94,7 +97,7 @@ def load(url: str, args: argparse.Namespace, requests: int) -> dict[str, object]
         "--url",
         url,
         "--model",
-        MODEL,
+        args.model,
         "--concurrency",
         str(args.concurrency),
         "--requests",
@@ -105,6 +108,8 @@ def load(url: str, args: argparse.Namespace, requests: int) -> dict[str, object]
         str(args.prompt_words),
         "--shared-prefix-words",
         str(args.shared_prefix_words),
+        "--turns",
+        str(args.turns),
     ]
     return json.loads(subprocess.run(command, check=True, capture_output=True, text=True).stdout)
 
@@ -144,12 +149,45 @@ def cpu_seconds(pid: int) -> dict[str, float]:
 SIDES = ("http", "engine", "export")
 
 
+class KVSampler:
+    """Samples hfserve's /health during a round: the paged cache's token slots in use (blocks x block size) over
+    the tokens its live sequences hold, i.e. KV bytes held per byte the live tokens need."""
+
+    def __init__(self, url: str) -> None:
+        self._url, self.ratios = url, []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.25):
+            try:
+                engines = httpx.get(f"{self._url}/health", timeout=2).json().get("engines", {})
+            except (httpx.HTTPError, ValueError):
+                continue
+            for engine in engines.values():
+                blocks, live = engine.get("kv_blocks_used", 0), engine.get("kv_live_tokens", 0)
+                if blocks and live:
+                    size = engine["kv_capacity"] // engine["kv_blocks_total"]
+                    self.ratios.append(blocks * size / live)
+
+    def __enter__(self) -> KVSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
 def measured_load(url: str, args: argparse.Namespace, requests: int, pid: int) -> dict[str, object]:
     """One round, with the CPU time the server spent on it per generated token: unlike throughput, that
     hardly moves with what else the machine is doing."""
     before = cpu_seconds(pid)
-    result = load(url, args, requests)
+    with KVSampler(url) as kv:
+        result = load(url, args, requests)
     after = cpu_seconds(pid)
+    if kv.ratios:
+        result["kv_held_per_live_token"] = round(statistics.median(kv.ratios), 3)
     tokens = max(1, int(result["output_tokens"]))  # type: ignore[call-overload]
     for side in SIDES:
         result[f"{side}_cpu_us_per_token"] = round((after[side] - before[side]) * 1e6 / tokens, 1)
@@ -162,7 +200,7 @@ def summarize(rounds: list[dict[str, object]]) -> dict[str, object]:
     result = dict(ordered[len(ordered) // 2])  # the median round by throughput
     result["rounds_tok_s"] = [r["output_tok_s"] for r in rounds]  # in the order they ran
     result["failed"] = sum(int(r.get("failed", 0)) for r in rounds)  # type: ignore[call-overload]
-    for key in (*(f"{side}_cpu_us_per_token" for side in SIDES), "cpu_us_per_token"):
+    for key in (*(f"{side}_cpu_us_per_token" for side in SIDES), "cpu_us_per_token", "kv_held_per_live_token"):
         if all(key in r for r in rounds):
             result[key] = statistics.median(float(r[key]) for r in rounds)  # type: ignore[arg-type]
     return result
@@ -173,7 +211,7 @@ def ceiling(args: argparse.Namespace, env: dict[str, str]) -> dict[str, object]:
         sys.executable,
         str(BENCH / "ceiling.py"),
         "--model-dir",
-        str(snapshot(args.hf_home)),
+        str(snapshot(args.hf_home, args.model)),
         "--batch",
         str(args.concurrency),
         "--requests",
@@ -337,6 +375,14 @@ def main() -> None:
         default=0,
         help="the agent load: a system prompt of this many words that every request re-sends",
     )
+    p.add_argument("--turns", type=int, default=1, help="the multi-turn load: turns per conversation, history resent")
+    p.add_argument(
+        "--model",
+        default=MODEL,
+        choices=[MODEL, BENCH_MODEL_ID],
+        help=f"{BENCH_MODEL_ID}: the ~30M-parameter Qwen3 bench/models.py builds offline",
+    )
+    p.add_argument("--kv-tokens", type=int, help="hfserve's --max-kv-tokens (default: its own sizing)")
     p.add_argument("--upstream-cb-blocks", type=int, default=256, help="upstream's --cb-num-blocks (32 tokens each)")
     p.add_argument("--upstream-cb-batch-tokens", type=int, default=512, help="upstream's --cb-max-batch-tokens")
     p.add_argument("--rounds", type=int, default=3, help="load runs per server; the median is reported")
@@ -365,6 +411,8 @@ def main() -> None:
         check=True,
         capture_output=True,
     )
+    if args.model == BENCH_MODEL_ID:
+        build_bench_model(args.hf_home)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("HF_", "HFSERVE_", "OTEL_"))}
     env.update(HF_HOME=str(args.hf_home), HF_HUB_OFFLINE="1", TOKENIZERS_PARALLELISM="false")
     stamp = time.strftime("%Y%m%dT%H%M%S")
@@ -373,12 +421,14 @@ def main() -> None:
     if args.observability:
         print(observability_overhead(env, args, logs))
         return
-    hfserve = [str(Path(sys.executable).parent / "hfserve"), "serve", MODEL, "--host", "127.0.0.1"]
+    hfserve = [str(Path(sys.executable).parent / "hfserve"), "serve", args.model, "--host", "127.0.0.1"]
+    if args.kv_tokens:
+        hfserve += ["--max-kv-tokens", str(args.kv_tokens)]
     servers: Servers = {"hfserve": ([*hfserve, "--port", "8301"], 8301, {})}
     for i, flags in enumerate(args.variant):
         servers[f"hfserve {flags}"] = ([*hfserve, "--port", str(8310 + i), *flags.split()], 8310 + i, {})
     if not args.skip_upstream:
-        upstream = [str(UPSTREAM), "serve", MODEL, "--host", "127.0.0.1", "--port", "8302", *upstream_cb(args)]
+        upstream = [str(UPSTREAM), "serve", args.model, "--host", "127.0.0.1", "--port", "8302", *upstream_cb(args)]
         servers["upstream"] = (upstream, 8302, {})
     results, _ = measure_interleaved(servers, env, args, logs)
     (logs / "results.json").write_text(
@@ -390,14 +440,16 @@ def main() -> None:
 def table(results: dict[str, dict[str, object]]) -> str:
     ours = float(results["hfserve"]["output_tok_s"])  # type: ignore[arg-type]
     rows = [
-        "| | output tok/s (median) | every round, in order | req/s | TTFT p50 / p99 ms | ITL p50 / p99 ms | failed |",
-        "|---|---|---|---|---|---|---|",
+        "| | output tok/s (median) | every round, in order | req/s | TTFT p50 / p99 ms | ITL p50 / p99 ms | "
+        "prefix-cache hit rate | KV held per live token | failed |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for name, r in results.items():
         if name != "ceiling":
             rows.append(
                 f"| {name} | {r['output_tok_s']} | {r['rounds_tok_s']} | {r['req_s']} | "
-                f"{r['ttft_ms_p50']} / {r['ttft_ms_p99']} | {r['itl_ms_p50']} / {r['itl_ms_p99']} | {r['failed']} |"
+                f"{r['ttft_ms_p50']} / {r['ttft_ms_p99']} | {r['itl_ms_p50']} / {r['itl_ms_p99']} | "
+                f"{r.get('cache_hit_rate', '')} | {r.get('kv_held_per_live_token', '')} | {r['failed']} |"
             )
     static = results["ceiling"]
     rows.append(f"| static `generate`, in-process | {static['output_tok_s']} | {static['rounds_tok_s']} | | | | |")

@@ -40,6 +40,8 @@ class Outcome:
     chunks: list[float] = field(default_factory=list)  # arrival time of each content chunk
     completion_tokens: int = 0
     prompt_tokens: int = 0
+    cached_tokens: int = 0  # usage.prompt_tokens_details.cached_tokens, where the server reports it
+    text: str = ""  # the reply (a multi-turn conversation sends it back)
     finished: bool = False  # a finish_reason arrived (upstream ends streams without [DONE])
 
 
@@ -75,14 +77,16 @@ def _handle_frame(frame: bytes, out: Outcome, now: float) -> bool:
         return True
     for choice in payload.get("choices") or []:
         out.finished = out.finished or bool(choice.get("finish_reason"))
-        if (choice.get("delta") or {}).get("content"):
+        if content := (choice.get("delta") or {}).get("content"):
             if out.first is None:
                 out.first = now
             out.chunks.append(now)
+            out.text += content
     usage = payload.get("usage")
     if usage:
         out.completion_tokens = usage.get("completion_tokens", 0)
         out.prompt_tokens = usage.get("prompt_tokens", 0)
+        out.cached_tokens = (usage.get("prompt_tokens_details") or {}).get("cached_tokens") or 0
     return False
 
 
@@ -131,31 +135,39 @@ def percentile(values: list[float], q: float) -> float:
 
 async def run(args: argparse.Namespace) -> dict[str, object]:
     url = urlsplit(args.url)
+    host, port = url.hostname or "127.0.0.1", url.port or 80
     rng = random.Random(args.seed)
     # the agent load: every request re-sends the same long system prompt (tools, instructions) before its own turn
     shared = make_prompt(random.Random(-1), args.shared_prefix_words) if args.shared_prefix_words else ""
     system = [{"role": "system", "content": shared}] if shared else []
-    bodies = [
-        json.dumps(
+    # the multi-turn load: each conversation sends its turns one after another, each with the whole history
+    turns = max(1, args.turns)
+    conversations = [[make_prompt(rng, args.prompt_words) for _ in range(turns)] for _ in range(args.requests // turns)]
+    queue: asyncio.Queue[list[str]] = asyncio.Queue()
+    for conversation in conversations:
+        queue.put_nowait(conversation)
+    outcomes: list[Outcome] = []
+
+    def body(messages: list[dict[str, str]]) -> bytes:
+        return json.dumps(
             {
                 "model": args.model,
-                "messages": [*system, {"role": "user", "content": make_prompt(rng, args.prompt_words)}],
+                "messages": messages,
                 "max_tokens": args.max_tokens,
                 "temperature": args.temperature,
                 "stream": True,
                 "stream_options": {"include_usage": True},
             }
         ).encode()
-        for _ in range(args.requests)
-    ]
-    queue: asyncio.Queue[bytes] = asyncio.Queue()
-    for body in bodies:
-        queue.put_nowait(body)
-    outcomes: list[Outcome] = []
 
     async def worker() -> None:
         while not queue.empty():
-            outcomes.append(await one_request(url.hostname or "127.0.0.1", url.port or 80, queue.get_nowait()))
+            history = list(system)
+            for turn in queue.get_nowait():
+                history.append({"role": "user", "content": turn})
+                outcome = await one_request(host, port, body(history))
+                outcomes.append(outcome)
+                history.append({"role": "assistant", "content": outcome.text})
 
     cpu0 = resource.getrusage(resource.RUSAGE_SELF)
     started = time.perf_counter()
@@ -176,6 +188,7 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
         "output_tok_s": round(tokens / elapsed, 1),
         "req_s": round(len(ok) / elapsed, 2),
         "mean_prompt_tokens": round(statistics.mean(o.prompt_tokens for o in ok), 1) if ok else None,
+        "cache_hit_rate": round(sum(o.cached_tokens for o in ok) / max(1, sum(o.prompt_tokens for o in ok)), 3),
         "ttft_ms_p50": round(percentile(ttft, 50), 1),
         "ttft_ms_p99": round(percentile(ttft, 99), 1),
         "itl_ms_p50": round(percentile(gaps, 50), 2),
@@ -196,6 +209,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--prompt-words", type=int, default=60)
     p.add_argument(
         "--shared-prefix-words", type=int, default=0, help="a system prompt of this many words in every request"
+    )
+    p.add_argument(
+        "--turns", type=int, default=1, help="the multi-turn load: conversations of this many turns, history resent"
     )
     p.add_argument("--temperature", type=float, default=0.0)
     p.add_argument("--seed", type=int, default=0)

@@ -55,6 +55,8 @@ class Progress:
 class Ready:
     info: ModelInfo
     max_rows: int  # choices one request may ask for (1 for models decoded one row at a time)
+    kv_blocks: int = 0  # blocks of the paged KV cache (0: the model's cache is not paged)
+    block_size: int = 0
 
 
 @dataclass(slots=True)
@@ -65,13 +67,16 @@ class LoadFailed:
 @dataclass(slots=True)
 class Events:
     """One delivery: each request's events since the last one, the rows running after it and the KV-cache slots
-    they hold (rows x cache width), and the records of the steps since the last delivery (empty unless tracing
-    is on). The HTTP side counts the waiting line itself: it knows the requests still in the pipe."""
+    they hold (rows x cache width; paged: blocks in use x block size), the paged cache's counters, and the records
+    of the steps since the last delivery (empty unless tracing is on). The HTTP side counts the waiting line
+    itself: it knows the requests still in the pipe."""
 
     batch: list[tuple[str, list[EngineEvent]]]
     running: int
     kv_tokens: int
     steps: list[StepTuple]
+    # paged cache: prefix-cache queries, hits (tokens) and preemptions since start; tokens the live sequences hold
+    kv_counters: tuple[int, int, int, int] = (0, 0, 0, 0)
 
 
 @dataclass(slots=True)
@@ -143,11 +148,34 @@ class ScorePrompt:
 
 
 @dataclass(slots=True)
+class PagedForward:
+    entries: list[tuple[list[int], int, list[int]]]  # (block table, cached tokens, new tokens) per sequence
+
+
+@dataclass(slots=True)
+class CopyBlock:
+    source: int
+    target: int
+
+
+@dataclass(slots=True)
 class StopReplay:
     pass
 
 
 ToEngine = Generate | Pool | Abort | Stop
 FromEngine = Progress | Ready | LoadFailed | Events | Pooled
-ReplayCall = Prefill | PrefillChunk | StageChunked | DropChunk | Join | Discard | Keep | Decode | ScorePrompt
+ReplayCall = (
+    Prefill
+    | PrefillChunk
+    | StageChunked
+    | DropChunk
+    | Join
+    | Discard
+    | Keep
+    | Decode
+    | ScorePrompt
+    | PagedForward
+    | CopyBlock
+)
 ToFollower = ReplayCall | StopReplay

@@ -14,7 +14,9 @@ ProgressFn = Callable[[str, int | None, int | None], None]  # (stage, current, t
 class BatchLimits:
     max_batch_size: int = 32  # rows (choices) decoded together
     max_num_batched_tokens: int = 2048  # prompt tokens prefilled per step
-    max_kv_tokens: int | None = None  # rows x cache width the running batch may hold
+    max_kv_tokens: int | None = None  # tokens the KV cache holds (paged: the pool; padded: rows x cache width)
+    gpu_memory_utilization: float = 0.9  # CUDA, without max_kv_tokens: share of memory for weights and the pool
+    prefix_caching: bool = True  # paged models reuse cached prompt prefixes
     max_queue: int = 256  # requests admitted but not yet running
     stream_interval: float = 0.0  # seconds between deliveries to the event loop (0: every step)
 

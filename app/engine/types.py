@@ -145,9 +145,10 @@ class RequestTiming:
 class FinishEvent:
     """The last event of choice ``index``. ``text`` is held-back text released at the end.
 
-    ``prompt_tokens`` is the request's; ``completion_tokens`` counts this choice's tokens. ``timing`` is set by
-    the engine (None for a finish made up outside it, e.g. when its process died). ``prompt_logprobs`` is set
-    when the choice's first event is its finish (see ``TokenEvent``).
+    ``prompt_tokens`` is the request's (``cached_tokens`` of them were found in the prefix cache);
+    ``completion_tokens`` counts this choice's tokens. ``timing`` is set by the engine (None for a finish made
+    up outside it, e.g. when its process died). ``prompt_logprobs`` is set when the choice's first event is
+    its finish (see ``TokenEvent``).
     """
 
     request_id: str
@@ -161,6 +162,7 @@ class FinishEvent:
     timing: RequestTiming | None = None
     prompt_logprobs: tuple[PromptLogprob, ...] | None = None
     reasoning_tokens: int = 0  # of ``completion_tokens``: those inside the reasoning block
+    cached_tokens: int = 0  # prompt tokens whose KV came from the prefix cache (not prefilled again)
 
 
 class StepRecord(NamedTuple):
@@ -186,6 +188,13 @@ class EngineHealth:
     detail: str | None = None
     kv_usage: float = 0.0  # share of the KV cache in use, 0-1
     kv_capacity: int = 0  # KV-cache slots (tokens) the engine may hold; 0 when not bounded
+    kv_blocks_used: int = 0  # the paged KV cache's blocks in use (0 and 0: the cache is not paged)
+    kv_blocks_total: int = 0
+    prefix_cache_queries: int = 0  # prompt tokens looked up in the prefix cache, since the model loaded
+    prefix_cache_hits: int = 0  # of them, tokens found there
+    prefix_caching: bool = False  # the paged cache reuses prompt prefixes
+    kv_live_tokens: int = 0  # tokens the paged cache holds for running and prefilling sequences (shared: each)
+    preemptions: int = 0  # sequences preempted (their blocks freed, recomputed later) for want of KV blocks
 
 
 class EventStream(Protocol):

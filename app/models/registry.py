@@ -160,7 +160,8 @@ class ModelRegistry:
         return {name: e.serving.info.task for name, e in self._entries.items() if e.serving is not None}
 
     def engine_load(self) -> dict[str, dict[str, float]]:
-        """Running rows, waiting requests and KV-cache use (0-1) and capacity of every loaded model's engine."""
+        """Running rows, waiting requests, KV-cache use (0-1), capacity and blocks (used, total; 0 when not paged), and
+        the paged cache's counters (prefix-cache queries and hits in tokens, preemptions) of every loaded model."""
         load = {}
         for name, entry in self._entries.items():
             if entry.loaded is not None and entry.state == ModelState.READY:
@@ -170,6 +171,13 @@ class ModelRegistry:
                     "waiting": health.waiting,
                     "kv_usage": health.kv_usage,
                     "kv_capacity": health.kv_capacity,
+                    "kv_blocks_used": health.kv_blocks_used,
+                    "kv_blocks_total": health.kv_blocks_total,
+                    "prefix_cache_queries": health.prefix_cache_queries,
+                    "prefix_cache_hits": health.prefix_cache_hits,
+                    "preemptions": health.preemptions,
+                    "kv_live_tokens": health.kv_live_tokens,
+                    "prefix_caching": health.prefix_caching,
                 }
         return load
 

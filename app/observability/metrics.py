@@ -18,7 +18,7 @@ from prometheus_client import (
     Histogram,
     generate_latest,
 )
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.gc_collector import GCCollector
 from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.process_collector import ProcessCollector
@@ -49,7 +49,16 @@ def new_registry() -> CollectorRegistry:
 _RUNNING = "Sequences being decoded (a request with n choices counts n)."
 _WAITING = "Requests admitted and waiting for their first token."
 _KV_USAGE = "Share of the KV cache in use, 0-1 (the --max-kv-tokens budget; without one, the batch's rows)."
-_CACHE_CONFIG = "The KV cache's configuration, as labels (one block is one token's slot)."
+_CACHE_CONFIG = "The KV cache's configuration, as labels (a paged cache's blocks; else one block per token slot)."
+_QUERIES = "Prompt tokens looked up in the prefix cache."
+_HITS = "Prompt tokens found in the prefix cache (their prefill skipped)."
+_PREEMPTIONS = "Sequences preempted for want of KV blocks (their blocks freed, recomputed later)."
+# engine_load key -> (hfserve name, vLLM name, help): counters since each model loaded
+_COUNTERS = {
+    "prefix_cache_queries": ("hfserve_prefix_cache_queries", "vllm:prefix_cache_queries", _QUERIES),
+    "prefix_cache_hits": ("hfserve_prefix_cache_hits", "vllm:prefix_cache_hits", _HITS),
+    "preemptions": ("hfserve_preemptions", "vllm:num_preemptions", _PREEMPTIONS),
+}
 
 
 class _EngineCollector:
@@ -80,13 +89,33 @@ class _EngineCollector:
             _CACHE_CONFIG,
             labels=["model_name", "block_size", "num_gpu_blocks", "enable_prefix_caching"],
         )
+        counters = {
+            key: (
+                CounterMetricFamily(name, text, labels=["model"]),
+                CounterMetricFamily(router_name, text, labels=["model_name"]),
+            )
+            for key, (name, router_name, text) in _COUNTERS.items()
+        }
         for model, counts in load.items():
             for key in ours:
                 ours[key].add_metric([model], counts.get(key, 0))
                 routers[key].add_metric([model], counts.get(key, 0))
+            for key, families in counters.items():
+                for family in families:
+                    family.add_metric([model], counts.get(key, 0))
             loaded.add_metric([model], 1)
-            config.add_metric([model, "1", str(int(counts.get("kv_capacity", 0))), "False"], 1)
+            config.add_metric([model, *_cache_config(counts)], 1)
         yield from (*ours.values(), loaded, *routers.values(), config)
+        yield from (family for families in counters.values() for family in families)
+
+
+def _cache_config(counts: Mapping[str, float]) -> list[str]:
+    """(block_size, num_gpu_blocks, enable_prefix_caching) of a paged cache; a padded one counts token slots."""
+    blocks = int(counts.get("kv_blocks_total", 0))
+    if blocks:
+        size = int(counts.get("kv_capacity", 0)) // blocks
+        return [str(size), str(blocks), str(bool(counts.get("prefix_caching", 0)))]
+    return ["1", str(int(counts.get("kv_capacity", 0))), "False"]
 
 
 class RequestMetrics:

@@ -44,4 +44,3 @@ class ChoiceParser:
             out.content(text)
         else:
             out.extend(self._tools.feed(text))
-

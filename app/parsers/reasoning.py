@@ -147,4 +147,3 @@ class ReasoningFormat:
 
 THINK = ReasoningFormat("think", "<think>", "</think>")
 GEMMA4 = ReasoningFormat("gemma4", "<|channel>", "<channel|>", label="thought\n")
-

@@ -70,11 +70,16 @@ class CompletionTokensDetails(WireModel):
     reasoning_tokens: int = 0
 
 
+class PromptTokensDetails(WireModel):
+    cached_tokens: int = 0  # prompt tokens whose KV came from the prefix cache
+
+
 class Usage(WireModel):
     prompt_tokens: int
     completion_tokens: int
     total_tokens: int
     completion_tokens_details: CompletionTokensDetails | None = None
+    prompt_tokens_details: PromptTokensDetails | None = None
 
 
 class ErrorDetail(WireModel):

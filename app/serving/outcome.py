@@ -11,7 +11,7 @@ import structlog
 from app.engine.types import FinishEvent
 from app.errors import EngineFailure, ServiceUnavailable
 from app.observability.telemetry import outcome_fields
-from app.protocol.common import CompletionTokensDetails, Usage
+from app.protocol.common import CompletionTokensDetails, PromptTokensDetails, Usage
 
 log = structlog.get_logger(__name__)
 
@@ -31,7 +31,13 @@ def usage_of(finishes: Sequence[FinishEvent], prompt_tokens: int, reasoning_toke
         completion_tokens=completion,
         total_tokens=prompt_tokens + completion,
         completion_tokens_details=details,
+        prompt_tokens_details=PromptTokensDetails(cached_tokens=cached_tokens(finishes)),
     )
+
+
+def cached_tokens(finishes: Sequence[FinishEvent]) -> int:
+    """Prompt tokens found in the prefix cache, once per prompt (its choices share them)."""
+    return sum({finish.request_id: finish.cached_tokens for finish in finishes}.values())
 
 
 def log_outcome(

@@ -12,6 +12,7 @@ from app.engine.types import TokenEvent
 from app.errors import HfServeError, InvalidRequest, NotFound, UnsupportedParameter
 from app.protocol.response_objects import (
     InputItemList,
+    InputTokensDetails,
     OutputTokensDetails,
     ResponseDeleted,
     ResponseError,
@@ -210,6 +211,7 @@ class ResponsesService:
         assert finish is not None, "the engine stream ended without a finish event"
         usage = ResponseUsage(
             input_tokens=finish.prompt_tokens,
+            input_tokens_details=InputTokensDetails(cached_tokens=finish.cached_tokens),
             output_tokens=finish.completion_tokens,
             output_tokens_details=OutputTokensDetails(reasoning_tokens=p.generation.choices[0].reasoning_tokens),
             total_tokens=finish.prompt_tokens + finish.completion_tokens,

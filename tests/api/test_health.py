@@ -190,5 +190,7 @@ def test_router_gauges_follow_a_running_request(hf_home: Path, logs_dir: Path) -
         wait_for(lambda: total(scrape(pinned), "vllm:num_requests_running") == 0)
         after = scrape(pinned)
         assert total(after, "vllm:kv_cache_usage_perc") == 0
-        config = {"model_name": f"{NEVER_EOS_MODEL_ID}@main", "num_gpu_blocks": "4096", "block_size": "1"}
-        assert total(after, "vllm:cache_config_info", **config) == 1
+        config = {"model_name": f"{NEVER_EOS_MODEL_ID}@main", "num_gpu_blocks": "256", "block_size": "16"}
+        assert total(after, "vllm:cache_config_info", **config, enable_prefix_caching="True") == 1
+        engine = httpx.get(f"{pinned.url}/health").json()["engines"][f"{NEVER_EOS_MODEL_ID}@main"]
+        assert (engine["kv_blocks_used"], engine["kv_blocks_total"]) == (0, 256)  # cached blocks are not in use

@@ -162,3 +162,23 @@ def test_full_queue_answers_429_at_once(narrow: ServerProcess, stream: bool) -> 
             assert int(refused.headers["retry-after"]) >= 1
             assert refused.json()["error"]["type"] == "rate_limit_error"
     wait_for(lambda: engine_load(narrow) == {"running": 0, "waiting": 0})
+
+
+def test_a_resent_prefix_is_served_from_the_prefix_cache(server: ServerProcess) -> None:
+    """Chat, completions and responses report the prompt tokens whose prefill the prefix cache saved, and a greedy
+    answer with a cache hit is the answer without one."""
+    client = OpenAI(base_url=server.base_url, api_key="unused", max_retries=0)
+    chat = [{"role": "system", "content": "word " * 120}, *USER]
+    first = client.chat.completions.create(model=NEVER_EOS_MODEL_ID, messages=chat, max_tokens=12, temperature=0)
+    again = client.chat.completions.create(model=NEVER_EOS_MODEL_ID, messages=chat, max_tokens=12, temperature=0)
+    assert again.choices[0].message.content == first.choices[0].message.content
+    prompt = first.usage.prompt_tokens
+    assert again.usage.prompt_tokens_details.cached_tokens == (prompt - 1) // 16 * 16 > 0
+    text = "story " * 100
+    client.completions.create(model=NEVER_EOS_MODEL_ID, prompt=text, max_tokens=4, temperature=0)
+    completion = client.completions.create(model=NEVER_EOS_MODEL_ID, prompt=text, max_tokens=4, temperature=0)
+    assert completion.usage.prompt_tokens_details.cached_tokens >= 96
+    response = client.responses.create(model=NEVER_EOS_MODEL_ID, input=chat, max_output_tokens=4, temperature=0)
+    assert response.usage.input_tokens_details.cached_tokens >= 96
+    engine = httpx.get(f"{server.url}/health").json()["engines"][f"{NEVER_EOS_MODEL_ID}@main"]
+    assert engine["kv_blocks_total"] > 0 and engine["prefix_cache_hits"] >= 3 * 96

@@ -66,6 +66,25 @@ def test_router_gauges_carry_vllm_names_and_the_cache_configuration() -> None:
     assert config.labels == {**label, "block_size": "1", "num_gpu_blocks": "4096", "enable_prefix_caching": "False"}
 
 
+def test_a_paged_cache_reports_its_blocks_prefix_cache_and_preemptions() -> None:
+    registry = new_registry()
+    counts = {"kv_capacity": 4096, "kv_blocks_total": 256, "prefix_caching": True, "preemptions": 2}
+    RequestMetrics(registry).watch_engines(
+        lambda: {"a@main": counts | {"prefix_cache_queries": 1000, "prefix_cache_hits": 640}}
+    )
+    scraped = families(_text(registry))
+    (config,) = scraped["vllm:cache_config_info"]
+    assert config.labels["block_size"] == "16" and config.labels["num_gpu_blocks"] == "256"
+    assert config.labels["enable_prefix_caching"] == "True"
+    for ours, theirs, expected in (
+        ("hfserve_prefix_cache_queries_total", "vllm:prefix_cache_queries_total", 1000),
+        ("hfserve_prefix_cache_hits_total", "vllm:prefix_cache_hits_total", 640),
+        ("hfserve_preemptions_total", "vllm:num_preemptions_total", 2),
+    ):
+        assert [(s.labels, s.value) for s in scraped[ours.removesuffix("_total")]] == [({"model": "a@main"}, expected)]
+        assert [s.value for s in scraped[theirs.removesuffix("_total")]] == [expected]
+
+
 def test_each_app_has_its_own_registry_with_the_process_metrics() -> None:
     first, second = Telemetry(), Telemetry()  # would raise "Duplicated timeseries" on one shared registry
     first.metrics.generation_tokens.labels("m").inc(5)  # type: ignore[union-attr]

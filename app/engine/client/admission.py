@@ -14,8 +14,17 @@ from app.engine.types import GenerationRequest, PoolingRequest
 from app.errors import InvalidRequest, Overloaded
 
 
-def admit(request: GenerationRequest, *, vocab_size: int, max_rows: int, limits: BatchLimits, waiting: int) -> None:
-    """Raise unless ``request`` may join the waiting line (``waiting`` requests are already in it)."""
+def admit(
+    request: GenerationRequest,
+    *,
+    vocab_size: int,
+    max_rows: int,
+    limits: BatchLimits,
+    waiting: int,
+    kv_blocks: tuple[int, int] = (0, 0),
+) -> None:
+    """Raise unless ``request`` may join the waiting line (``waiting`` requests are already in it). ``kv_blocks``:
+    the paged pool's blocks and block size (0, 0 for a model whose cache is not paged)."""
     params = request.params
     if params.n > max_rows:
         raise InvalidRequest(f"n may be at most {max_rows} for this model.", param="n")
@@ -23,8 +32,11 @@ def admit(request: GenerationRequest, *, vocab_size: int, max_rows: int, limits:
         raise InvalidRequest("The prompt is empty.", param="prompt")
     if not 0 <= min(request.prompt_ids) <= max(request.prompt_ids) < vocab_size:
         raise InvalidRequest(f"Token ids must lie in [0, {vocab_size}).", param="prompt")
-    budget = limits.max_kv_tokens
-    if budget is not None and params.n * (len(request.prompt_ids) + params.max_tokens) > budget:
+    if kv_blocks[0]:
+        _fits_pool(request, *kv_blocks)
+    elif (budget := limits.max_kv_tokens) is not None and params.n * (
+        len(request.prompt_ids) + params.max_tokens
+    ) > budget:
         raise InvalidRequest(
             f"This request needs {params.n} x {len(request.prompt_ids) + params.max_tokens} KV tokens; the "
             f"server's budget (--max-kv-tokens) is {budget}. Lower max_tokens, n or the prompt.",
@@ -50,3 +62,17 @@ def admit_pooling(requests: Sequence[PoolingRequest], *, vocab_size: int, limits
             raise InvalidRequest(f"Token ids of input {index} must lie in [0, {vocab_size}).", param="input")
     if waiting >= limits.max_queue:
         raise Overloaded("Too many requests are waiting for this model; retry shortly.")
+
+
+def _fits_pool(request: GenerationRequest, blocks: int, size: int) -> None:
+    """The request could run alone in the paged pool: its prompt's full blocks (shared by its choices), then each
+    choice's own copy of the partial last block and the blocks its output fills."""
+    params, prompt = request.params, len(request.prompt_ids)
+    need = prompt // size + params.n * -(-(prompt % size + params.max_tokens) // size)
+    if need > blocks:
+        raise InvalidRequest(
+            f"This request needs {need} KV blocks of {size} tokens (prompt {prompt}, max_tokens {params.max_tokens}, "
+            f"n {params.n}); the server's KV cache (--max-kv-tokens) holds {blocks}. "
+            "Lower max_tokens, n or the prompt.",
+            param="max_tokens",
+        )

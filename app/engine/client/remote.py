@@ -59,17 +59,20 @@ class RemoteEngine:
         info: ModelInfo,
         max_rows: int,
         options: LoadOptions,
+        kv_blocks: tuple[int, int] = (0, 0),
         followers: Sequence[BaseProcess] = (),
     ) -> None:
         self._process, self._conn = process, conn
         self._followers = list(followers)  # the other ranks of a tensor-parallel model
         self.info, self._max_rows, self._limits = info, max_rows, options.limits
+        self._kv_blocks, self._block_size = kv_blocks  # the paged pool's blocks and block size; 0: not paged
         self._send_lock = threading.Lock()
         self._streams: dict[str, RequestStream] = {}
         self._open: dict[str, set[int]] = {}  # choices not finished yet, per request
         self._unstarted: set[str] = set()  # admitted, no event yet: the waiting line
         self._running = 0
         self._kv_tokens = 0  # cache slots the running batch holds
+        self._kv_counters = (0, 0, 0, 0)  # prefix-cache queries and hits (tokens), preemptions, live tokens
         self._loop: asyncio.AbstractEventLoop | None = None
         self._failure: str | None = None
         self._stopping = False
@@ -88,18 +91,34 @@ class RemoteEngine:
         process.start()
         child.close()
         try:
-            info, max_rows = _wait_ready(parent, name, progress)
+            ready = _wait_ready(parent, name, progress)
         except ModelLoadFailed:
             _stop([process, *followers], timeout=5)
             parent.close()
             raise
-        return cls(process, parent, info=info, max_rows=max_rows, options=options, followers=followers)
+        kv_blocks = (ready.kv_blocks, ready.block_size)
+        return cls(
+            process,
+            parent,
+            info=ready.info,
+            max_rows=ready.max_rows,
+            options=options,
+            kv_blocks=kv_blocks,
+            followers=followers,
+        )
 
     # -- EngineClient ---------------------------------------------------------------------------
     def generate(self, request: GenerationRequest) -> RequestStream:
         self.check_serving()
         vocab_size, waiting = self.info.vocab_size or 0, len(self._unstarted)
-        admit(request, vocab_size=vocab_size, max_rows=self._max_rows, limits=self._limits, waiting=waiting)
+        admit(
+            request,
+            vocab_size=vocab_size,
+            max_rows=self._max_rows,
+            limits=self._limits,
+            waiting=waiting,
+            kv_blocks=(self._kv_blocks, self._block_size),
+        )
         self._attach(asyncio.get_running_loop())
         rid, n = request.request_id, request.params.n
         stream = RequestStream(rid, n, self.abort)
@@ -130,7 +149,14 @@ class RemoteEngine:
             waiting=len(self._unstarted),
             detail=self._failure,
             kv_usage=self._kv_usage(),
-            kv_capacity=self._limits.max_kv_tokens or 0,
+            kv_capacity=self._kv_capacity,
+            kv_blocks_used=self._kv_tokens // self._block_size if self._block_size else 0,
+            kv_blocks_total=self._kv_blocks,
+            prefix_cache_queries=self._kv_counters[0],
+            prefix_cache_hits=self._kv_counters[1],
+            preemptions=self._kv_counters[2],
+            kv_live_tokens=self._kv_counters[3],
+            prefix_caching=bool(self._kv_blocks) and self._limits.prefix_caching,
         )
 
     def watch_exit(self, on_exit: Callable[[], None]) -> None:
@@ -156,8 +182,15 @@ class RemoteEngine:
                     self._loop.remove_reader(sentinel)
         self._sentinels = []
 
+    @property
+    def _kv_capacity(self) -> int:
+        return self._kv_blocks * self._block_size or self._limits.max_kv_tokens or 0
+
     def _kv_usage(self) -> float:
-        """The KV budget in use (``--max-kv-tokens``); without one, the share of the batch's rows in use."""
+        """The paged pool's blocks in use, or the padded batch's KV budget in use (``--max-kv-tokens``); without a
+        budget, the share of the batch's rows in use."""
+        if self._kv_blocks:
+            return min(1.0, self._kv_tokens / self._kv_capacity)
         if self._limits.max_kv_tokens:
             return min(1.0, self._kv_tokens / self._limits.max_kv_tokens)
         return min(1.0, self._running / self._max_rows) if self._max_rows else 0.0
@@ -191,6 +224,7 @@ class RemoteEngine:
                 if not isinstance(message, Events):
                     raise ProtocolError(message)
                 self._running, self._kv_tokens = message.running, message.kv_tokens
+                self._kv_counters = message.kv_counters
                 for request_id, events in message.batch:
                     self._dispatch(request_id, events)
                 if self.observer is not None:
@@ -259,7 +293,7 @@ def _start_followers(
     return group, followers
 
 
-def _wait_ready(conn: Connection, name: str, progress: ProgressFn) -> tuple[ModelInfo, int]:
+def _wait_ready(conn: Connection, name: str, progress: ProgressFn) -> Ready:
     """Relay load progress until the engine process is ready; ``ModelLoadFailed`` when it is not."""
     while True:
         try:
@@ -269,8 +303,8 @@ def _wait_ready(conn: Connection, name: str, progress: ProgressFn) -> tuple[Mode
         match message:
             case Progress(stage, current, total):
                 progress(stage, current, total)
-            case Ready(info, max_rows):
-                return info, max_rows
+            case Ready():
+                return message
             case LoadFailed(reason):
                 raise ModelLoadFailed(f"Could not load `{name}`: {reason}")
             case _:

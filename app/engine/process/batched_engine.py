@@ -24,12 +24,11 @@ from app.engine.process.constraints import Grammars
 from app.engine.process.detokenizer import TextAssembler
 from app.engine.process.model_runner import ModelRunner
 from app.engine.process.outbox import Outbox
-from app.engine.process.prompt_scoring import PositionScore, describe, score_prompt
+from app.engine.process.prompt_scoring import PositionScore, describe
 from app.engine.process.rows import EngineRequest, Row
 from app.engine.process.sampler import BatchSampler, Draw, SequenceSampling
 from app.engine.process.scheduler import Scheduler
 from app.engine.process.steps import StepLog
-from app.engine.process.tensor_parallel import ReplicatedRunner
 from app.engine.types import EngineEvent, FinishEvent, FinishReason, GenerationRequest, PromptLogprob, TokenEvent
 from app.engine.types import TokenLogprob as Logprob
 
@@ -55,7 +54,7 @@ class BatchedEngine:
         self._vocab = self._runner.vocab_size
         self._max_rows = limits.max_batch_size if self._runner.batchable else 1
         self._limits = limits
-        self._scheduler = Scheduler(limits, self._max_rows)
+        self._scheduler = self._make_scheduler()
         self._sampler = BatchSampler(self._vocab, self._runner.device)
         self._grammars = Grammars(tokenizer, self._vocab)
         self._rows: list[Row] = []
@@ -73,6 +72,9 @@ class BatchedEngine:
     @property
     def max_rows(self) -> int:
         return self._max_rows
+
+    def _make_scheduler(self) -> Any:
+        return Scheduler(self._limits, self._max_rows)
 
     # -- what the engine process calls ----------------------------------------------------------
     def submit(self, request: GenerationRequest) -> None:
@@ -93,8 +95,9 @@ class BatchedEngine:
         self._inbox.put(None)
         self._thread.join(timeout)
         if not self._thread.is_alive():  # let the weights and the KV cache be freed
-            if isinstance(self._runner, ReplicatedRunner):
-                self._runner.stop_followers()
+            stop_followers = getattr(self._runner, "stop_followers", None)  # a tensor-parallel rank 0
+            if stop_followers is not None:
+                stop_followers()
             self._runner = None  # type: ignore[assignment]
 
     # -- the loop -------------------------------------------------------------------------------
@@ -104,9 +107,7 @@ class BatchedEngine:
                 while self._take_new(block=not (self._rows or self._scheduler.pending)):
                     self._drop_aborted()
                     self._steps.begin()
-                    self._prefill_newcomers()
-                    if self._rows:
-                        self._decode()
+                    self._step()
                     self._steps.end()
                     self._deliver()
         except BaseException as exc:  # the loop itself died: every request it holds fails
@@ -146,9 +147,7 @@ class BatchedEngine:
             self._scheduler.add(req)
 
     def _score_prompt(self, prompt: list[int], top_k: int) -> list[PositionScore]:
-        if isinstance(self._runner, ReplicatedRunner):  # every rank runs the forward: its collectives need them all
-            return self._runner.score_prompt(prompt, top_k)
-        return score_prompt(self._runner.model, prompt, top_k, self._vocab)
+        return self._runner.score_prompt(prompt, top_k)  # a replicated runner runs it on every rank
 
     def _drop_aborted(self) -> None:
         with self._lock:
@@ -169,6 +168,11 @@ class BatchedEngine:
     def _keep(self, indices: Sequence[int]) -> None:
         self._rows = [self._rows[i] for i in indices]
         self._runner.keep(indices)
+
+    def _step(self) -> None:
+        self._prefill_newcomers()
+        if self._rows:
+            self._decode()
 
     # -- prefill --------------------------------------------------------------------------------
     def _prefill_newcomers(self) -> None:
@@ -326,6 +330,7 @@ class BatchedEngine:
             timing=req.timing(),
             prompt_logprobs=self._prompt_logprobs_once(row),
             reasoning_tokens=row.text.reasoning_tokens,
+            cached_tokens=req.cached,
         )
         self._emit(row, finish)
         if reason == "abort":

@@ -9,6 +9,8 @@ never shifts rotary positions.
 
 from __future__ import annotations
 
+import functools
+import inspect
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -18,10 +20,23 @@ import torch.nn.functional as F
 from transformers import DynamicCache
 from transformers.cache_utils import DynamicLayer
 
+from app.engine.process.prompt_scoring import PositionScore, score_prompt
+
 
 def mergeable(cache: DynamicCache) -> bool:
     """Plain full-attention layers only: sliding-window and linear-attention caches cannot be re-padded."""
     return all(type(layer) is DynamicLayer for layer in cache.layers)
+
+
+def cache_argument(model: Any) -> str:
+    """The name the model's forward takes its cache by: ``cache`` (transformers 5.25 deprecates ``past_key_values``),
+    or ``past_key_values`` for code that predates it (remote code)."""
+    return _cache_argument(type(model))
+
+
+@functools.cache
+def _cache_argument(model_class: type) -> str:
+    return "cache" if "cache" in inspect.signature(model_class.forward).parameters else "past_key_values"
 
 
 def _pad_left(tensor: torch.Tensor, amount: int, dim: int) -> torch.Tensor:
@@ -87,8 +102,8 @@ class KVBatch:
             input_ids=tokens[:, None],
             attention_mask=self._decode_mask(attention),
             position_ids=self.lengths[:, None],
-            past_key_values=self.cache,
             use_cache=True,
+            **{cache_argument(self._model): self.cache},
         )
         self.mask, self.lengths = attention, self.lengths + 1
         return out.logits[:, -1]
@@ -135,9 +150,9 @@ def prefill(
         input_ids=ids,
         attention_mask=mask,
         position_ids=positions,
-        past_key_values=cache,
         use_cache=True,
         logits_to_keep=1,
+        **{cache_argument(model): cache},
         **media_tensors(model, inputs),
     )
     return cache, mask, out.logits[:, -1]
@@ -148,7 +163,8 @@ def prefill_chunk(model: Any, cache: DynamicCache, chunk: Sequence[int], offset:
     device = model.device
     ids = torch.tensor([list(chunk)], dtype=torch.long, device=device)
     positions = torch.arange(offset, offset + len(chunk), device=device)[None, :]
-    out = model(input_ids=ids, position_ids=positions, past_key_values=cache, use_cache=True, logits_to_keep=1)
+    kwargs = {cache_argument(model): cache}
+    out = model(input_ids=ids, position_ids=positions, use_cache=True, logits_to_keep=1, **kwargs)
     return out.logits[:, -1]
 
 
@@ -247,3 +263,7 @@ class ModelRunner:
     def decode(self, tokens: Sequence[int]) -> torch.Tensor:
         """One decode step of every running row (``tokens``: each row's last token): [rows, vocab] logits."""
         return self._batch.step(torch.tensor(list(tokens), dtype=torch.long, device=self.model.device))
+
+    def score_prompt(self, prompt: Sequence[int], top_k: int) -> list[PositionScore]:
+        """A prompt's logprobs (``prompt_scoring``): a forward over it in its own cache, apart from the batch."""
+        return score_prompt(self.model, prompt, top_k, self.vocab_size, argument=cache_argument(self.model))

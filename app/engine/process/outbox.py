@@ -26,7 +26,9 @@ class Outbox:
         """Register a list the engine keeps appending to until the next hand-over."""
         self._pending.append((request_id, events))
 
-    def flush(self, *, busy: bool, running: int, kv_tokens: int = 0) -> bool:
+    def flush(
+        self, *, busy: bool, running: int, kv_tokens: int = 0, kv_counters: tuple[int, int, int, int] = (0, 0, 0, 0)
+    ) -> bool:
         """Send what was collected; False when holding it back (the lists stay registered)."""
         if not self._pending:
             return True
@@ -38,5 +40,5 @@ class Outbox:
         self._pending.clear()
         steps = [tuple(step) for step in self.steps]  # plain: a named tuple pickles through Python calls
         self.steps.clear()  # the step log keeps appending to this very list
-        self._send(Events(batch, running, kv_tokens, steps))  # type: ignore[arg-type]
+        self._send(Events(batch, running, kv_tokens, steps, kv_counters))  # type: ignore[arg-type]
         return True

@@ -34,10 +34,17 @@ class PositionScore(NamedTuple):
 
 
 def score_prompt(
-    model: Any, prompt: Sequence[int], top_k: int, vocab_size: int, chunk_tokens: int = SCORE_CHUNK_TOKENS
+    model: Any,
+    prompt: Sequence[int],
+    top_k: int,
+    vocab_size: int,
+    chunk_tokens: int = SCORE_CHUNK_TOKENS,
+    *,
+    argument: str = "cache",
 ) -> list[PositionScore]:
     """One ``PositionScore`` per prompt token after the first, from the model's own log-softmax (float32, over
-    the ``vocab_size`` valid ids). Runs under ``torch.inference_mode`` in its own cache; nothing is kept."""
+    the ``vocab_size`` valid ids). Runs under ``torch.inference_mode`` in its own cache; nothing is kept.
+    ``argument``: the name the model's forward takes its cache by (``model_runner.cache_argument``)."""
     ids = torch.tensor([list(prompt)], dtype=torch.long, device=model.device)
     scores: list[PositionScore] = []
     cache = None
@@ -45,7 +52,7 @@ def score_prompt(
         for start in range(0, len(prompt) - 1, chunk_tokens):  # the last token predicts nothing in the prompt
             end = min(start + chunk_tokens, len(prompt) - 1)
             positions = torch.arange(start, end, device=model.device)[None, :]
-            out = model(input_ids=ids[:, start:end], position_ids=positions, past_key_values=cache, use_cache=True)
+            out = model(input_ids=ids[:, start:end], position_ids=positions, use_cache=True, **{argument: cache})
             cache = out.past_key_values
             logprobs = torch.log_softmax(out.logits[0, :, :vocab_size].float(), dim=-1)
             scores.extend(_position_scores(logprobs, ids[0, start + 1 : end + 1], top_k))

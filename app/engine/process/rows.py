@@ -11,6 +11,21 @@ from app.engine.types import EngineEvent, GenerationRequest, PromptLogprob, Requ
 
 
 @dataclass(eq=False)
+class KVSeq:
+    """A sequence in the paged KV cache: its tokens, the blocks holding them, how many are computed (in the cache),
+    and the content hashes of its full blocks so far."""
+
+    tokens: list[int]
+    blocks: list[int] = field(default_factory=list)
+    computed: int = 0
+    hashes: list[bytes] = field(default_factory=list)
+
+    @property
+    def remaining(self) -> int:
+        return len(self.tokens) - self.computed
+
+
+@dataclass(eq=False)
 class EngineRequest:
     request: GenerationRequest
     open: int  # choices not finished yet
@@ -20,6 +35,8 @@ class EngineRequest:
     scheduled: int = 0  # when its prefill started (time.time_ns)
     first_token: int = 0  # when its first token was sampled
     prompt_logprobs: tuple[PromptLogprob, ...] | None = None  # when asked for: scored as it arrived
+    seq: KVSeq | None = None  # its prompt in the paged cache, while being prefilled
+    cached: int = 0  # prompt tokens found in the prefix cache
 
     @property
     def id(self) -> str:
@@ -41,3 +58,4 @@ class Row:
     produced: int = 0
     events: list[EngineEvent] = field(default_factory=list)
     prompt_logprobs_sent: bool = False  # the request's prompt logprobs ride on the choice's first event
+    seq: KVSeq | None = None  # its tokens in the paged cache (paged models only)

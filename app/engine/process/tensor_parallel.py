@@ -21,11 +21,13 @@ import torch
 import torch.distributed as dist
 
 from app.engine.messages import (
+    CopyBlock,
     Decode,
     Discard,
     DropChunk,
     Join,
     Keep,
+    PagedForward,
     Prefill,
     PrefillChunk,
     ProtocolError,
@@ -37,7 +39,8 @@ from app.engine.messages import (
 )
 from app.engine.options import TensorParallelGroup
 from app.engine.process.model_runner import ModelRunner
-from app.engine.process.prompt_scoring import PositionScore, score_prompt
+from app.engine.process.paged_runner import PagedRunner
+from app.engine.process.prompt_scoring import PositionScore
 
 log = structlog.get_logger(__name__)
 
@@ -69,16 +72,30 @@ def leave_group() -> None:
         dist.destroy_process_group()
 
 
-class ReplicatedRunner(ModelRunner):
-    """Rank 0's model runner: each call that runs the model or changes its state goes to the followers first."""
+class _ToFollowers:
+    """What rank 0's runners share: each call that runs the model or changes its state goes to the followers
+    first, then runs here (the follower replays it: ``replay``)."""
 
-    def __init__(self, model: Any, pad_id: int, commands: Sequence[Any]) -> None:
-        super().__init__(model, pad_id)
-        self._commands = commands
+    _commands: Sequence[Any]
 
     def _send(self, message: ToFollower) -> None:
         for commands in self._commands:
             commands.put(message)
+
+    def score_prompt(self, prompt: Sequence[int], top_k: int) -> list[PositionScore]:
+        self._send(ScorePrompt(list(prompt), top_k))
+        return super().score_prompt(prompt, top_k)  # type: ignore[misc]
+
+    def stop_followers(self) -> None:
+        self._send(StopReplay())
+
+
+class ReplicatedRunner(_ToFollowers, ModelRunner):
+    """Rank 0's model runner, replicated on the followers."""
+
+    def __init__(self, model: Any, pad_id: int, commands: Sequence[Any]) -> None:
+        super().__init__(model, pad_id)
+        self._commands = commands
 
     def prefill(
         self, prompts: Sequence[Sequence[int]], counts: Sequence[int], inputs: Mapping[str, Any] | None
@@ -114,16 +131,25 @@ class ReplicatedRunner(ModelRunner):
         self._send(Decode(list(tokens)))
         return super().decode(tokens)
 
-    def score_prompt(self, prompt: Sequence[int], top_k: int) -> list[PositionScore]:
-        """A prompt's logprobs (``prompt_scoring``): a forward over the prompt in its own cache, on every rank."""
-        self._send(ScorePrompt(list(prompt), top_k))
-        return score_prompt(self.model, prompt, top_k, self.vocab_size)
-
-    def stop_followers(self) -> None:
-        self._send(StopReplay())
 
 
-def replay(runner: ModelRunner, message: ReplayCall) -> None:
+class ReplicatedPagedRunner(_ToFollowers, PagedRunner):
+    """Rank 0's paged runner, replicated on the followers."""
+
+    def __init__(self, model: Any, num_blocks: int, commands: Sequence[Any]) -> None:
+        self._commands = commands
+        super().__init__(model, num_blocks)
+
+    def forward(self, entries: Sequence[tuple[Sequence[int], int, Sequence[int]]]) -> torch.Tensor:
+        self._send(PagedForward([(list(blocks), start, list(tokens)) for blocks, start, tokens in entries]))
+        return super().forward(entries)
+
+    def copy_block(self, source: int, target: int) -> None:
+        self._send(CopyBlock(source, target))
+        super().copy_block(source, target)
+
+
+def replay(runner: Any, message: ReplayCall) -> None:
     """Run one of rank 0's calls on this rank's runner; a message of any other type is a ``ProtocolError``."""
     match message:
         case Prefill(prompts, counts, inputs):
@@ -143,12 +169,16 @@ def replay(runner: ModelRunner, message: ReplayCall) -> None:
         case Decode(tokens):
             runner.decode(tokens)
         case ScorePrompt(prompt, top_k):
-            score_prompt(runner.model, prompt, top_k, runner.vocab_size)
+            runner.score_prompt(prompt, top_k)
+        case PagedForward(entries):
+            runner.forward(entries)
+        case CopyBlock(source, target):
+            runner.copy_block(source, target)
         case _:
             raise ProtocolError(message)
 
 
-def follow(runner: ModelRunner, commands: Any, parent_alive: Callable[[], bool]) -> None:
+def follow(runner: ModelRunner | PagedRunner, commands: Any, parent_alive: Callable[[], bool]) -> None:
     """A follower rank: replay rank 0's calls on this shard until told to stop, or until the HTTP process that
     started the ranks is gone. A call that fails here ends this rank (rank 0's next collective then fails, and
     the HTTP side, which watches every rank, replaces the model)."""

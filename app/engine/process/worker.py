@@ -11,10 +11,11 @@ import os
 import threading
 from collections.abc import Callable
 from multiprocessing.connection import Connection
+from typing import Any
 
 import structlog
 
-from app.engine.architectures import POOLING_TASKS
+from app.engine.architectures import POOLING_TASKS, TEXT
 from app.engine.messages import (
     Abort,
     FromEngine,
@@ -31,10 +32,19 @@ from app.engine.options import LoadOptions, TensorParallelGroup
 from app.engine.process.batched_engine import BatchedEngine
 from app.engine.process.model_runner import ModelRunner, pad_id
 from app.engine.process.outbox import Outbox
+from app.engine.process.paged_engine import PagedEngine
+from app.engine.process.paged_runner import PagedRunner, paged_runner
 from app.engine.process.pooling import PoolingEngine, make_pooler, pad_token
 from app.engine.process.speech import SpeechEngine
-from app.engine.process.tensor_parallel import ReplicatedRunner, follow, join_group, leave_group
+from app.engine.process.tensor_parallel import (
+    ReplicatedPagedRunner,
+    ReplicatedRunner,
+    follow,
+    join_group,
+    leave_group,
+)
 from app.engine.process.weights import load_weights
+from app.engine.types import ModelInfo
 
 log = structlog.get_logger(__name__)
 
@@ -86,22 +96,39 @@ def _start(
                 raise ValueError("tensor parallelism serves text and multimodal chat models, not speech-to-text")
             engine = SpeechEngine(model, tokenizer, name=name, outbox=outbox)
         else:
-            pad = pad_id(tokenizer)
-            runner = ReplicatedRunner(model, pad, group.commands) if group else ModelRunner(model, pad)
-            engine = BatchedEngine(
-                runner,
-                tokenizer,
-                name=name,
-                limits=options.limits,
-                outbox=outbox,
-                trace_steps=options.trace_steps,
-                on_death=_exit,
-            )
+            engine = _batched_engine(model, tokenizer, info, name, options, outbox, group)
     except Exception as exc:  # reported to the loading request, which fails with it
         send(LoadFailed(f"{type(exc).__name__}: {exc}"))
         return None
-    send(Ready(info, engine.max_rows))
+    blocks, size = (engine.kv_stats[1], engine.block_size) if isinstance(engine, PagedEngine) else (0, 0)
+    send(Ready(info, engine.max_rows, blocks, size))
     return engine
+
+
+def _batched_engine(
+    model: Any,
+    tokenizer: Any,
+    info: ModelInfo,
+    name: str,
+    options: LoadOptions,
+    outbox: Outbox,
+    group: TensorParallelGroup | None,
+) -> BatchedEngine:
+    """A ``PagedEngine`` where the model's cache can be paged, else the padded ``BatchedEngine``."""
+    kwargs = {"name": name, "limits": options.limits, "outbox": outbox, "trace_steps": options.trace_steps}
+    make = (lambda m, blocks: ReplicatedPagedRunner(m, blocks, group.commands)) if group else None
+    paged = _paged(model, info, options, make)
+    if paged is not None:
+        return PagedEngine(paged, tokenizer, prefix_caching=options.limits.prefix_caching, on_death=_exit, **kwargs)
+    pad = pad_id(tokenizer)
+    runner = ReplicatedRunner(model, pad, group.commands) if group else ModelRunner(model, pad)
+    return BatchedEngine(runner, tokenizer, on_death=_exit, **kwargs)
+
+
+def _paged(model: Any, info: ModelInfo, options: LoadOptions, make: Any = None) -> PagedRunner | None:
+    ranks = options.tensor_parallel_size
+    media = info.task != TEXT
+    return paged_runner(model, options.limits, media=media, context=info.max_context, ranks=ranks, make=make)
 
 
 def serve_follower(rank: int, group: TensorParallelGroup, folder: str, name: str, options: LoadOptions) -> None:
@@ -112,8 +139,9 @@ def serve_follower(rank: int, group: TensorParallelGroup, folder: str, name: str
     parent = os.getppid()
     try:
         device = join_group(rank, group, options.device)
-        model, tokenizer, _ = load_weights(folder, name, options, lambda *_: None, device=device)
-        follow(ModelRunner(model, pad_id(tokenizer)), group.commands[rank - 1], lambda: os.getppid() == parent)
+        model, tokenizer, info = load_weights(folder, name, options, lambda *_: None, device=device)
+        runner = _paged(model, info, options) or ModelRunner(model, pad_id(tokenizer))
+        follow(runner, group.commands[rank - 1], lambda: os.getppid() == parent)
     except Exception:
         log.exception("tensor_parallel_rank_failed", rank=rank)
         raise

@@ -65,3 +65,19 @@ def test_a_group_that_fits_an_empty_line_is_overloaded_while_the_line_is_full() 
     with pytest.raises(Overloaded) as info:
         check([5], group=2, waiting=2)
     assert info.value.status == 429 and info.value.headers["Retry-After"]
+
+
+def test_a_request_that_could_never_fit_the_paged_pool_is_refused() -> None:
+    """Four blocks of 16: a 40-token prompt shares its two full blocks; each choice needs its own partial block and
+    the blocks its output fills."""
+
+    def paged(n: int, max_tokens: int) -> None:
+        request = GenerationRequest("r", list(range(40)), SamplingParams(max_tokens=max_tokens, n=n))
+        admit(request, vocab_size=100, max_rows=4, limits=BatchLimits(), waiting=0, kv_blocks=(4, 16))
+
+    paged(1, 24)  # 64 tokens: exactly four blocks
+    paged(2, 8)  # 2 shared + 2 x 1
+    for n, max_tokens in ((1, 25), (2, 9), (3, 1)):
+        with pytest.raises(InvalidRequest, match="KV blocks") as info:
+            paged(n, max_tokens)
+        assert info.value.param == "max_tokens"

@@ -97,7 +97,8 @@ def never_eos_folder(hf_home: Path) -> Path:
 
 @pytest.fixture(scope="module")
 def engine(never_eos_folder: Path) -> Iterator[RemoteEngine]:
-    eng = make_engine(never_eos_folder, "never-eos", max_queue=64)
+    # a KV cache that holds the 100k-token request of the disconnect test (admission refuses what cannot fit)
+    eng = make_engine(never_eos_folder, "never-eos", max_queue=64, max_kv_tokens=110_000)
     yield eng
     eng.shutdown()
 

@@ -15,11 +15,13 @@ import torch
 
 from app.engine.client.remote import RemoteEngine
 from app.engine.messages import (
+    CopyBlock,
     Decode,
     Discard,
     DropChunk,
     Join,
     Keep,
+    PagedForward,
     Prefill,
     PrefillChunk,
     ProtocolError,
@@ -80,6 +82,7 @@ async def test_two_ranks_decode_exactly_what_one_process_does(two_ranks: RemoteE
     )
     assert choices == {i: greedy(model, [7, 8, 9], 5) for i in range(3)}
     assert two_ranks.health().alive
+    assert two_ranks.health().kv_blocks_total > 0  # every rank runs the paged cache
 
 
 async def test_an_aborted_request_leaves_the_ranks_in_step(two_ranks: RemoteEngine, hf_home: Path) -> None:
@@ -159,6 +162,8 @@ def test_every_replay_message_runs_its_call_and_anything_else_is_refused() -> No
         Discard(),
         Keep([0]),
         Decode([5]),
+        PagedForward([([0, 3], 16, [7])]),
+        CopyBlock(2, 5),
     ]
     runner = RecordingRunner()
     for message in messages:
@@ -172,6 +177,8 @@ def test_every_replay_message_runs_its_call_and_anything_else_is_refused() -> No
         ("discard", ()),
         ("keep", ([0],)),
         ("decode", ([5],)),
+        ("forward", ([([0, 3], 16, [7])],)),
+        ("copy_block", (2, 5)),
     ]
     with pytest.raises(ProtocolError, match="tuple"):
         replay(runner, ("decode", ([5],)))  # type: ignore[arg-type]

@@ -1,0 +1,81 @@
+"""The paged runner on the real tiny model (CPU): one ragged forward equals each sequence's own plain forward."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+from transformers import AutoConfig, AutoModelForCausalLM
+
+from app.engine.options import BatchLimits
+from app.engine.process.paged_attention import ATTENTION
+from app.engine.process.paged_runner import PagedRunner, kv_bytes_per_token, paged_runner, pool_blocks
+from tests.support.models import NEVER_EOS_MODEL_ID, load_model_and_tokenizer
+
+
+@pytest.fixture(scope="module")
+def model(hf_home: Path) -> Any:
+    return load_model_and_tokenizer(hf_home, NEVER_EOS_MODEL_ID)[0]
+
+
+def plain(model: Any, tokens: list[int]) -> torch.Tensor:
+    """Every position's logits of one plain forward (the model's own attention)."""
+    model.set_attn_implementation("sdpa")
+    try:
+        return model(input_ids=torch.tensor([tokens]), use_cache=False).logits[0]
+    finally:
+        model.set_attn_implementation(ATTENTION)
+
+
+@torch.inference_mode()
+def test_prefill_chunks_and_decodes_of_several_sequences_share_one_forward(model: Any) -> None:
+    runner = PagedRunner(model, num_blocks=16)
+    a, b = [5, 6, 7, 8], list(range(10, 50))  # b spans three blocks, out of order in the pool
+    a_blocks, b_blocks = [3], [7, 1, 12]
+    first = runner.forward([(a_blocks, 0, a[:3]), (b_blocks, 0, b[:20])])
+    second = runner.forward([(a_blocks, 3, a[3:]), (b_blocks, 20, b[20:])])  # a decode beside a prefill chunk
+    third = runner.forward([(b_blocks, 40, [9]), (a_blocks, 4, [9])])  # two decodes of different lengths
+    a_ref, b_ref = plain(model, [*a, 9]), plain(model, [*b, 9])
+    torch.testing.assert_close(first, torch.stack([a_ref[2], b_ref[19]]), atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(second, torch.stack([a_ref[3], b_ref[39]]), atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(third, torch.stack([b_ref[40], a_ref[4]]), atol=1e-4, rtol=1e-4)
+
+
+@torch.inference_mode()
+def test_a_copied_block_continues_like_the_original(model: Any) -> None:
+    runner = PagedRunner(model, num_blocks=4)
+    runner.forward([([0], 0, [5, 6, 7])])
+    runner.copy_block(0, 2)
+    original = runner.forward([([0], 3, [8])])
+    copy = runner.forward([([2], 3, [8])])
+    torch.testing.assert_close(original, copy)
+
+
+def test_the_pool_is_sized_by_max_kv_tokens_or_memory(model: Any) -> None:
+    assert pool_blocks(model, BatchLimits(max_kv_tokens=100), context=512) == 7  # rounded up to whole blocks
+    config = model.config
+    per_token = 2 * config.num_hidden_layers * config.num_key_value_heads * config.head_dim * 4  # float32
+    assert kv_bytes_per_token(model) == per_token
+    # CPU: every row at the whole context (within a share of the host's available memory)
+    assert pool_blocks(model, BatchLimits(max_batch_size=4), context=512) == 4 * 512 // 16
+
+
+@torch.inference_mode()
+def test_the_model_is_checked_against_its_plain_forward_at_load(model: Any) -> None:
+    runner = paged_runner(model, BatchLimits(max_kv_tokens=256), media=False, context=512)
+    assert runner is not None and runner.kv.num_blocks == 16
+    runner.restore_attention()
+    assert (
+        paged_runner(model, BatchLimits(max_kv_tokens=256), media=True, context=512) is None
+    )  # media forwards keep their path
+
+
+def test_sliding_window_models_are_not_paged() -> None:
+    shape = {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4}
+    config = AutoConfig.for_model(
+        "gemma2", **shape, num_key_value_heads=2, head_dim=8, vocab_size=64, sliding_window=16, query_pre_attn_scalar=8
+    )
+    model = AutoModelForCausalLM.from_config(config).eval()
+    assert paged_runner(model, BatchLimits(max_kv_tokens=256), media=False, context=512) is None
