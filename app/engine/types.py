@@ -143,13 +143,9 @@ class RequestTiming:
 
 @dataclass(frozen=True, slots=True)
 class FinishEvent:
-    """The last event of choice ``index``. ``text`` is held-back text released at the end.
-
-    ``prompt_tokens`` is the request's (``cached_tokens`` of them were found in the prefix cache);
-    ``completion_tokens`` counts this choice's tokens. ``timing`` is set by the engine (None for a finish made
-    up outside it, e.g. when its process died). ``prompt_logprobs`` is set when the choice's first event is
-    its finish (see ``TokenEvent``).
-    """
+    """The last event of choice ``index``. ``text`` is held-back text released at the end. ``prompt_tokens`` is
+    the request's; ``completion_tokens`` counts this choice's tokens. ``timing`` is set by the engine (None for a
+    finish made up outside it, e.g. when its process died). ``prompt_logprobs``: see ``TokenEvent``."""
 
     request_id: str
     reason: FinishReason

@@ -20,8 +20,9 @@ from app.protocol.anthropic_objects import (
 )
 from app.serving.anthropic_events import MessageBuilder
 from app.serving.anthropic_prompt import to_chat_input
+from app.serving.generation import PreparedGeneration
 from app.serving.outcome import raise_for_finish
-from app.serving.prepare import GenerationSpec, PreparedGeneration, Preparer
+from app.serving.prepare import GenerationSpec, Preparer
 
 
 def sampling(req: MessagesRequest) -> dict[str, Any]:

@@ -23,15 +23,14 @@ from app.protocol.chat import (
 )
 from app.protocol.common import PromptLogprobs
 from app.serving.chat_messages import to_template_messages, to_template_tools
+from app.serving.generation import Choice, PreparedGeneration
 from app.serving.logprobs import token_logprobs, vllm_prompt_logprobs
 from app.serving.outcome import raise_for_finish
 from app.serving.output import chunk_tool_calls, finish_reason, merge
 from app.serving.params import sampling_fields
 from app.serving.prepare import (
     ChatInput,
-    Choice,
     GenerationSpec,
-    PreparedGeneration,
     Preparer,
     check_tool_choice,
     wire_tool_choice,

@@ -14,10 +14,11 @@ from dataclasses import dataclass
 from app.engine.types import FinishEvent, TokenEvent
 from app.errors import InvalidRequest, UnsupportedParameter
 from app.protocol.completions import Completion, CompletionChoice, CompletionLogprobs, CompletionRequest
+from app.serving.generation import Choice, PreparedGeneration
 from app.serving.logprobs import completion_logprobs, joined, prompt_completion_logprobs, vllm_prompt_logprobs
 from app.serving.outcome import raise_for_finish
 from app.serving.params import sampling_fields
-from app.serving.prepare import Choice, GenerationSpec, PreparedGeneration, Preparer, TextInput
+from app.serving.prepare import GenerationSpec, Preparer, TextInput
 from app.serving.structured import GUIDED_FIELDS, output_constraint
 
 

@@ -21,13 +21,13 @@ from app.protocol.response_objects import (
     ResponseUsage,
 )
 from app.protocol.responses import InputItem, ResponseRequest
+from app.serving.generation import PreparedGeneration
 from app.serving.logprobs import token_logprobs
 from app.serving.outcome import raise_for_finish
 from app.serving.params import sampling_fields
 from app.serving.prepare import (
     ChatInput,
     GenerationSpec,
-    PreparedGeneration,
     Preparer,
     check_tool_choice,
     wire_tool_choice,

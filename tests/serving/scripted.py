@@ -6,7 +6,7 @@ from collections.abc import Iterable
 
 from app.engine.types import EngineEvent, SamplingParams
 from app.parsers.base import OutputParser, PlainTextParser
-from app.serving.prepare import Choice, PreparedGeneration
+from app.serving.generation import Choice, PreparedGeneration
 
 
 class ScriptedEvents:
