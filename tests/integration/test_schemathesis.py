@@ -80,29 +80,39 @@ CHECKS = [
 ]
 
 
-def _served(case: Any, model: str) -> None:
-    """Requests name the served model, so that they reach past the model check into the endpoint, and an
+def _served(case: Any, model: str, *, always_named: bool) -> None:
+    """Requests that name a model name the served one, so that they reach past the model check into the
+    endpoint (on a server that is not pinned to a model, ``always_named``, every request names it), and an
     uploaded file is real audio, so that it reaches the model."""
     if not isinstance(case.body, dict):
         return
-    if "model" in case.body:
+    if "model" in case.body or always_named:
         case.body["model"] = model
     if "file" in case.body:
         case.body["file"] = AUDIO
 
 
-def _fuzz(operation: Any, mode: GenerationMode, server: ServerProcess, model: str, examples: int) -> None:
+def _fuzz(
+    operation: Any, mode: GenerationMode, server: ServerProcess, model: str, examples: int, *, always_named: bool
+) -> None:
     @seed(SEED)
     @settings(max_examples=examples, deadline=None, database=None, suppress_health_check=list(HealthCheck))
     @given(case=operation.as_strategy(generation_mode=mode))
     def run(case: Any) -> None:
-        _served(case, model)
+        _served(case, model, always_named=always_named)
         case.call_and_validate(base_url=server.url, timeout=60, checks=CHECKS)
 
     run()
 
 
-def _fuzz_all(server: ServerProcess, model: Callable[[str], str], examples: int, routes: Callable[[str], bool]) -> int:
+def _fuzz_all(
+    server: ServerProcess,
+    model: Callable[[str], str],
+    examples: int,
+    routes: Callable[[str], bool],
+    *,
+    always_named: bool = False,
+) -> int:
     """Every operation whose path ``routes`` takes, requests naming ``model(path)``: generated valid requests,
     and invalid ones where there is a body. (Schemathesis's pytest loader cannot take a fixture's schema
     under this pytest, so the operations are walked here, each under its own seeded Hypothesis run; failures
@@ -114,7 +124,7 @@ def _fuzz_all(server: ServerProcess, model: Callable[[str], str], examples: int,
         takes_body = "requestBody" in operation.definition.raw  # nothing else has a value that can be wrong
         for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE) if takes_body else (GenerationMode.POSITIVE,):
             try:
-                _fuzz(operation, mode, server, model(operation.path), examples)
+                _fuzz(operation, mode, server, model(operation.path), examples, always_named=always_named)
             except (Exception, BaseExceptionGroup) as exc:  # each operation's failures, reported together
                 failures.append(f"{operation.label} ({mode.value}): {exc}")
     assert not failures, "\n\n".join(failures)
@@ -136,4 +146,4 @@ def test_no_pooling_request_breaks_the_pooling_server(fuzzed_pooling: ServerProc
     def model(path: str) -> str:
         return EMBEDDING_MODEL_ID if path.endswith("/embeddings") else CROSS_ENCODER_MODEL_ID
 
-    assert _fuzz_all(fuzzed_pooling, model, POOLING_EXAMPLES, POOLING_ROUTES.match) == 6
+    assert _fuzz_all(fuzzed_pooling, model, POOLING_EXAMPLES, POOLING_ROUTES.match, always_named=True) == 6
