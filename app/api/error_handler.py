@@ -10,6 +10,7 @@ from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 
 from app.errors import HfServeError
 from app.observability.telemetry import note_error
+from app.protocol.anthropic_objects import AnthropicError, AnthropicErrorDetail
 
 log = structlog.get_logger(__name__)
 
@@ -45,7 +46,7 @@ def anthropic_status(error: HfServeError) -> int:
 def anthropic_body(error: HfServeError) -> dict[str, object]:
     status = anthropic_status(error)
     kind = _ANTHROPIC_TYPES.get(status, "invalid_request_error" if status < 500 else "api_error")
-    return {"type": "error", "error": {"type": kind, "message": error.message}}
+    return AnthropicError(error=AnthropicErrorDetail(type=kind, message=error.message)).model_dump()
 
 
 def error_response(error: HfServeError, request: Request | None = None) -> Response[dict[str, object]]:

@@ -9,7 +9,9 @@ from litestar.response import Stream
 from app.api.body import parse_body
 from app.api.delivery import deliver
 from app.api.error_handler import anthropic_body
+from app.api.openapi import ANTHROPIC_ERRORS, documented
 from app.protocol.anthropic import CountTokensRequest, MessagesRequest
+from app.protocol.anthropic_objects import CountTokensResult, Message, MessageStreamEvent
 from app.serving.anthropic_messages import AnthropicMessagesService
 
 
@@ -20,7 +22,15 @@ def _request_id(request: Request) -> dict[str, str]:
 class MessagesController(Controller):
     path = "/v1/messages"
 
-    @post("", status_code=200)
+    @post(
+        "",
+        status_code=200,
+        operation_id="createMessage",
+        summary="Create a message (Anthropic's Messages API)",
+        opt=documented(
+            MessagesRequest, json=Message, stream=MessageStreamEvent, stream_done=False, errors=ANTHROPIC_ERRORS
+        ),
+    )
     async def create(self, request: Request, messages_service: AnthropicMessagesService) -> Response[bytes] | Stream:
         body = await parse_body(request, MessagesRequest)
         prepared = await messages_service.prepare(body)  # validation and admission errors: before any response
@@ -35,7 +45,13 @@ class MessagesController(Controller):
             headers=_request_id(request),
         )
 
-    @post("/count_tokens", status_code=200)
+    @post(
+        "/count_tokens",
+        status_code=200,
+        operation_id="countMessageTokens",
+        summary="Count the input tokens of a message (Anthropic's Messages API)",
+        opt=documented(CountTokensRequest, json=CountTokensResult, errors=ANTHROPIC_ERRORS),
+    )
     async def count_tokens(self, request: Request, messages_service: AnthropicMessagesService) -> Response[bytes]:
         body = await parse_body(request, CountTokensRequest)
         result = await messages_service.count_tokens(body)

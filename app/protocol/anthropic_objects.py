@@ -18,8 +18,10 @@ StopReason = Literal["end_turn", "max_tokens", "stop_sequence", "tool_use", "mod
 class _KeepsNulls(WireModel):
     _nullable: ClassVar[tuple[str, ...]] = ()
 
+    # No return annotation: pydantic then documents the serialized object by its fields (with one, it would
+    # document a bare ``dict``).
     @model_serializer(mode="wrap")
-    def _with_nulls(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+    def _with_nulls(self, handler: SerializerFunctionWrapHandler):
         data = handler(self)
         for name in self._nullable:
             data.setdefault(name, getattr(self, name))
@@ -66,6 +68,18 @@ class Message(_KeepsNulls):
 
 class CountTokensResult(WireModel):
     input_tokens: int
+
+
+class AnthropicErrorDetail(WireModel):
+    type: str  # invalid_request_error, authentication_error, not_found_error, overloaded_error, api_error...
+    message: str
+
+
+class AnthropicError(WireModel):
+    """Every error body on the Messages API's routes (and a failure mid-stream), in Anthropic's shape."""
+
+    type: Literal["error"] = "error"
+    error: AnthropicErrorDetail
 
 
 # Stream events

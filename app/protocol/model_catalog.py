@@ -32,8 +32,8 @@ class LoadProgress(WireModel):
     current: int | None
     total: int | None
 
-    @model_serializer(mode="plain")
-    def _both_fields(self) -> dict[str, int | None]:
+    @model_serializer(mode="plain")  # unannotated: documented by its fields, not as a bare ``dict``
+    def _both_fields(self):
         return {"current": self.current, "total": self.total}
 
 

@@ -15,8 +15,10 @@ class _Out(BaseModel):
     model_config = ConfigDict(extra="forbid")
     _keep_null: ClassVar[frozenset[str]] = frozenset()
 
+    # No return annotation: pydantic then documents the serialized object by its fields (with one, it would
+    # document a bare ``dict``).
     @model_serializer(mode="wrap")
-    def _with_nulls(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+    def _with_nulls(self, handler: SerializerFunctionWrapHandler):
         data = handler(self)
         for name in self._keep_null:
             data.setdefault(name, None)

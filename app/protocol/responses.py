@@ -59,7 +59,7 @@ class ReasoningItem(_Item):
 
 class ItemReference(_Item):
     type: Literal["item_reference"]
-    id: str
+    id: str = Field(min_length=1)  # what it refers to: an empty id refers to nothing
 
 
 _ITEM_TYPES = ("message", "function_call", "function_call_output", "reasoning", "item_reference")

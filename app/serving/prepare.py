@@ -200,9 +200,7 @@ class Preparer:
     async def count_prompt_tokens(self, model: str | None, chat: ChatInput) -> int:
         """The prompt's length in tokens, rendered as ``prepare`` renders it (media included)."""
         async with self._registry.lease(self._registry.resolve(model)) as served:
-            offered = chat.tools if chat.tool_choice != "none" else None
-            kwargs = template_kwargs(self._defaults, chat.template_kwargs)
-            ids, _ = await self._encode_chat(served, chat.prompt, offered, kwargs)
+            ids, _ = await self.encode_chat(served, chat)
         return len(ids)
 
     def _requests(self, spec: GenerationSpec, rendered: _Rendered, info: ModelInfo) -> list[GenerationRequest]:

@@ -17,9 +17,12 @@ from litestar.testing import TestClient
 from openapi_spec_validator import validate
 from pydantic import TypeAdapter
 
+from app.api.middleware import GUARDED_PREFIXES
 from app.api.openapi import DOCS_PATH
 from app.main import create_app
 from app.observability.telemetry import Telemetry
+from app.protocol.anthropic import MessagesRequest
+from app.protocol.anthropic_objects import AnthropicError
 from app.protocol.audio import TranscriptionRequest
 from app.protocol.chat import ChatCompletionRequest
 from app.protocol.common import ErrorResponse
@@ -27,6 +30,7 @@ from app.settings import Settings
 
 _DOC_ROUTES = re.compile(rf"^(/openapi\.json|{DOCS_PATH}(/.*)?)$")
 _BODILESS = {"get", "delete"}
+_ANTHROPIC_ROUTES = re.compile(r"^/v1/messages(/.*)?$")  # where errors are in Anthropic's shape
 
 
 def _app(clean_env: pytest.MonkeyPatch, tmp_path: Path, **values: Any) -> Litestar:
@@ -81,14 +85,16 @@ def test_every_route_is_documented_with_its_schemas(client: TestClient, document
         if isinstance(route, HTTPRoute) and not _DOC_ROUTES.match(route.path_format)
         for method in route.methods - {"OPTIONS", "HEAD"}
     ]
-    assert len(routes) >= 12
+    assert len(routes) >= 23
     for path, method in routes:
         operation = document["paths"].get(path, {}).get(method)
         assert operation is not None, f"{method.upper()} {path} is missing from the document"
         success = operation["responses"]["200"]["content"]
         assert success and all(media["schema"] for media in success.values()), f"{method} {path}"
-        error = operation["responses"]["4XX"]["content"]["application/json"]["schema"]
-        assert error == {"$ref": "#/components/schemas/ErrorResponse"}
+        shape = "AnthropicError" if _ANTHROPIC_ROUTES.match(path) else "ErrorResponse"
+        for status in ("4XX", "5XX"):
+            error = operation["responses"][status]["content"]["application/json"]["schema"]
+            assert error == {"$ref": f"#/components/schemas/{shape}"}, f"{method} {path}"
         if method not in _BODILESS:
             body = operation["requestBody"]["content"]
             assert body and all(media["schema"] for media in body.values()), f"{method} {path} has no request body"
@@ -111,7 +117,50 @@ def test_request_schemas_come_from_the_wire_models(document: dict[str, Any]) -> 
     assert upload["schema"]["properties"]["file"]["format"] == "binary" and "file" in upload["schema"]["required"]
 
 
+def test_every_json_answer_is_documented_by_its_fields(document: dict[str, Any]) -> None:
+    """Wire models that serialize themselves (to keep nulls) are still documented field by field (the
+    health reports are free-form objects)."""
+    for path, item in document["paths"].items():
+        if path in ("/health", "/ready"):
+            continue
+        for method, operation in item.items():
+            media = operation["responses"]["200"]["content"].get("application/json")
+            for schema in media["schema"].get("anyOf", [media["schema"]]) if media else ():
+                assert _component(document, schema).get("properties"), f"{method} {path}"
+    for name in ("ResponseObject", "InputItemList", "Message", "MessageStartEvent", "LoadProgress"):
+        assert document["components"]["schemas"][name].get("properties"), name
+
+
+def test_operation_ids_are_unique_aliases_included(document: dict[str, Any]) -> None:
+    ids = [operation["operationId"] for item in document["paths"].values() for operation in item.values()]
+    assert len(ids) == len(set(ids))
+    rerank = {path: document["paths"][path]["post"]["operationId"] for path in ("/v1/rerank", "/rerank", "/v2/rerank")}
+    assert rerank == {"/v1/rerank": "rerank", "/rerank": "rerankUnversioned", "/v2/rerank": "rerankV2"}
+
+
+def test_the_messages_api_is_documented_in_anthropics_shapes(document: dict[str, Any]) -> None:
+    schemas = document["components"]["schemas"]
+    error = TypeAdapter(AnthropicError).json_schema(ref_template="#/components/schemas/{model}")
+    definitions = error.pop("$defs")
+    assert schemas["AnthropicError"] == error
+    assert schemas["AnthropicErrorDetail"] == definitions["AnthropicErrorDetail"]
+    messages = document["paths"]["/v1/messages"]["post"]
+    request = _component(document, messages["requestBody"]["content"]["application/json"]["schema"])
+    assert set(request["properties"]) == set(MessagesRequest.model_fields)
+    message = _component(document, messages["responses"]["200"]["content"]["application/json"]["schema"])
+    assert message["properties"]["type"]["const"] == "message"
+    event = messages["responses"]["200"]["content"]["text/event-stream"]["schema"]
+    data = event["properties"]["data"]  # no `[DONE]`: Anthropic's stream ends with its message_stop event
+    assert data["contentMediaType"] == "application/json" and set(event["properties"]) == {"event", "data"}
+    events, stream_error = data["contentSchema"]["anyOf"]
+    types = {_component(document, kind)["properties"]["type"]["const"] for kind in events["anyOf"]}
+    assert types >= {"message_start", "content_block_delta", "message_delta", "message_stop", "ping"}
+    assert stream_error == {"$ref": "#/components/schemas/AnthropicError"}
+    assert "Anthropic's error shape" in messages["responses"]["4XX"]["description"]
+
+
 def test_the_key_guards_what_the_middleware_guards(document: dict[str, Any]) -> None:
+    assert {"/v1/", "/load_model", "/tokenize", "/rerank", "/v2/"} <= set(GUARDED_PREFIXES)
     assert document["components"]["securitySchemes"]["bearer"] == {
         "type": "http",
         "scheme": "bearer",
@@ -119,7 +168,7 @@ def test_the_key_guards_what_the_middleware_guards(document: dict[str, Any]) -> 
     }
     for path, item in document["paths"].items():
         for operation in item.values():
-            guarded = path.startswith(("/v1/", "/load_model"))
+            guarded = path.startswith(GUARDED_PREFIXES)
             assert ("security" in operation) is guarded, path
 
 
@@ -148,3 +197,9 @@ def test_an_error_matches_the_documented_shape(client: TestClient) -> None:
     reply = client.post("/v1/chat/completions", content=b"{}", headers={"Authorization": "Bearer secret"})
     assert reply.status_code == 400
     ErrorResponse.model_validate(reply.json())
+
+
+def test_an_anthropic_error_matches_its_documented_shape(client: TestClient) -> None:
+    reply = client.post("/v1/messages", content=b"{}", headers={"x-api-key": "secret"})
+    assert reply.status_code == 400
+    assert AnthropicError.model_validate(reply.json()).error.type == "invalid_request_error"

@@ -52,6 +52,11 @@ def test_an_unknown_item_type_is_named_with_the_known_ones() -> None:
     assert "message, function_call, function_call_output, reasoning, item_reference" in error["msg"]
 
 
+def test_an_item_reference_names_an_item() -> None:
+    locations = [error["loc"] for error in errors({"type": "item_reference", "id": ""})]
+    assert any(loc[-2:] == ("item:item_reference", "id") for loc in locations)
+
+
 def test_errors_in_an_item_name_its_fields() -> None:
     locations = [error["loc"] for error in errors({"type": "function_call", "call_id": "c1", "arguments": "{}"})]
     assert any(loc[-2:] == ("item:function_call", "name") for loc in locations)

@@ -119,6 +119,15 @@ async def test_a_text_only_chat_is_templated_as_is_and_admitted_once() -> None:
     assert engine.streams[0].closed and g.usage().completion_tokens == 2
 
 
+async def test_a_counted_prompt_is_the_one_a_request_renders() -> None:
+    """Counting renders the chat as ``prepare`` does (the template defaults, the tools offered) and admits
+    nothing."""
+    engine, renderer = ScriptedEngine(), ScriptedRenderer()
+    messages = [{"role": "user", "content": "hi"}]
+    assert await _preparer(engine, renderer).count_prompt_tokens(None, ChatInput(ChatPrompt(messages))) == 3
+    assert renderer.chats == [messages] and engine.requests == []
+
+
 async def test_media_the_model_cannot_take_are_refused_before_any_fetch() -> None:
     engine = ScriptedEngine()
     ref = MediaRef("image", "image_url", "messages[0].content[1]", url="http://127.0.0.1:1/a.png")
