@@ -105,9 +105,25 @@ def _documented_operations(app: Litestar) -> list[tuple[str, str, OperationDoc]]
             continue
         for method, (handler, _) in route.route_handler_map.items():
             doc = handler.opt.get(_OPT_KEY)
+            if isinstance(doc, Mapping):  # one handler for several methods: a document per method
+                doc = doc.get(method)
             if isinstance(doc, OperationDoc):
                 operations.append((route.path_format, method.lower(), doc))
     return operations
+
+
+def documented_by_method(**by_method: dict[str, Any]) -> dict[str, Any]:
+    """The ``opt`` of one handler that serves several methods: ``documented(...)`` per method, by name."""
+    return {_OPT_KEY: {method.upper(): opt[_OPT_KEY] for method, opt in by_method.items()}}
+
+
+def method_operation_ids(**by_method: str) -> Callable[[Any, Any, Sequence[Any]], str]:
+    """A route's ``operation_id`` where one handler serves several methods: one id per method."""
+
+    def operation_id(handler: Any, method: Any, components: Sequence[Any]) -> str:
+        return by_method[getattr(method, "value", method).lower()]
+
+    return operation_id
 
 
 def _schemas(operations: list[tuple[str, str, OperationDoc]]) -> tuple[dict[Any, Any], dict[str, Any]]:

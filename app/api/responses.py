@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from litestar import Controller, HttpMethod, Request, Response, delete, get, post, route
+from litestar import Controller, HttpMethod, Request, Response, get, post, route
 from litestar.params import Parameter
 from litestar.response import Stream
 
 from app.api.body import parse_body
 from app.api.delivery import deliver
-from app.api.openapi import documented
+from app.api.openapi import documented, documented_by_method, method_operation_ids
 from app.protocol.response_objects import InputItemList, ResponseDeleted, ResponseEvent, ResponseObject
 from app.protocol.responses import ResponseRequest
 from app.serving.responses import ResponsesService
@@ -35,32 +35,22 @@ class ResponsesController(Controller):
         prepared = await responses_service.prepare(body)  # validation and admission errors: before any response
         return await deliver(request, responses_service, prepared, stream=body.stream, done=False, named=True)
 
-    @get(
+    # One handler for both methods: Litestar builds a path's automatic OPTIONS answer from one of its
+    # handlers only, so with two handlers its ``Allow`` would leave one of them out.
+    @route(
         "/{response_id:str}",
-        operation_id="getResponse",
-        summary="Get a stored response",
-        opt=documented(json=ResponseObject),
+        http_method=[HttpMethod.GET, HttpMethod.DELETE],
+        status_code=200,
+        operation_id=method_operation_ids(get="getResponse", delete="deleteResponse"),
+        summary="Get or delete a stored response",
+        opt=documented_by_method(get=documented(json=ResponseObject), delete=documented(json=ResponseDeleted)),
     )
-    async def retrieve(self, response_id: str, responses_service: ResponsesService) -> Response[bytes]:
+    async def stored(self, request: Request, response_id: str, responses_service: ResponsesService) -> Response[bytes]:
+        if request.method == HttpMethod.DELETE:
+            deleted = await responses_service.delete(response_id)
+            return _json(deleted.model_dump_json().encode())
         response = await responses_service.get(response_id)
         return _json(response.model_dump_json(exclude_none=True).encode())
-
-    @delete(
-        "/{response_id:str}",
-        status_code=200,
-        operation_id="deleteResponse",
-        summary="Delete a stored response",
-        opt=documented(json=ResponseDeleted),
-    )
-    async def remove(self, response_id: str, responses_service: ResponsesService) -> Response[bytes]:
-        deleted = await responses_service.delete(response_id)
-        return _json(deleted.model_dump_json().encode())
-
-    # Litestar builds a path's automatic OPTIONS answer from one of its handlers only, so with GET and DELETE
-    # as two handlers its ``Allow`` would leave one out: this path answers OPTIONS itself.
-    @route("/{response_id:str}", http_method=HttpMethod.OPTIONS, include_in_schema=False, status_code=204)
-    async def stored_options(self, response_id: str) -> Response[None]:
-        return Response(None, status_code=204, headers={"Allow": "DELETE, GET, OPTIONS"})
 
     @get(
         "/{response_id:str}/input_items",
