@@ -35,9 +35,16 @@ def whisper(media_hf_home: Path) -> str:
     return str(snapshot_path(media_hf_home, SPEECH_MODEL_ID))
 
 
+@pytest.fixture(scope="module")
+def local_models(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A directory requests may load local models from (``--allowed-local-model-path``), for the tests' copies."""
+    return tmp_path_factory.mktemp("local-models")
+
+
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def service(whisper: str) -> AsyncIterator[TranscriptionService]:
-    registry = ModelRegistry(LoadOptions(), idle_timeout=-1, allowed_local_paths=[str(Path(whisper).parent)])
+async def service(whisper: str, local_models: Path) -> AsyncIterator[TranscriptionService]:
+    allowed = [str(Path(whisper).parent), str(local_models)]
+    registry = ModelRegistry(LoadOptions(), idle_timeout=-1, allowed_local_paths=allowed)
     await registry.start()
     yield TranscriptionService(registry, MediaConfig(limits=MediaLimits(max_bytes=2_000_000)))
     await registry.close()
@@ -127,9 +134,9 @@ async def test_a_translation_runs_the_translate_task_into_english(
 
 @requires_ffmpeg
 async def test_an_english_only_model_cannot_translate(
-    service: TranscriptionService, whisper: str, tmp_path: Path
+    service: TranscriptionService, whisper: str, local_models: Path, tmp_path: Path
 ) -> None:
-    english_only = english_only_copy(Path(whisper), tmp_path / "whisper-en")
+    english_only = english_only_copy(Path(whisper), local_models / "whisper-en")
     audio = sine(tmp_path / "tone.wav", seconds=1.0)
     with pytest.raises(InvalidRequest, match="cannot translate") as caught:
         await service.prepare(TranslationRequest(model=str(english_only)), audio)
