@@ -17,11 +17,10 @@ sys.path.insert(0, str(ROOT))
 
 from app.demo.training import init_weights, seeded  # noqa: E402
 from tests.fixtures.tiny_models import (  # noqa: E402
-    _BAN_LOGIT,
     NEVER_EOS_MODEL_ID,
-    _banned_token_ids,
     ensure_tiny_models,
     install_in_hf_cache,
+    never_eos_weights,
 )
 
 BENCH_MODEL_ID = "hfserve/bench-qwen3-30m"
@@ -45,7 +44,6 @@ def build(hf_home: Path) -> str:
     """Install the model into ``hf_home``'s hub cache (once; later calls find it); returns its repo id."""
     if (hf_home / "hub" / ("models--" + BENCH_MODEL_ID.replace("/", "--")) / "refs" / "main").exists():
         return BENCH_MODEL_ID
-    import torch
     from transformers import AutoTokenizer, Qwen3Config, Qwen3ForCausalLM
 
     ensure_tiny_models(hf_home, which=[NEVER_EOS_MODEL_ID])
@@ -59,24 +57,10 @@ def build(hf_home: Path) -> str:
         pad_token_id=tokenizer.pad_token_id,
         **SHAPE,
     )
-    banned = _banned_token_ids(tokenizer, vocab)
-    allowed = sorted(set(range(vocab)) - set(banned))
     with seeded(0) as gen:
         model = Qwen3ForCausalLM(config)
         init_weights(model, gen)
-        with torch.no_grad():  # the never-EOS construction of tests/fixtures/tiny_models.py
-            embeddings = model.get_input_embeddings().weight
-            embeddings.normal_(0.0, 1.0, generator=gen)
-            embeddings[:, 0] = 1.0
-            for layer in model.model.layers:
-                layer.self_attn.o_proj.weight[0].zero_()
-                layer.mlp.down_proj.weight[0].zero_()
-            head = model.get_output_embeddings().weight
-            head.normal_(0.0, 0.5, generator=gen)
-            head[:, 0] = 0.0
-            head[allowed[1]] = -head[allowed[0]]
-            head[banned] = 0.0
-            head[banned, 0] = -_BAN_LOGIT
+        never_eos_weights(model, tokenizer, vocab, gen)  # the never-EOS construction of the tiny test model
     model.generation_config.eos_token_id = tokenizer.eos_token_id
     with tempfile.TemporaryDirectory() as folder:
         model.save_pretrained(folder)
