@@ -382,14 +382,17 @@ class BatchedEngine:
         for row in self._rows:
             self._finish(row, reason, self._failure)
         self._rows.clear()
-        pending = self._scheduler.drain()
+        for item in self._scheduler.drain():
+            self._drop_waiting(item, reason, self._failure)
         while True:
             try:
-                item = self._inbox.get_nowait()
+                request = self._inbox.get_nowait()
             except queue.Empty:
                 break
-            if item is not None:
-                pending.append(item)
-        for req in pending:
-            self._fail_request(req, reason, self._failure)
+            if request is not None:
+                self._fail_request(request, reason, self._failure)
         self._deliver()
+
+    def _drop_waiting(self, item: Any, reason: FinishReason, error: str | None = None) -> None:
+        """What waited in the scheduler's line leaves without running (the paged engine frees its blocks too)."""
+        self._fail_request(item, reason, error)

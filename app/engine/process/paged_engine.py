@@ -9,7 +9,6 @@ prompt's blocks; each gets its own copy of a partial last block.
 
 from __future__ import annotations
 
-import queue
 from collections.abc import Sequence
 from typing import Any
 
@@ -158,9 +157,9 @@ class PagedEngine(BatchedEngine):
             self._finish(row, "error", error)
         self._remove(set(rows))
         for item in items:
-            self._drop_work(item, "error", error)
+            self._drop_waiting(item, "error", error)
 
-    def _drop_work(self, item: Work, reason: Any, error: str | None = None) -> None:
+    def _drop_waiting(self, item: Work, reason: Any, error: str | None = None) -> None:
         """A prompt or preempted row that is not running leaves (aborted, failed, or the loop is ending)."""
         if item in self._scheduler.prefilling:
             self._scheduler.prefilling.remove(item)
@@ -180,7 +179,7 @@ class PagedEngine(BatchedEngine):
             self._finish(row, "abort")
         self._remove(set(gone))
         for item in self._scheduler.withdraw(aborted):
-            self._drop_work(item, "abort")
+            self._drop_waiting(item, "abort")
 
     # -- delivery -------------------------------------------------------------------------------
     def _deliver(self) -> None:
@@ -193,19 +192,3 @@ class PagedEngine(BatchedEngine):
         if self._outbox.flush(busy=busy, running=running, kv_tokens=used * self.block_size, kv_counters=counters):
             for row in (*self._rows, *waiting_rows, *prefilling_rows):
                 row.events.clear()
-
-    def _finish_everything(self) -> None:
-        reason = "abort" if self._failure is None else "error"
-        for row in self._rows:
-            self._finish(row, reason, self._failure)
-        self._rows.clear()
-        for item in self._scheduler.drain():
-            self._drop_work(item, reason, self._failure)
-        while True:
-            try:
-                request = self._inbox.get_nowait()
-            except queue.Empty:
-                break
-            if request is not None:
-                self._fail_request(request, reason, self._failure)
-        self._deliver()
