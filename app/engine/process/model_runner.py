@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from transformers import DynamicCache
 from transformers.cache_utils import DynamicLayer
 
+from app.engine.process.cpu_threads import cpu_threads
 from app.engine.process.prompt_scoring import PositionScore, score_prompt
 
 
@@ -225,6 +226,7 @@ class ModelRunner:
     ) -> torch.Tensor:
         """Prefill ``prompts`` together, prompt i repeated ``counts[i]`` times (its choices), and stage the rows
         to ``join``; returns their last-position logits, one row per choice. ``inputs``: a single prompt's media."""
+        cpu_threads.step(prefill_tokens=sum(len(prompt) for prompt in prompts))
         cache, mask, logits = prefill(self.model, prompts, self._pad, inputs)
         self._staged = cache, repeat_rows(cache, mask, counts)
         index = torch.repeat_interleave(torch.arange(len(prompts)), torch.tensor(list(counts)))
@@ -234,6 +236,7 @@ class ModelRunner:
         """Extend the long prompt's cache by ``chunk`` (``offset`` 0 starts a new prompt); last logits."""
         if offset == 0 or self._chunk_cache is None:
             self._chunk_cache = DynamicCache(config=self.model.config)
+        cpu_threads.step(prefill_tokens=len(chunk))
         return prefill_chunk(self.model, self._chunk_cache, chunk, offset)
 
     def stage_chunked(self, length: int, count: int) -> None:
@@ -262,6 +265,7 @@ class ModelRunner:
 
     def decode(self, tokens: Sequence[int]) -> torch.Tensor:
         """One decode step of every running row (``tokens``: each row's last token): [rows, vocab] logits."""
+        cpu_threads.step(prefill_tokens=0)
         return self._batch.step(torch.tensor(list(tokens), dtype=torch.long, device=self.model.device))
 
     def score_prompt(self, prompt: Sequence[int], top_k: int) -> list[PositionScore]:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from itertools import accumulate
 from typing import Any
 
 import torch
@@ -32,10 +33,13 @@ class Entry:
 
 
 @dataclass(slots=True)
-class Chunk:
-    rows: slice  # its new tokens in the step's row
-    slots: torch.Tensor  # [start + len] cache slots of its whole sequence so far
-    mask: torch.Tensor  # [len, start + len] causal
+class Group:
+    """Queries that attend together over one gather of the pool: a prefill chunk alone, or sequences that share a
+    prefix (their shared blocks read once, each query masked to its own sequence, causally)."""
+
+    rows: torch.Tensor  # [Q] positions in the step's row
+    slots: torch.Tensor  # [U] the cache slots its queries read
+    mask: torch.Tensor  # [Q, U]
 
 
 @dataclass(slots=True)
@@ -44,10 +48,10 @@ class StepPlan:
 
     pool: PagedKV
     write: torch.Tensor  # [T] the slot of each new token
-    decode_rows: torch.Tensor | None  # [B] positions in the step of the decode tokens
-    decode_slots: torch.Tensor | None  # [B, L] the slots each decode token attends to
+    decode_rows: torch.Tensor | None  # [B] positions in the step of the decode tokens that share no prefix
+    decode_slots: torch.Tensor | None  # [B, L] the slots each of them attends to
     decode_mask: torch.Tensor | None  # [B, 1, 1, L]
-    chunks: list[Chunk]
+    groups: list[Group]
 
 
 class PagedKV:
@@ -77,36 +81,72 @@ class PagedKV:
             for tensor in tensors.values():
                 tensor[target * size : (target + 1) * size] = tensor[source * size : (source + 1) * size]
 
-    def slots(self, blocks: Sequence[int], start: int, stop: int) -> list[int]:
-        size = self.block_size
-        return [blocks[p // size] * size + p % size for p in range(start, stop)]
-
     def plan(self, entries: Sequence[Entry]) -> StepPlan:
+        """A step's plan. Each prefill chunk attends alone. Decode tokens whose sequences start with the same blocks
+        (one prompt's choices, an agent's shared system prompt) attend as one group, so their common blocks are read
+        once; the other decode tokens attend as one padded batch."""
         device = self.device
-        write: list[int] = []
-        decode: list[tuple[int, list[int]]] = []
-        chunks: list[Chunk] = []
-        offset = 0
-        for entry in entries:
-            stop = entry.start + len(entry.tokens)
-            write.extend(self.slots(entry.blocks, entry.start, stop))
+        tables = [self._table(entry) for entry in entries]
+        slots = [self._slots(table, entry) for table, entry in zip(tables, entries, strict=True)]
+        starts = list(accumulate((len(entry.tokens) for entry in entries), initial=0))
+        write = torch.cat([s[entry.start :] for s, entry in zip(slots, entries, strict=True)])
+        groups: list[Group] = []
+        kinship: dict[int, list[int]] = {}
+        for i, entry in enumerate(entries):
             if len(entry.tokens) == 1:
-                decode.append((offset, self.slots(entry.blocks, 0, stop)))
+                kinship.setdefault(tables[i][0], []).append(i)
+                continue
+            length, stop = len(entry.tokens), entry.start + len(entry.tokens)
+            mask = torch.ones((length, stop), dtype=torch.bool, device=device).tril(entry.start)
+            groups.append(Group(torch.arange(starts[i], starts[i] + length, device=device), slots[i].to(device), mask))
+        decode: list[int] = []
+        for members in kinship.values():
+            group = self._shared_group(members, tables, slots, starts) if len(members) > 1 else None
+            if group is None:
+                decode.extend(members)
             else:
-                length = len(entry.tokens)
-                mask = torch.ones((length, stop), dtype=torch.bool, device=device).tril(entry.start)
-                slots = torch.tensor(self.slots(entry.blocks, 0, stop), device=device)
-                chunks.append(Chunk(slice(offset, offset + length), slots, mask))
-            offset += len(entry.tokens)
-        plan = StepPlan(self, torch.tensor(write, device=device), None, None, None, chunks)
+                groups.append(group)
+        plan = StepPlan(self, write.to(device), None, None, None, groups)
         if decode:
-            width = max(len(slots) for _, slots in decode)
-            padded = [slots + [0] * (width - len(slots)) for _, slots in decode]
-            lengths = torch.tensor([len(slots) for _, slots in decode], device=device)
-            plan.decode_rows = torch.tensor([row for row, _ in decode], device=device)
-            plan.decode_slots = torch.tensor(padded, device=device)
+            width = max(len(slots[i]) for i in decode)
+            padded = torch.zeros((len(decode), width), dtype=torch.long)
+            for n, i in enumerate(decode):
+                padded[n, : len(slots[i])] = slots[i]
+            lengths = torch.tensor([len(slots[i]) for i in decode], device=device)
+            plan.decode_rows = torch.tensor([starts[i] for i in decode], device=device)
+            plan.decode_slots = padded.to(device)
             plan.decode_mask = (torch.arange(width, device=device)[None, :] < lengths[:, None])[:, None, None, :]
         return plan
+
+    def _table(self, entry: Entry) -> list[int]:
+        """The blocks an entry reads: those its tokens so far fill."""
+        return list(entry.blocks[: -(-(entry.start + len(entry.tokens)) // self.block_size)])
+
+    def _slots(self, table: list[int], entry: Entry) -> torch.Tensor:
+        """Its tokens' cache slots, from the first to its last new one."""
+        size = self.block_size
+        return (torch.tensor(table)[:, None] * size + torch.arange(size)).view(-1)[: entry.start + len(entry.tokens)]
+
+    def _shared_group(
+        self, members: list[int], tables: list[list[int]], slots: list[torch.Tensor], starts: list[int]
+    ) -> Group | None:
+        """One group for decode tokens whose sequences share their first blocks, when reading the union of their
+        blocks once (each token masked to its own sequence) costs at most twice what reading each one's own does."""
+        size = self.block_size
+        order: dict[int, int] = {}
+        for i in members:
+            for block in tables[i]:
+                order.setdefault(block, len(order))
+        if len(members) * len(order) * size > 2 * sum(len(slots[i]) for i in members):
+            return None
+        mask = torch.zeros((len(members), len(order) * size), dtype=torch.bool)
+        for row, i in enumerate(members):
+            where = torch.tensor([order[block] for block in tables[i]])[:, None] * size + torch.arange(size)
+            mask[row, where.view(-1)[: len(slots[i])]] = True
+        unique = (torch.tensor(list(order))[:, None] * size + torch.arange(size)).view(-1)
+        device = self.device
+        rows = torch.tensor([starts[i] for i in members], device=device)
+        return Group(rows, unique.to(device), mask.to(device))
 
 
 def paged_attention(
@@ -133,12 +173,12 @@ def paged_attention(
         v = values[paged.decode_slots].transpose(1, 2)
         o = F.scaled_dot_product_attention(q, k, v, attn_mask=paged.decode_mask, scale=scaling, enable_gqa=True)
         out[paged.decode_rows] = o[:, :, 0, :]
-    for chunk in paged.chunks:
-        q = query[:, :, chunk.rows, :]
-        k = keys[chunk.slots].transpose(0, 1)[None]
-        v = values[chunk.slots].transpose(0, 1)[None]
-        o = F.scaled_dot_product_attention(q, k, v, attn_mask=chunk.mask, scale=scaling, enable_gqa=True)
-        out[chunk.rows] = o[0].transpose(0, 1)
+    for group in paged.groups:
+        q = query[:, :, group.rows, :]
+        k = keys[group.slots].transpose(0, 1)[None]
+        v = values[group.slots].transpose(0, 1)[None]
+        o = F.scaled_dot_product_attention(q, k, v, attn_mask=group.mask, scale=scaling, enable_gqa=True)
+        out[group.rows] = o[0].transpose(0, 1)
     return out[None], None
 
 

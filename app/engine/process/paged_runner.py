@@ -16,6 +16,7 @@ import torch.distributed as dist
 from transformers import DynamicCache
 
 from app.engine.options import BatchLimits
+from app.engine.process.cpu_threads import cpu_threads
 from app.engine.process.model_runner import cache_argument, mergeable
 from app.engine.process.paged_attention import ATTENTION, Entry, PagedKV
 from app.engine.process.prompt_scoring import PositionScore, score_prompt
@@ -96,6 +97,7 @@ class PagedRunner:
         ids = [token for entry in step for token in entry.tokens]
         positions = [p for entry in step for p in range(entry.start, entry.start + len(entry.tokens))]
         lasts = torch.tensor(_last_positions(step), device=device)
+        cpu_threads.step(prefill_tokens=sum(len(entry.tokens) for entry in step if len(entry.tokens) > 1))
         out = self.model(
             input_ids=torch.tensor([ids], device=device),
             position_ids=torch.tensor([positions], device=device),

@@ -132,7 +132,6 @@ class ReplicatedRunner(_ToFollowers, ModelRunner):
         return super().decode(tokens)
 
 
-
 class ReplicatedPagedRunner(_ToFollowers, PagedRunner):
     """Rank 0's paged runner, replicated on the followers."""
 

@@ -3,7 +3,6 @@ detokenizing) and what serving needs to know about it (``ModelInfo``)."""
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 import structlog
@@ -22,6 +21,7 @@ from transformers import (
 
 from app.engine.architectures import EMBED, IMAGE_TEXT, MULTIMODAL, POOLING_TASKS, SCORE, SPEECH, TEXT, served_task
 from app.engine.options import LoadOptions, ProgressFn
+from app.engine.process.cpu_threads import cpu_threads
 from app.engine.process.pooling import pooling_info
 from app.engine.progress import weights_progress
 from app.engine.types import ModelInfo
@@ -44,13 +44,6 @@ def _resolve_device(device: str) -> str:
     if device == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     return device
-
-
-def _set_cpu_threads(requested: int | None, ranks: int) -> None:
-    """On CPU the inference thread shares the machine with the HTTP event loop; a torch thread pool as
-    wide as the machine makes them fight for every core (measured in bench/README.md). The ranks of a
-    tensor-parallel model share what is left."""
-    torch.set_num_threads(requested or max(1, ((os.cpu_count() or 2) - 1) // ranks))
 
 
 def _max_context(config: Any, tokenizer: Any, limit: int | None) -> int:
@@ -116,8 +109,6 @@ def load_weights(
     if opts.tensor_parallel_size > 1:
         _check_tensor_parallel(config, opts)
     device = device or _resolve_device(opts.device)
-    if device == "cpu":
-        _set_cpu_threads(opts.cpu_threads, opts.tensor_parallel_size)
     kwargs = _weights_kwargs(opts, device)
     task = served_task(
         getattr(config, "architectures", None), getattr(config, "model_type", None), config.num_labels, folder
@@ -126,6 +117,8 @@ def load_weights(
         model = _MODEL_CLASSES[task or TEXT].from_pretrained(folder, **kwargs)
     if "device_map" not in kwargs and "tp_plan" not in kwargs:
         model.to(device)
+    if device == "cpu":
+        cpu_threads.configure(opts.cpu_threads, opts.tensor_parallel_size, model.num_parameters())
     model.eval()
     info = ModelInfo(
         name=name,

@@ -44,6 +44,31 @@ def test_prefill_chunks_and_decodes_of_several_sequences_share_one_forward(model
 
 
 @torch.inference_mode()
+def test_decodes_of_sequences_sharing_a_prefix_read_it_once_and_each_see_only_their_own(model: Any) -> None:
+    runner = PagedRunner(model, num_blocks=16)
+    prefix = list(range(20, 84))  # four full blocks, as the prefix cache shares them
+    tails = {"x": [60, 61, 62], "y": [70, 71, 72, 73, 74, 75], "z": [80]}
+    own = {"x": [4], "y": [5], "z": [6]}
+    lone = list(range(100, 120))  # shares nothing: decodes beside the group in the padded batch
+    runner.forward([([0, 1, 2, 3], 0, prefix), ([9, 10], 0, lone)])
+    runner.forward([([0, 1, 2, 3, *own[k]], 64, tail) for k, tail in tails.items()])
+    decodes = [([0, 1, 2, 3, *own[k]], 64 + len(tail), [9]) for k, tail in tails.items()]
+    newcomer = ([0, 1, 2, 3, 7], 64, [90, 91, 92, 93])  # a prefill chunk over the same prefix in the same step
+    plan = runner.kv.plan([runner_entry(*entry) for entry in [*decodes, ([9, 10], 20, [9]), newcomer]])
+    assert len(plan.groups) == 2 and plan.decode_rows is not None and plan.decode_rows.tolist() == [3]
+    step = runner.forward([*decodes, ([9, 10], 20, [9]), newcomer])
+    expected = [plain(model, [*prefix, *tail, 9])[-1] for tail in tails.values()]
+    expected += [plain(model, [*lone, 9])[-1], plain(model, [*prefix, 90, 91, 92, 93])[-1]]
+    torch.testing.assert_close(step, torch.stack(expected), atol=1e-4, rtol=1e-4)
+
+
+def runner_entry(blocks: list[int], start: int, tokens: list[int]) -> Any:
+    from app.engine.process.paged_attention import Entry
+
+    return Entry(blocks, start, tokens)
+
+
+@torch.inference_mode()
 def test_a_copied_block_continues_like_the_original(model: Any) -> None:
     runner = PagedRunner(model, num_blocks=4)
     runner.forward([([0], 0, [5, 6, 7])])
