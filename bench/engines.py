@@ -30,6 +30,8 @@ from app.engine.options import BatchLimits  # noqa: E402
 from app.engine.process.batched_engine import BatchedEngine  # noqa: E402
 from app.engine.process.model_runner import ModelRunner, pad_id  # noqa: E402
 from app.engine.process.outbox import Outbox  # noqa: E402
+from app.engine.process.paged_engine import PagedEngine  # noqa: E402
+from app.engine.process.paged_runner import PagedRunner  # noqa: E402
 from app.engine.types import FinishEvent, GenerationRequest, SamplingParams  # noqa: E402
 
 
@@ -80,7 +82,7 @@ def main() -> None:
         outputs = model.generate_batch(prompts, generation_config=config, continuous_batching_config=cb)
         return sum(len(o.generated_tokens) for o in outputs.values())
 
-    def ours() -> int:
+    def ours(paged: bool = False) -> int:
         finished = threading.Event()
         counts = {"tokens": 0, "requests": 0}
 
@@ -94,8 +96,14 @@ def main() -> None:
                 finished.set()
 
         limits = BatchLimits(max_batch_size=args.concurrency)
-        runner = ModelRunner(model, pad_id(tokenizer))
-        engine = BatchedEngine(runner, tokenizer, name=MODEL, limits=limits, outbox=Outbox(receive, 0.0))
+        outbox = Outbox(receive, 0.0)
+        if paged:
+            pool = PagedRunner(model, num_blocks=args.concurrency * 32)
+            engine: BatchedEngine = PagedEngine(pool, tokenizer, name=MODEL, limits=limits, outbox=outbox)
+        else:
+            engine = BatchedEngine(
+                ModelRunner(model, pad_id(tokenizer)), tokenizer, name=MODEL, limits=limits, outbox=outbox
+            )
         try:
             params = SamplingParams(max_tokens=n, temperature=0.0)
             for i, prompt in enumerate(prompts):  # the batch takes args.concurrency rows at a time
@@ -104,12 +112,15 @@ def main() -> None:
             return counts["tokens"]
         finally:
             engine.shutdown()
+            if paged:
+                pool.restore_attention()
 
     # transformers' manager runs its own thread: no inference_mode around it (its tensors must stay mutable)
     # generate_batch switches the model to its paged attention: it runs last
     runs = (
         ("static generate", static),
         ("hfserve BatchedEngine", ours),
+        ("hfserve PagedEngine", lambda: ours(paged=True)),
         ("transformers generate_batch", transformers_cb),
     )
     for name, fn in runs:

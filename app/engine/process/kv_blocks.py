@@ -24,6 +24,16 @@ def root_hash(model: str, media: Sequence[str] = ()) -> bytes:
     return hashlib.blake2b("\x00".join([model, *media]).encode(), digest_size=16).digest()
 
 
+def prompt_chain(root: bytes, prompt: Sequence[int], block_size: int) -> list[bytes]:
+    """The content hashes of the full blocks of ``prompt`` the prefix cache may serve: all but one holding its last
+    token, whose forward gives the logits of the first output token."""
+    chain, parent = [], root
+    for start in range(0, (len(prompt) - 1) // block_size * block_size, block_size):
+        parent = chain_hash(parent, prompt[start : start + block_size])
+        chain.append(parent)
+    return chain
+
+
 class OutOfBlocks(Exception):
     """No free block, and no cached block to evict."""
 
@@ -79,35 +89,33 @@ class BlockPool:
                 else:
                     self._free.append(block)
 
-    def _cached_run(self, root: bytes, prompt: Sequence[int]) -> list[tuple[int, bytes]]:
-        """The cached blocks that begin ``prompt``, with their hashes. The last prompt token is never taken from the
-        cache: its forward gives the logits of the first output token."""
-        run: list[tuple[int, bytes]] = []
+    def _cached_run(self, chain: Sequence[bytes]) -> list[int]:
+        """The cached blocks that begin a prompt whose full blocks' hashes are ``chain`` (``prompt_chain``)."""
+        run: list[int] = []
         if not self.prefix_caching:
             return run
-        parent, size = root, self.block_size
-        for start in range(0, (len(prompt) - 1) // size * size, size):
-            parent = chain_hash(parent, prompt[start : start + size])
-            block = self._by_hash.get(parent)
+        for content in chain:
+            block = self._by_hash.get(content)
             if block is None:
                 break
-            run.append((block, parent))
+            run.append(block)
         return run
 
-    def cached_prefix(self, root: bytes, prompt: Sequence[int]) -> int:
-        """How many blocks of ``prompt``'s beginning the cache holds (nothing is taken)."""
-        return len(self._cached_run(root, prompt))
+    def cached_prefix(self, chain: Sequence[bytes]) -> int:
+        """How many blocks of a prompt's beginning the cache holds (nothing is taken)."""
+        return len(self._cached_run(chain))
 
-    def lookup(self, root: bytes, prompt: Sequence[int]) -> tuple[list[int], list[bytes]]:
-        """The longest cached run of ``prompt``'s full blocks, now held by the caller, and their hashes."""
-        run = self._cached_run(root, prompt)
-        for block, _ in run:
+    def lookup(self, chain: Sequence[bytes], tokens: int) -> list[int]:
+        """The longest cached run of a prompt's full blocks, now held by the caller (``tokens``: the prompt's
+        length, for the hit-rate counters)."""
+        run = self._cached_run(chain)
+        for block in run:
             if self._refs[block] == 0:
                 del self._cached[block]
             self._refs[block] += 1
-        self.queries += len(prompt)
+        self.queries += tokens
         self.hits += len(run) * self.block_size
-        return [block for block, _ in run], [content for _, content in run]
+        return run
 
     def register(self, block: int, content_hash: bytes) -> None:
         """``block`` is full and holds the content ``content_hash`` names: later prompts may reuse it."""

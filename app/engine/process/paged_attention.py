@@ -37,9 +37,10 @@ class Group:
     """Queries that attend together over one gather of the pool: a prefill chunk alone, or sequences that share a
     prefix (their shared blocks read once, each query masked to its own sequence, causally)."""
 
-    rows: torch.Tensor  # [Q] positions in the step's row
-    slots: torch.Tensor  # [U] the cache slots its queries read
-    mask: torch.Tensor  # [Q, U]
+    rows: torch.Tensor | slice  # [Q] positions in the step's row
+    slots: torch.Tensor | None  # [U] the cache slots its queries read; None: a prompt's first chunk (no past), which
+    # reads the step's own keys and values, causally
+    mask: torch.Tensor | None  # [Q, U]
 
 
 @dataclass(slots=True)
@@ -48,7 +49,7 @@ class StepPlan:
 
     pool: PagedKV
     write: torch.Tensor  # [T] the slot of each new token
-    decode_rows: torch.Tensor | None  # [B] positions in the step of the decode tokens that share no prefix
+    decode_rows: torch.Tensor | slice | None  # [B] positions in the step of the decode tokens that share no prefix
     decode_slots: torch.Tensor | None  # [B, L] the slots each of them attends to
     decode_mask: torch.Tensor | None  # [B, 1, 1, L]
     groups: list[Group]
@@ -101,10 +102,12 @@ class PagedKV:
             if len(entry.tokens) == 1:
                 kinship.setdefault(tables[i][0], []).append(i)
                 continue
-            length = len(entry.tokens)
-            mask = torch.ones((length, stops[i]), dtype=torch.bool).tril(entry.start)
-            rows = torch.arange(starts[i], starts[i] + length)
-            groups.append(Group(rows.to(device), slots[i, : stops[i]].to(device), mask.to(device)))
+            rows = slice(starts[i], starts[i] + len(entry.tokens))
+            if entry.start == 0:
+                groups.append(Group(rows, None, None))
+                continue
+            mask = torch.ones((len(entry.tokens), stops[i]), dtype=torch.bool).tril(entry.start)
+            groups.append(Group(rows, slots[i, : stops[i]].to(device), mask.to(device)))
         decode: list[int] = []
         for members in kinship.values():
             group = self._shared_group(members, tables, stops, starts) if len(members) > 1 else None
@@ -116,7 +119,9 @@ class PagedKV:
         if decode:
             width = max(stops[i] for i in decode)
             chosen = torch.tensor(decode)
-            plan.decode_rows = torch.tensor([starts[i] for i in decode], device=device)
+            rows = [starts[i] for i in decode]
+            contiguous = rows == list(range(len(rows)))  # decode tokens come first in a step: the usual case
+            plan.decode_rows = slice(0, len(rows)) if contiguous else torch.tensor(rows, device=device)
             plan.decode_slots = slots[chosen, :width].to(device)
             plan.decode_mask = (position[None, :width] < ends[chosen]).to(device)[:, None, None, :]
         return plan
@@ -162,16 +167,22 @@ def paged_attention(
     out = query.new_empty(query.shape[2], query.shape[1], query.shape[3])  # [T, heads, dim]
     if paged.decode_rows is not None:
         assert paged.decode_slots is not None
-        q = query[0].index_select(1, paged.decode_rows).transpose(0, 1)[:, :, None, :]  # [B, heads, 1, dim]
+        q = query[0][:, paged.decode_rows].transpose(0, 1)[:, :, None, :]  # [B, heads, 1, dim]
         k = _gather(keys, paged.decode_slots).transpose(1, 2)  # [B, kv_heads, L, dim]
         v = _gather(values, paged.decode_slots).transpose(1, 2)
         o = F.scaled_dot_product_attention(q, k, v, attn_mask=paged.decode_mask, scale=scaling, enable_gqa=True)
+        if not paged.groups and len(o) == len(out):  # a step of decode tokens only
+            return o[:, :, 0, :][None], None
         out[paged.decode_rows] = o[:, :, 0, :]
     for group in paged.groups:
         q = query[:, :, group.rows, :]
-        k = _gather(keys, group.slots).transpose(0, 1)[None]
-        v = _gather(values, group.slots).transpose(0, 1)[None]
-        o = F.scaled_dot_product_attention(q, k, v, attn_mask=group.mask, scale=scaling, enable_gqa=True)
+        if group.slots is None:
+            k, v = key[:, :, group.rows, :], value[:, :, group.rows, :]
+            o = F.scaled_dot_product_attention(q, k, v, is_causal=True, scale=scaling, enable_gqa=True)
+        else:
+            k = _gather(keys, group.slots).transpose(0, 1)[None]
+            v = _gather(values, group.slots).transpose(0, 1)[None]
+            o = F.scaled_dot_product_attention(q, k, v, attn_mask=group.mask, scale=scaling, enable_gqa=True)
         out[group.rows] = o[0].transpose(0, 1)
     return out[None], None
 

@@ -13,7 +13,7 @@ from collections import deque
 from collections.abc import Collection
 
 from app.engine.options import BatchLimits
-from app.engine.process.kv_blocks import BlockPool, chain_hash
+from app.engine.process.kv_blocks import BlockPool, chain_hash, prompt_chain
 from app.engine.process.rows import EngineRequest, KVSeq, Row
 
 Work = EngineRequest | Row  # a request's prompt, or a preempted row to recompute
@@ -48,6 +48,7 @@ class PagedScheduler:
 
     def add(self, request: EngineRequest) -> None:
         request.seq = KVSeq(list(request.prompt))
+        request.seq.chain = prompt_chain(self._root, request.seq.tokens, self.pool.block_size)
         self.waiting.append(request)
 
     def withdraw(self, request_ids: Collection[str]) -> list[Work]:
@@ -89,9 +90,10 @@ class PagedScheduler:
         seq.computed += tokens
         size = self.pool.block_size
         while (len(seq.hashes) + 1) * size <= seq.computed:
-            start = len(seq.hashes) * size
+            index, start = len(seq.hashes), len(seq.hashes) * size
             parent = seq.hashes[-1] if seq.hashes else self._root
-            seq.hashes.append(chain_hash(parent, seq.tokens[start : start + size]))
+            known = index < len(seq.chain)
+            seq.hashes.append(seq.chain[index] if known else chain_hash(parent, seq.tokens[start : start + size]))
             self.pool.register(seq.blocks[len(seq.hashes) - 1], seq.hashes[-1])
 
     def _still_needed(self, item: Work) -> int:
@@ -111,8 +113,12 @@ class PagedScheduler:
                 break
             planned.append((item, tokens))
             budget -= tokens
+        deferred: list[Work] = []
         while self.waiting and budget > 0:
             item = self.waiting[0]
+            if self._prefix_in_flight(item):
+                deferred.append(self.waiting.popleft())
+                continue
             if rows + choices(item) > self.max_rows or not self._start(item):
                 break
             self.prefilling.append(self.waiting.popleft())
@@ -122,16 +128,30 @@ class PagedScheduler:
                 break
             planned.append((item, tokens))
             budget -= tokens
+        self.waiting.extendleft(reversed(deferred))
         return planned
+
+    def _prefix_in_flight(self, item: Work) -> bool:
+        """Whether the first block of ``item`` that the cache lacks is being prefilled for another sequence now (the
+        same system prompt, sent by several clients at once): it waits for it rather than computing it again."""
+        if not self.prefilling or not self.pool.prefix_caching:
+            return False
+        chain = seq_of(item).chain
+        missing = self.pool.cached_prefix(chain)
+        if missing >= len(chain):
+            return False
+        size = self.pool.block_size
+        return any(chain[missing] in seq_of(other).chain[seq_of(other).computed // size :] for other in self.prefilling)
 
     def _start(self, item: Work) -> bool:
         """Take ``item``'s cached prefix from the prefix cache, when the pool can hold the rest of it."""
         seq = seq_of(item)
-        cached = self.pool.cached_prefix(self._root, seq.tokens)
+        cached = self.pool.cached_prefix(seq.chain)
         reserved = sum(self._still_needed(other) for other in self.prefilling)
         if self._still_needed(item) + cached > self.pool.available - reserved:
             return False
-        seq.blocks, seq.hashes = self.pool.lookup(self._root, seq.tokens)
+        seq.blocks = self.pool.lookup(seq.chain, len(seq.tokens))
+        seq.hashes = seq.chain[: len(seq.blocks)]
         seq.computed = len(seq.blocks) * self.pool.block_size
         if isinstance(item, EngineRequest):
             item.cached = seq.computed
@@ -146,6 +166,9 @@ class PagedScheduler:
         return item
 
     def requeue(self, item: Work) -> None:
-        self.free(seq_of(item))
+        seq = seq_of(item)
+        self.free(seq)
+        if isinstance(item, Row):  # computed again: its output so far, too
+            seq.chain = prompt_chain(self._root, seq.tokens, self.pool.block_size)
         self.waiting.appendleft(item)
         self.preemptions += 1

@@ -13,12 +13,14 @@ from app.engine.types import EngineEvent, GenerationRequest, PromptLogprob, Requ
 @dataclass(eq=False)
 class KVSeq:
     """A sequence in the paged KV cache: its tokens, the blocks holding them, how many are computed (in the cache),
-    and the content hashes of its full blocks so far."""
+    the content hashes of its full blocks so far, and those of the full blocks of what it must prefill (its prompt,
+    or everything when it is computed again after a preemption)."""
 
     tokens: list[int]
     blocks: list[int] = field(default_factory=list)
     computed: int = 0
     hashes: list[bytes] = field(default_factory=list)
+    chain: list[bytes] = field(default_factory=list)
 
     @property
     def remaining(self) -> int:

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from app.engine.process.kv_blocks import BlockPool, OutOfBlocks, chain_hash, root_hash
+from app.engine.process.kv_blocks import BlockPool, OutOfBlocks, chain_hash, prompt_chain, root_hash
 
 ROOT = root_hash("org/model@abc123")
 
@@ -18,6 +18,10 @@ def fill(pool: BlockPool, prompt: list[int]) -> list[int]:
     return blocks
 
 
+def lookup(pool: BlockPool, prompt: list[int], root: bytes = ROOT) -> list[int]:
+    return pool.lookup(prompt_chain(root, prompt, pool.block_size), len(prompt))
+
+
 def test_hashes_chain_the_prefix_the_model_and_the_media() -> None:
     assert chain_hash(ROOT, [1, 2]) != chain_hash(chain_hash(ROOT, [9, 9]), [1, 2])
     assert root_hash("org/model@abc123") != root_hash("org/model@def456")
@@ -30,8 +34,7 @@ def test_a_finished_prompts_full_blocks_are_found_by_the_next_one() -> None:
     blocks = fill(pool, prompt)
     pool.release(blocks)  # the first request finished: its blocks stay cached
     assert pool.available == 8 and pool.used == 0
-    found, hashes = pool.lookup(ROOT, [*prompt, 99])
-    assert found == blocks and len(hashes) == 2
+    assert lookup(pool, [*prompt, 99]) == blocks
     assert pool.used == 2 and (pool.queries, pool.hits) == (11, 8)
 
 
@@ -39,15 +42,15 @@ def test_the_last_prompt_token_is_never_taken_from_the_cache() -> None:
     pool = BlockPool(8, 4)
     prompt = list(range(8))
     fill(pool, prompt)
-    found, _ = pool.lookup(ROOT, prompt)  # the whole prompt is cached, but its last token must be computed
-    assert len(found) == 1
+    assert prompt_chain(ROOT, prompt, 4) == prompt_chain(ROOT, prompt[:7], 4)  # one block: not the last token's
+    assert len(lookup(pool, prompt)) == 1  # the whole prompt is cached, but its last token must be computed
 
 
 def test_a_different_prefix_or_model_finds_nothing() -> None:
     pool = BlockPool(8, 4)
     fill(pool, list(range(8)))
-    assert pool.lookup(ROOT, [0, 1, 2, 9, 4, 5, 6, 7, 8])[0] == []
-    assert pool.lookup(root_hash("other"), list(range(9)))[0] == []
+    assert lookup(pool, [0, 1, 2, 9, 4, 5, 6, 7, 8]) == []
+    assert lookup(pool, list(range(9)), root_hash("other")) == []
 
 
 def test_unreferenced_cached_blocks_are_evicted_least_recently_used_first() -> None:
@@ -56,8 +59,8 @@ def test_unreferenced_cached_blocks_are_evicted_least_recently_used_first() -> N
     pool.release(old)
     pool.release(new)
     assert pool.allocate() == old[0]  # evicted: its content is gone from the cache
-    assert pool.lookup(ROOT, [1, 1, 1, 1, 5])[0] == []
-    assert pool.lookup(ROOT, [2, 2, 2, 2, 5])[0] == new
+    assert lookup(pool, [1, 1, 1, 1, 5]) == []
+    assert lookup(pool, [2, 2, 2, 2, 5]) == new
     with pytest.raises(OutOfBlocks):
         pool.allocate()
 
@@ -76,5 +79,5 @@ def test_without_prefix_caching_nothing_is_kept() -> None:
     pool = BlockPool(4, 4, prefix_caching=False)
     blocks = fill(pool, list(range(8)))
     pool.release(blocks)
-    assert pool.lookup(ROOT, list(range(9)))[0] == []
-    assert pool.cached_prefix(ROOT, list(range(9))) == 0
+    assert lookup(pool, list(range(9))) == []
+    assert pool.cached_prefix(prompt_chain(ROOT, list(range(9)), 4)) == 0

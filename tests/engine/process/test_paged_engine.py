@@ -111,3 +111,16 @@ async def test_under_kv_pressure_the_newest_row_is_preempted_and_recomputed(
         assert health.kv_blocks_used == 0 or health.running == 0
     finally:
         engine.shutdown()
+
+
+async def test_requests_sent_together_with_a_new_shared_prefix_compute_it_once(
+    never_eos: tuple[Any, Any], engine: RemoteEngine
+) -> None:
+    model, _ = never_eos
+    system = list(range(400, 480))  # five full blocks no earlier test has cached
+    prompts = [[*system, 1, 2], [*system, 3], [*system, 4, 5, 6]]
+    results = await asyncio.gather(*(collect(engine.generate(request(prompt, 8))) for prompt in prompts))
+    # one of them prefills the system prompt; the others wait for its blocks rather than compute them again
+    assert sorted(r.finish.cached_tokens for r in results if r.finish is not None) == [0, 80, 80]
+    for prompt, result in zip(prompts, results, strict=True):
+        assert result.tokens == reference(model, prompt, 8)

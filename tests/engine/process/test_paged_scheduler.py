@@ -69,6 +69,29 @@ def test_a_newcomer_takes_its_cached_prefix_and_prefills_the_rest() -> None:
     assert again.cached == 8 and s.pool.hits == 8
 
 
+def test_newcomers_sharing_a_prefix_being_prefilled_wait_for_it_instead_of_computing_it_again() -> None:
+    s = scheduler(blocks=16)
+    system = list(range(100, 112))  # three full blocks every request starts with
+    first, second, other = newcomer([*system, 1, 2]), newcomer([*system, 3, 4, 5]), newcomer([7] * 6)
+    for request in (first, second, other):
+        s.add(request)
+    assert s.plan(budget=100, running=0) == [(first, 14), (other, 6)]  # the second waits, in its place
+    assert list(s.waiting) == [second]
+    s.computed(first.seq, 14)  # type: ignore[arg-type]
+    s.computed(other.seq, 6)  # type: ignore[arg-type]
+    s.prefilling.clear()  # both prompts are whole: they run as rows now
+    assert s.plan(budget=100, running=2) == [(second, 3)]  # the shared blocks are in the cache now
+    assert second.cached == 12
+
+
+def test_a_newcomer_does_not_wait_for_a_prefix_being_prefilled_without_prefix_caching() -> None:
+    s = PagedScheduler(BatchLimits(), 4, BlockPool(16, 4, prefix_caching=False), ROOT)
+    first, second = newcomer([*range(12), 1]), newcomer([*range(12), 2])
+    s.add(first)
+    s.add(second)
+    assert s.plan(budget=100, running=0) == [(first, 13), (second, 13)]
+
+
 def test_the_newest_prefill_is_preempted_and_waits_at_the_front() -> None:
     s = scheduler()
     older, newer = newcomer([1] * 6), newcomer([2] * 6)
