@@ -57,7 +57,7 @@ def _serve_parser(sub: Any) -> None:
     p.add_argument(
         "--no-prefix-caching", dest="prefix_caching", action="store_false", help="Do not reuse cached prompt prefixes."
     )
-    p.add_argument("--cpu-threads", type=int, help="torch threads when running on CPU (default: all cores but one).")
+    p.add_argument("--cpu-threads", type=int, help="torch threads on CPU (default: cores-1; all for a long prefill).")
     p.add_argument(
         "--tensor-parallel-size",
         type=int,

@@ -57,12 +57,15 @@ class Settings(BaseSettings):
     max_kv_tokens: int | None = Field(None, ge=16, description="Tokens the KV cache holds (paged: the pool's size).")
     gpu_memory_utilization: float = Field(0.9, gt=0, le=1, description="CUDA: share of memory for weights and KV.")
     prefix_caching: bool = Field(True, description="Reuse the KV of prompt prefixes seen before.")
-    cpu_threads: int | None = Field(None, ge=1, description="torch threads on CPU (default: all cores but one).")
+    cpu_threads: int | None = Field(None, ge=1, description="torch threads on CPU (default: cores-1; all to prefill).")
     tensor_parallel_size: int = Field(1, ge=1, le=64, description="Shard each model across this many devices.")
     stream_interval_ms: float = Field(0.0, ge=0.0, le=1000.0, description="Hold streamed tokens this long.")
     drain_grace: float = Field(
-        5.0, ge=0, le=3600, description="Seconds after SIGTERM with /ready 503 and new requests refused, before the "
-        "listener closes (in-flight requests finish either way); 0 closes it at once."
+        5.0,
+        ge=0,
+        le=3600,
+        description="Seconds after SIGTERM with /ready 503 and new requests refused, before the "
+        "listener closes (in-flight requests finish either way); 0 closes it at once.",
     )
     max_body_size: int = Field(32 * 1024 * 1024, ge=1024, description="Largest request body in bytes.")
     responses_store: str = Field(

@@ -4,9 +4,10 @@ that writes a step's new keys and values into their slots and reads each sequenc
 table.
 
 A step is one ragged forward: the new tokens of every sequence (prefill chunks and decode tokens alike) are
-concatenated into one row of ``T`` tokens, each with its own position. Decode tokens attend together (one
-batched call over their gathered pasts, the shorter ones masked); each prefill chunk attends alone, causally,
-over its past and itself. Nothing is padded in the cache and nothing is concatenated onto it.
+concatenated into one row of ``T`` tokens, each with its own position. Decode tokens of sequences that share
+their first blocks attend as one group that reads the shared blocks once; the other decode tokens attend together
+(one batched call over their gathered pasts, the shorter ones masked); each prefill chunk attends alone,
+causally, over its past and itself. Nothing is padded in the cache and nothing is concatenated onto it.
 """
 
 from __future__ import annotations
