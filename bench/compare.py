@@ -41,6 +41,7 @@ from otlp_sink import OtlpSink
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
 MODEL = "hfserve/tiny-never-eos"
+WARM_UP_SEED = -2  # the warm-up's prompts: none of them is a measured round's
 UPSTREAM = BENCH / ".venv-upstream" / "bin" / "transformers"
 
 
@@ -90,7 +91,9 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
         proc.wait()
 
 
-def load(url: str, args: argparse.Namespace, requests: int) -> dict[str, object]:
+def load(url: str, args: argparse.Namespace, requests: int, seed: int) -> dict[str, object]:
+    """``requests`` of the load on ``url``; ``seed`` picks the prompts (the agent load's shared system prompt is
+    always the same): each round has its own, so no round finds another's prompts in a prefix cache."""
     command = [
         sys.executable,
         str(BENCH / "loadgen.py"),
@@ -110,6 +113,8 @@ def load(url: str, args: argparse.Namespace, requests: int) -> dict[str, object]
         str(args.shared_prefix_words),
         "--turns",
         str(args.turns),
+        "--seed",
+        str(seed),
     ]
     return json.loads(subprocess.run(command, check=True, capture_output=True, text=True).stdout)
 
@@ -179,12 +184,12 @@ class KVSampler:
         self._thread.join()
 
 
-def measured_load(url: str, args: argparse.Namespace, requests: int, pid: int) -> dict[str, object]:
+def measured_load(url: str, args: argparse.Namespace, requests: int, pid: int, seed: int) -> dict[str, object]:
     """One round, with the CPU time the server spent on it per generated token: unlike throughput, that
     hardly moves with what else the machine is doing."""
     before = cpu_seconds(pid)
     with KVSampler(url) as kv:
-        result = load(url, args, requests)
+        result = load(url, args, requests, seed)
     after = cpu_seconds(pid)
     if kv.ratios:
         result["kv_held_per_live_token"] = round(statistics.median(kv.ratios), 3)
@@ -236,7 +241,7 @@ def started(servers: Servers, env: dict[str, str], args: argparse.Namespace, log
         for name, (command, port, extra) in servers.items():
             procs[name] = start(command, env | extra, logs / f"{name.replace(' ', '_')}.log")
             wait_up(f"http://127.0.0.1:{port}", procs[name])
-            load(f"http://127.0.0.1:{port}", args, args.concurrency)
+            load(f"http://127.0.0.1:{port}", args, args.concurrency, seed=WARM_UP_SEED)
         yield procs
     finally:
         for proc in procs.values():
@@ -253,11 +258,11 @@ def measure_interleaved(
     rounds: dict[str, list[dict[str, object]]] = {name: [] for name in [*servers, *(["ceiling"] * with_ceiling)]}
     with started(servers, env, args, logs) as procs:
         order, shuffle = list(servers), random.Random(args.seed).shuffle
-        for _ in range(args.rounds):
+        for round_seed in range(args.rounds):
             shuffle(order)  # no server always runs first, or always right after another one
             for name in order:
-                port = servers[name][1]
-                rounds[name].append(measured_load(f"http://127.0.0.1:{port}", args, args.requests, procs[name].pid))
+                url, pid = f"http://127.0.0.1:{servers[name][1]}", procs[name].pid
+                rounds[name].append(measured_load(url, args, args.requests, pid, round_seed))
                 print(f"{name}: {rounds[name][-1]['output_tok_s']} tok/s", file=sys.stderr)
                 time.sleep(args.pause)  # what a server still does after its round lands in no other's
             if with_ceiling:
@@ -273,9 +278,11 @@ def measure_together(
     token compares closely. Their throughputs do not measure each alone: they share the cores."""
     rounds: dict[str, list[dict[str, object]]] = {name: [] for name in servers}
     with started(servers, env, args, logs) as procs, ThreadPoolExecutor(len(servers)) as pool:
-        for _ in range(args.rounds):
+        for round_seed in range(args.rounds):
             futures = {
-                name: pool.submit(measured_load, f"http://127.0.0.1:{port}", args, args.requests, procs[name].pid)
+                name: pool.submit(
+                    measured_load, f"http://127.0.0.1:{port}", args, args.requests, procs[name].pid, round_seed
+                )
                 for name, (_, port, _) in servers.items()
             }
             for name, future in futures.items():
