@@ -34,3 +34,15 @@ def test_greedy_means_temperature_zero_or_too_small_to_divide_by() -> None:
     assert SamplingParams(max_tokens=4, temperature=2.4e-46).greedy  # logits / it would be inf
     assert not SamplingParams(max_tokens=4).greedy
     assert not SamplingParams(max_tokens=4, temperature=0.01, top_k=1).greedy
+
+
+def test_a_token_event_crosses_the_pipe_whole() -> None:
+    import dataclasses
+    import pickle
+
+    top = ((TokenLogprob(1, "He", -0.1), TokenLogprob(2, "Ha", -2.0)),)
+    prompt = (PromptLogprob(7, "x", None, None, ()),)
+    event = TokenEvent("req", (1,), "He", 2, (TokenLogprob(1, "He", -0.1),), top, prompt)
+    again = pickle.loads(pickle.dumps(event, protocol=pickle.HIGHEST_PROTOCOL))
+    assert again == event
+    assert [getattr(again, f.name) for f in dataclasses.fields(TokenEvent)] == list(event.__reduce__()[1])
