@@ -1,8 +1,7 @@
 """The engine's contract, free of torch: what serving code builds, sends and receives.
 
-Serving code depends only on these types, so tests can drive it with a scripted engine and the real
-engine can change underneath (our own scheduler, transformers' continuous batching, a remote engine).
-"""
+Serving code depends only on these types, so tests can drive it with a scripted engine and the real engine can
+change underneath (our own scheduler, transformers' continuous batching, a remote engine)."""
 
 from __future__ import annotations
 
@@ -117,9 +116,7 @@ class TokenEvent:
     def token_id(self) -> int:
         return self.token_ids[-1]
 
-    def __reduce__(self) -> tuple[type[TokenEvent], tuple[object, ...]]:
-        # Every step pickles one per row: by its fields in order, four times faster than a frozen slotted
-        # dataclass's generated __getstate__ (and twice to unpickle).
+    def __reduce__(self) -> tuple[type[TokenEvent], tuple[object, ...]]:  # 4x faster than a frozen dataclass's
         fields = (self.request_id, self.token_ids, self.text, self.index, self.logprobs, self.top_logprobs)
         return TokenEvent, (*fields, self.prompt_logprobs)
 

@@ -123,6 +123,7 @@ class PagedKV:
             else:
                 groups.append(group)
         plan = StepPlan(self, write.to(device), None, None, None, groups)
+        decode.sort()  # in step order: kinship gathered them by first block
         if decode:
             width = max(stops[i] for i in decode)
             chosen = torch.tensor(decode)
@@ -178,7 +179,8 @@ def paged_attention(
         k = _gather(keys, paged.decode_slots).transpose(1, 2)  # [B, kv_heads, L, dim]
         v = _gather(values, paged.decode_slots).transpose(1, 2)
         o = F.scaled_dot_product_attention(q, k, v, attn_mask=paged.decode_mask, scale=scaling, enable_gqa=True)
-        if not paged.groups and len(o) == len(out):  # a step of decode tokens only
+        rows = paged.decode_rows
+        if not paged.groups and isinstance(rows, slice) and rows.stop == len(out):  # decode tokens only, in order
             return o[:, :, 0, :][None], None
         out[paged.decode_rows] = o[:, :, 0, :]
     for group in paged.groups:

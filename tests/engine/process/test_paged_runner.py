@@ -62,6 +62,23 @@ def test_decodes_of_sequences_sharing_a_prefix_read_it_once_and_each_see_only_th
     torch.testing.assert_close(step, torch.stack(expected), atol=1e-4, rtol=1e-4)
 
 
+@torch.inference_mode()
+def test_decodes_sharing_a_first_block_but_too_little_to_group_keep_their_places_in_the_step(model: Any) -> None:
+    runner = PagedRunner(model, num_blocks=16)
+    shared = list(range(20, 36))  # one full block; each of x, z and w then has 40 tokens of its own
+    x, z, w = ([*shared, *range(start, start + 40)] for start in (40, 100, 160))
+    y = list(range(300, 330))
+    tables = {"x": [0, 1, 2, 3], "y": [13, 14], "z": [0, 5, 6, 7], "w": [0, 9, 10, 11]}
+    runner.forward([(tables["x"], 0, x), (tables["y"], 0, y)])
+    runner.forward([(tables["z"], 16, z[16:]), (tables["w"], 16, w[16:])])
+    step = [(tables["x"], 56, [9]), (tables["y"], 30, [9]), (tables["z"], 56, [9]), (tables["w"], 56, [9])]
+    plan = runner.kv.plan([runner_entry(*entry) for entry in step])
+    assert plan.groups == []  # x, z and w share one block of four: each reads its own
+    logits = runner.forward(step)  # y's place is between x and z, whose first block is the same
+    expected = [plain(model, [*tokens, 9])[-1] for tokens in (x, y, z, w)]
+    torch.testing.assert_close(logits, torch.stack(expected), atol=1e-4, rtol=1e-4)
+
+
 def runner_entry(blocks: list[int], start: int, tokens: list[int]) -> Any:
     from app.engine.process.paged_attention import Entry
 
