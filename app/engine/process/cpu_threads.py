@@ -21,21 +21,27 @@ WIDE_STEP_FLOPS = 2e9  # a prefill of this much arithmetic (~20 ms of one core) 
 class _Threads:
     def __init__(self) -> None:
         self.narrow = self.wide = 0  # 0: not on CPU (nothing to set)
-        self.wide_tokens = 0  # prompt tokens that make a step wide
+        self.wide_tokens = 0  # prompt tokens that make a step wide (0: the model's size is not known yet)
 
-    def configure(self, requested: int | None, ranks: int, parameters: int) -> None:
-        """This process runs a model of ``parameters`` on CPU: ``requested`` threads always, or (default) all cores
-        but one, and every core for a wide step. The ranks of a tensor-parallel model share the cores."""
+    def configure(self, requested: int | None, ranks: int) -> None:
+        """This process runs on CPU (set before the weights load, which then keeps to its share too):
+        ``requested`` threads always, or (default) all cores but one, and every core for a wide step. The ranks
+        of a tensor-parallel model share the cores."""
         cores = os.cpu_count() or 2
-        self.wide_tokens = max(1, math.ceil(WIDE_STEP_FLOPS / (2 * max(1, parameters // ranks))))
         self.narrow = requested or max(1, (cores - 1) // ranks)
         self.wide = requested or max(1, cores // ranks)
+        self.wide_tokens = 0
         self._set(self.narrow)
+
+    def sized(self, parameters: int) -> None:
+        """The model loaded has ``parameters`` (this rank's share): what makes its steps wide."""
+        self.wide_tokens = max(1, math.ceil(WIDE_STEP_FLOPS / (2 * max(1, parameters))))
 
     def step(self, *, prefill_tokens: int) -> None:
         """A step that prefills ``prefill_tokens`` prompt tokens (beside any decode tokens) is about to run."""
         if self.narrow:
-            self._set(self.wide if prefill_tokens >= self.wide_tokens else self.narrow)
+            wide = self.wide_tokens and prefill_tokens >= self.wide_tokens
+            self._set(self.wide if wide else self.narrow)
 
     @staticmethod
     def _set(count: int) -> None:

@@ -109,6 +109,8 @@ def load_weights(
     if opts.tensor_parallel_size > 1:
         _check_tensor_parallel(config, opts)
     device = device or _resolve_device(opts.device)
+    if device == "cpu":
+        cpu_threads.configure(opts.cpu_threads, opts.tensor_parallel_size)
     kwargs = _weights_kwargs(opts, device)
     task = served_task(
         getattr(config, "architectures", None), getattr(config, "model_type", None), config.num_labels, folder
@@ -118,7 +120,7 @@ def load_weights(
     if "device_map" not in kwargs and "tp_plan" not in kwargs:
         model.to(device)
     if device == "cpu":
-        cpu_threads.configure(opts.cpu_threads, opts.tensor_parallel_size, model.num_parameters())
+        cpu_threads.sized(model.num_parameters() // opts.tensor_parallel_size)
     model.eval()
     info = ModelInfo(
         name=name,

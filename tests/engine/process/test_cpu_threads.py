@@ -22,7 +22,10 @@ def threads(monkeypatch: pytest.MonkeyPatch) -> Iterator[_Threads]:
 
 
 def test_decode_steps_leave_a_core_and_wide_prefills_take_them_all(threads: _Threads) -> None:
-    threads.configure(None, ranks=1, parameters=10**7)
+    threads.configure(None, ranks=1)
+    threads.step(prefill_tokens=10**6)  # the model's size is not known yet: narrow
+    assert torch.get_num_threads() == 3
+    threads.sized(10**7)
     wide = int(WIDE_STEP_FLOPS / 2e7)  # two flops per parameter per token
     assert torch.get_num_threads() == 3
     threads.step(prefill_tokens=wide)
@@ -34,20 +37,23 @@ def test_decode_steps_leave_a_core_and_wide_prefills_take_them_all(threads: _Thr
 
 
 def test_a_tiny_models_prefill_stays_narrow(threads: _Threads) -> None:
-    threads.configure(None, ranks=1, parameters=200_000)
+    threads.configure(None, ranks=1)
+    threads.sized(200_000)
     threads.step(prefill_tokens=4096)
     assert torch.get_num_threads() == 3
 
 
 def test_tensor_parallel_ranks_share_the_cores(threads: _Threads) -> None:
-    threads.configure(None, ranks=2, parameters=10**9)
+    threads.configure(None, ranks=2)
+    threads.sized(10**9 // 2)
     assert torch.get_num_threads() == 1
     threads.step(prefill_tokens=1000)
     assert torch.get_num_threads() == 2
 
 
 def test_cpu_threads_fixes_the_count(threads: _Threads) -> None:
-    threads.configure(2, ranks=1, parameters=10**9)
+    threads.configure(2, ranks=1)
+    threads.sized(10**9)
     for tokens in (0, 1000):
         threads.step(prefill_tokens=tokens)
         assert torch.get_num_threads() == 2
