@@ -10,7 +10,7 @@ import torch
 from transformers import AutoConfig, AutoModelForCausalLM
 
 from app.engine.options import BatchLimits
-from app.engine.process.paged_attention import ATTENTION
+from app.engine.process.paged_attention import ATTENTION, Entry
 from app.engine.process.paged_runner import PagedRunner, kv_bytes_per_token, paged_runner, pool_blocks
 from tests.support.models import NEVER_EOS_MODEL_ID, load_model_and_tokenizer
 
@@ -54,7 +54,7 @@ def test_decodes_of_sequences_sharing_a_prefix_read_it_once_and_each_see_only_th
     runner.forward([([0, 1, 2, 3, *own[k]], 64, tail) for k, tail in tails.items()])
     decodes = [([0, 1, 2, 3, *own[k]], 64 + len(tail), [9]) for k, tail in tails.items()]
     newcomer = ([0, 1, 2, 3, 7], 64, [90, 91, 92, 93])  # a prefill chunk over the same prefix in the same step
-    plan = runner.kv.plan([runner_entry(*entry) for entry in [*decodes, ([9, 10], 20, [9]), newcomer]])
+    plan = runner.kv.plan([Entry(*entry) for entry in [*decodes, ([9, 10], 20, [9]), newcomer]])
     assert len(plan.groups) == 2 and plan.decode_rows is not None and plan.decode_rows.tolist() == [3]
     step = runner.forward([*decodes, ([9, 10], 20, [9]), newcomer])
     expected = [plain(model, [*prefix, *tail, 9])[-1] for tail in tails.values()]
@@ -72,17 +72,11 @@ def test_decodes_sharing_a_first_block_but_too_little_to_group_keep_their_places
     runner.forward([(tables["x"], 0, x), (tables["y"], 0, y)])
     runner.forward([(tables["z"], 16, z[16:]), (tables["w"], 16, w[16:])])
     step = [(tables["x"], 56, [9]), (tables["y"], 30, [9]), (tables["z"], 56, [9]), (tables["w"], 56, [9])]
-    plan = runner.kv.plan([runner_entry(*entry) for entry in step])
+    plan = runner.kv.plan([Entry(*entry) for entry in step])
     assert plan.groups == []  # x, z and w share one block of four: each reads its own
     logits = runner.forward(step)  # y's place is between x and z, whose first block is the same
     expected = [plain(model, [*tokens, 9])[-1] for tokens in (x, y, z, w)]
     torch.testing.assert_close(logits, torch.stack(expected), atol=1e-4, rtol=1e-4)
-
-
-def runner_entry(blocks: list[int], start: int, tokens: list[int]) -> Any:
-    from app.engine.process.paged_attention import Entry
-
-    return Entry(blocks, start, tokens)
 
 
 @torch.inference_mode()
