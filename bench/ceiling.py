@@ -27,9 +27,10 @@ def main() -> None:
     p.add_argument("--max-tokens", type=int, default=64)
     p.add_argument("--prompt-words", type=int, default=25)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--dtype", default="auto", help="the weights' dtype, as the servers' --dtype")
     args = p.parse_args()
     tokenizer = AutoTokenizer.from_pretrained(args.model_dir, padding_side="left")
-    model = AutoModelForCausalLM.from_pretrained(args.model_dir).eval()
+    model = AutoModelForCausalLM.from_pretrained(args.model_dir, dtype=args.dtype).eval()
     rng = random.Random(args.seed)
     texts = [
         tokenizer.apply_chat_template(

@@ -225,6 +225,8 @@ def ceiling(args: argparse.Namespace, env: dict[str, str]) -> dict[str, object]:
         str(args.max_tokens),
         "--prompt-words",
         str(args.prompt_words + args.shared_prefix_words),
+        "--dtype",
+        args.dtype,
     ]
     done = subprocess.run(command, check=True, capture_output=True, text=True, env=env)
     return json.loads(done.stdout.strip().splitlines()[-1])
@@ -389,6 +391,12 @@ def main() -> None:
         choices=[MODEL, BENCH_MODEL_ID],
         help=f"{BENCH_MODEL_ID}: the ~30M-parameter Qwen3 bench/models.py builds offline",
     )
+    p.add_argument(
+        "--dtype",
+        default="auto",
+        choices=["auto", "bfloat16", "float32"],
+        help="every server's --dtype (auto: the checkpoint's, float32 for the bench's models)",
+    )
     p.add_argument("--kv-tokens", type=int, help="hfserve's --max-kv-tokens (default: its own sizing)")
     p.add_argument("--upstream-cb-blocks", type=int, default=256, help="upstream's --cb-num-blocks (32 tokens each)")
     p.add_argument("--upstream-cb-batch-tokens", type=int, default=512, help="upstream's --cb-max-batch-tokens")
@@ -428,14 +436,25 @@ def main() -> None:
     if args.observability:
         print(observability_overhead(env, args, logs))
         return
-    hfserve = [str(Path(sys.executable).parent / "hfserve"), "serve", args.model, "--host", "127.0.0.1"]
+    dtype = ["--dtype", args.dtype]
+    hfserve = [str(Path(sys.executable).parent / "hfserve"), "serve", args.model, "--host", "127.0.0.1", *dtype]
     if args.kv_tokens:
         hfserve += ["--max-kv-tokens", str(args.kv_tokens)]
     servers: Servers = {"hfserve": ([*hfserve, "--port", "8301"], 8301, {})}
     for i, flags in enumerate(args.variant):
         servers[f"hfserve {flags}"] = ([*hfserve, "--port", str(8310 + i), *flags.split()], 8310 + i, {})
     if not args.skip_upstream:
-        upstream = [str(UPSTREAM), "serve", args.model, "--host", "127.0.0.1", "--port", "8302", *upstream_cb(args)]
+        upstream = [
+            str(UPSTREAM),
+            "serve",
+            args.model,
+            "--host",
+            "127.0.0.1",
+            "--port",
+            "8302",
+            *dtype,
+            *upstream_cb(args),
+        ]
         servers["upstream"] = (upstream, 8302, {})
     results, _ = measure_interleaved(servers, env, args, logs)
     (logs / "results.json").write_text(

@@ -178,7 +178,7 @@ def paged_attention(
         q = query[0][:, paged.decode_rows].transpose(0, 1)[:, :, None, :]  # [B, heads, 1, dim]
         k = _gather(keys, paged.decode_slots).transpose(1, 2)  # [B, kv_heads, L, dim]
         v = _gather(values, paged.decode_slots).transpose(1, 2)
-        o = F.scaled_dot_product_attention(q, k, v, attn_mask=paged.decode_mask, scale=scaling, enable_gqa=True)
+        o = _decode_attention(q, k, v, paged.decode_mask, scaling)
         rows = paged.decode_rows
         if not paged.groups and isinstance(rows, slice) and rows.stop == len(out):  # decode tokens only, in order
             return o[:, :, 0, :][None], None
@@ -194,6 +194,26 @@ def paged_attention(
             o = F.scaled_dot_product_attention(q, k, v, attn_mask=group.mask, scale=scaling, enable_gqa=True)
         out[group.rows] = o[0].transpose(0, 1)
     return out[None], None
+
+
+def _decode_attention(
+    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None, scale: float | None
+) -> torch.Tensor:
+    """One query per row over its padded past (q ``[B, heads, 1, dim]``, k and v ``[B, kv_heads, L, dim]``, mask
+    ``[B, 1, 1, L]``). On CPU as two matrix products with the scores and softmax in float32: torch's fused CPU
+    kernel is slow for one query per row, 1.5x slower in float32 and 10x in bfloat16 at 8 rows over 1,052 keys
+    (bench/README.md). Elsewhere the fused kernel."""
+    if q.device.type != "cpu":
+        return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=scale, enable_gqa=True)
+    rows, heads, _, dim = q.shape
+    kv_heads = k.shape[1]
+    grouped = q.reshape(rows, kv_heads, heads // kv_heads, dim)  # a KV head's query heads are consecutive
+    scores = torch.matmul(grouped.float(), k.transpose(2, 3).float())  # [B, kv_heads, group, L]
+    scores.mul_(scale if scale is not None else dim**-0.5)
+    if mask is not None:
+        scores.masked_fill_(~mask, float("-inf"))  # every row keeps its own token: never all masked
+    weights = torch.softmax(scores, dim=-1).to(v.dtype)
+    return torch.matmul(weights, v).view(rows, heads, 1, dim)
 
 
 def _gather(pool: torch.Tensor, slots: torch.Tensor) -> torch.Tensor:

@@ -138,9 +138,12 @@ class PagedRunner:
             return False
         finally:
             self.model.set_attn_implementation(ATTENTION)
-        paged = torch.stack([first[0], second[0], last[0]])
-        expected = plain[[5, 8, 9]]
-        return bool(torch.allclose(paged.float(), expected.float(), atol=1e-3, rtol=1e-3))
+        paged = torch.stack([first[0], second[0], last[0]]).float()
+        expected = plain[[5, 8, 9]].float()
+        # within a few roundings of the dtype (bfloat16 keeps 8 bits), absolute ones scaled by the logits' own size:
+        # a forward that loses the cached past is off by far more (measured on the test and bench models)
+        tolerance = max(1e-3, 4 * torch.finfo(self.model.dtype).eps)
+        return bool(torch.allclose(paged, expected, rtol=tolerance, atol=tolerance * float(expected.abs().median())))
 
     def restore_attention(self) -> None:
         """Give the model back its own attention (it is served by ``ModelRunner`` after all)."""

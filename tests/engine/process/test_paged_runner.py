@@ -12,7 +12,7 @@ from transformers import AutoConfig, AutoModelForCausalLM
 from app.engine.options import BatchLimits
 from app.engine.process.paged_attention import ATTENTION, Entry
 from app.engine.process.paged_runner import PagedRunner, kv_bytes_per_token, paged_runner, pool_blocks
-from tests.support.models import NEVER_EOS_MODEL_ID, load_model_and_tokenizer
+from tests.support.models import NEVER_EOS_MODEL_ID, load_model_and_tokenizer, snapshot_path
 
 
 @pytest.fixture(scope="module")
@@ -106,6 +106,44 @@ def test_the_model_is_checked_against_its_plain_forward_at_load(model: Any) -> N
     assert (
         paged_runner(model, BatchLimits(max_kv_tokens=256), media=True, context=512) is None
     )  # media forwards keep their path
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+@torch.inference_mode()
+def test_the_load_check_takes_the_weights_dtype_and_refuses_a_forward_that_loses_the_past(
+    hf_home: Path, dtype: torch.dtype
+) -> None:
+    model = AutoModelForCausalLM.from_pretrained(snapshot_path(hf_home, NEVER_EOS_MODEL_ID), dtype=dtype)
+    runner = PagedRunner(model.eval(), num_blocks=4)
+    assert runner.agrees_with_plain_forward()  # bfloat16 logits differ from the plain forward's by roundings
+    pool = runner.kv.layer
+
+    def forgetful(index: int, heads: int, dim: int) -> tuple[torch.Tensor, torch.Tensor]:
+        keys, values = pool(index, heads, dim)
+        return keys.zero_(), values.zero_()  # what was cached before this step is gone
+
+    runner.kv.layer = forgetful  # type: ignore[method-assign]
+    assert not runner.agrees_with_plain_forward()
+
+
+@torch.inference_mode()
+def test_a_bfloat16_decode_batch_matches_the_plain_forward(hf_home: Path) -> None:
+    source = snapshot_path(hf_home, NEVER_EOS_MODEL_ID)
+    model = AutoModelForCausalLM.from_pretrained(source, dtype=torch.bfloat16).eval()
+    runner = PagedRunner(model, num_blocks=16)
+    a, b = list(range(5, 30)), list(range(40, 47))  # no shared first block: the padded decode batch
+    runner.forward([([0, 1], 0, a), ([2], 0, b)])
+    step = runner.forward([([0, 1], len(a), [9]), ([2], len(b), [9])])
+    model.set_attn_implementation("sdpa")
+    try:
+        expected = [model(input_ids=torch.tensor([[*seq, 9]]), use_cache=False).logits[0, -1] for seq in (a, b)]
+    finally:
+        model.set_attn_implementation(ATTENTION)
+    tolerance = 4 * torch.finfo(torch.bfloat16).eps
+    for got, want in zip(step, expected, strict=True):
+        torch.testing.assert_close(
+            got.float(), want.float(), rtol=tolerance, atol=tolerance * float(want.abs().median())
+        )
 
 
 def test_sliding_window_models_are_not_paged() -> None:
