@@ -120,6 +120,7 @@ class PagedRunner:
         finally:
             self.model.set_attn_implementation(ATTENTION)
 
+    @torch.no_grad()
     def agrees_with_plain_forward(self) -> bool:
         """Prefill a short probe in two chunks and a decode token through the pool, against one plain forward of the
         same tokens; a model whose attention does not go through the interface (or reads something else) differs."""
