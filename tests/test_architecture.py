@@ -39,9 +39,7 @@ def test_the_package_never_imports_the_tests() -> None:
     offenders = [
         str(path.relative_to(ROOT))
         for path in (ROOT / "app").rglob("*.py")
-        if any(
-            line.lstrip().startswith(("from tests", "import tests")) for line in path.read_text().splitlines()
-        )
+        if any(line.lstrip().startswith(("from tests", "import tests")) for line in path.read_text().splitlines())
     ]
     assert not offenders, offenders
 

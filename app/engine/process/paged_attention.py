@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from transformers import AttentionInterface
 
 ATTENTION = "hfserve_paged"
+_FUSED_DECODE_KEYS = 1 << 18  # float32 key elements below which one fused call beats the matrix products on CPU
 
 
 @dataclass(frozen=True, slots=True)
@@ -202,8 +203,9 @@ def _decode_attention(
     """One query per row over its padded past (q ``[B, heads, 1, dim]``, k and v ``[B, kv_heads, L, dim]``, mask
     ``[B, 1, 1, L]``). On CPU as two matrix products with the scores and softmax in float32: torch's fused CPU
     kernel is slow for one query per row, 1.5x slower in float32 and 10x in bfloat16 at 8 rows over 1,052 keys
-    (bench/README.md). Elsewhere the fused kernel."""
-    if q.device.type != "cpu":
+    (bench/README.md). Elsewhere, and for little float32 work (a tiny model's rows: its fewer calls win), the fused
+    kernel."""
+    if q.device.type != "cpu" or (q.dtype == torch.float32 and k.numel() < _FUSED_DECODE_KEYS):
         return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=scale, enable_gqa=True)
     rows, heads, _, dim = q.shape
     kv_heads = k.shape[1]

@@ -7,10 +7,11 @@ from typing import Any
 
 import pytest
 import torch
+import torch.nn.functional as F
 from transformers import AutoConfig, AutoModelForCausalLM
 
 from app.engine.options import BatchLimits
-from app.engine.process.paged_attention import ATTENTION, Entry
+from app.engine.process.paged_attention import _FUSED_DECODE_KEYS, ATTENTION, Entry, _decode_attention
 from app.engine.process.paged_runner import PagedRunner, kv_bytes_per_token, paged_runner, pool_blocks
 from tests.support.models import NEVER_EOS_MODEL_ID, load_model_and_tokenizer, snapshot_path
 
@@ -144,6 +145,20 @@ def test_a_bfloat16_decode_batch_matches_the_plain_forward(hf_home: Path) -> Non
         torch.testing.assert_close(
             got.float(), want.float(), rtol=tolerance, atol=tolerance * float(want.abs().median())
         )
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_the_cpu_decode_attention_equals_the_fused_kernel(dtype: torch.dtype) -> None:
+    """Shapes of a real model's decode batch (8 query heads over 2 KV heads, head dim 64), rows of several lengths."""
+    gen = torch.Generator().manual_seed(0)
+    q = torch.randn(4, 8, 1, 64, generator=gen).to(dtype)
+    k, v = (torch.randn(4, 2, 640, 64, generator=gen).to(dtype) for _ in range(2))
+    mask = (torch.arange(640)[None] < torch.tensor([640, 17, 300, 1])[:, None])[:, None, None, :]
+    assert k.numel() >= _FUSED_DECODE_KEYS  # the matrix products, not the fused kernel
+    got = _decode_attention(q, k, v, mask, None)
+    want = F.scaled_dot_product_attention(q.float(), k.float(), v.float(), attn_mask=mask, enable_gqa=True)
+    tolerance = 1e-5 if dtype == torch.float32 else 1e-2
+    torch.testing.assert_close(got.float(), want, atol=tolerance, rtol=tolerance)
 
 
 def test_sliding_window_models_are_not_paged() -> None:
