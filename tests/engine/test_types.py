@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
+import pickle
+
 from app.engine.types import PromptLogprob, SamplingParams, TokenEvent, TokenLogprob
 
 
@@ -37,9 +40,6 @@ def test_greedy_means_temperature_zero_or_too_small_to_divide_by() -> None:
 
 
 def test_a_token_event_crosses_the_pipe_whole() -> None:
-    import dataclasses
-    import pickle
-
     top = ((TokenLogprob(1, "He", -0.1), TokenLogprob(2, "Ha", -2.0)),)
     prompt = (PromptLogprob(7, "x", None, None, ()),)
     event = TokenEvent("req", (1,), "He", 2, (TokenLogprob(1, "He", -0.1),), top, prompt)
