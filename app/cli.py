@@ -140,6 +140,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _load_app(settings_json: str) -> Any:
     """Runs in the Granian worker: rebuilds the settings and the app."""
+    from app.engine.client import processes
+
+    processes.prestart()  # the engine's imports, in the forkserver, while this worker imports the HTTP side
     from app.main import create_app
     from app.observability.logging import configure_logging
 

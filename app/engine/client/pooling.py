@@ -94,10 +94,10 @@ class RemotePoolingEngine(RemoteEngine):
                     if future is not None and not future.done():
                         future.set_result(result)
         except (EOFError, OSError):
-            self._close_pipe("the inference process exited")
+            self._ended("the inference process exited")
         except ProtocolError as exc:
             self._process.kill()
-            self._close_pipe(str(exc))
+            self._ended(str(exc))
 
     def _close_pipe(self, reason: str) -> None:
         super()._close_pipe(reason)

@@ -1,4 +1,5 @@
-"""``RemoteEngine``: the ``EngineClient`` of an engine running in its own process (app/engine/process/worker.py).
+"""``RemoteEngine``: the ``EngineClient`` of an engine running in its own process (app/engine/process/worker.py,
+started as ``processes.py`` says).
 
 The HTTP process keeps the tokenizer (templating) and admission; the engine process keeps the model,
 the batching loop and detokenization. Events arrive once per step and are read on the event loop with
@@ -10,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
-import multiprocessing
 import socket
 import threading
 from collections.abc import Callable, Sequence
@@ -19,6 +19,7 @@ from multiprocessing.process import BaseProcess
 
 import structlog
 
+from app.engine.client import processes
 from app.engine.client.admission import admit
 from app.engine.client.request_stream import RequestStream
 from app.engine.messages import (
@@ -34,7 +35,7 @@ from app.engine.messages import (
     ToEngine,
 )
 from app.engine.options import LoadOptions, ProgressFn, TensorParallelGroup
-from app.engine.process.worker import serve, serve_follower
+from app.engine.process.entry import serve, serve_follower
 from app.engine.types import (
     EngineEvent,
     EngineHealth,
@@ -47,7 +48,6 @@ from app.engine.types import (
 from app.errors import ModelLoadFailed, ServiceUnavailable
 
 log = structlog.get_logger(__name__)
-_SPAWN = multiprocessing.get_context("spawn")  # a fresh interpreter: no inherited threads or CUDA state
 
 
 class RemoteEngine:
@@ -77,6 +77,7 @@ class RemoteEngine:
         self._failure: str | None = None
         self._stopping = False
         self._sentinels: list[int] = []  # the processes' sentinels the loop watches (``watch_exit``)
+        self._on_exit: Callable[[], None] | None = None
         self.observer: EngineObserver | None = None  # telemetry: sees every delivery, on the loop
 
     @classmethod
@@ -84,11 +85,8 @@ class RemoteEngine:
         """Start the engine process (and, for a tensor-parallel model, one process per further rank) and wait
         (blocking: call off the loop) until its model is ready."""
         group, followers = _start_followers(folder, name, options)
-        parent, child = _SPAWN.Pipe(duplex=True)
-        process = _SPAWN.Process(
-            target=serve, args=(child, folder, name, options, group), name=f"engine[{name}]", daemon=True
-        )
-        process.start()
+        parent, child = processes.CONTEXT.Pipe(duplex=True)
+        process = processes.start(serve, (child, folder, name, options, group), name=f"engine[{name}]")
         child.close()
         try:
             ready = _wait_ready(parent, name, progress)
@@ -164,16 +162,20 @@ class RemoteEngine:
         readable), so health and readiness change at once rather than at the next poll. Not on shutdown."""
         loop = asyncio.get_running_loop()
         self._attach(loop)
-
-        def exited() -> None:
-            self._unwatch_exit()
-            if not self._stopping:
-                self._close_pipe("the inference process exited")
-                on_exit()
-
+        self._on_exit = on_exit
         self._sentinels = [process.sentinel for process in (self._process, *self._followers)]
         for sentinel in self._sentinels:
-            contextvars.Context().run(loop.add_reader, sentinel, exited)
+            contextvars.Context().run(loop.add_reader, sentinel, self._ended, "the inference process exited")
+
+    def _ended(self, reason: str) -> None:
+        """On the loop: the engine is gone (its pipe ended first, or its process's sentinel, or it broke the
+        protocol): end what is open, then tell the watcher once. Not on shutdown."""
+        if self._stopping:
+            return
+        self._close_pipe(reason)
+        on_exit, self._on_exit = self._on_exit, None
+        if on_exit is not None:
+            on_exit()
 
     def _unwatch_exit(self) -> None:
         if self._loop is not None and not self._loop.is_closed():
@@ -230,10 +232,10 @@ class RemoteEngine:
                 if self.observer is not None:
                     self.observer.delivered(message.batch, [StepRecord._make(step) for step in message.steps])
         except (EOFError, OSError):
-            self._close_pipe("the inference process exited")
+            self._ended("the inference process exited")
         except ProtocolError as exc:
             self._process.kill()
-            self._close_pipe(str(exc))
+            self._ended(str(exc))
 
     def _dispatch(self, request_id: str, events: list[EngineEvent]) -> None:
         self._unstarted.discard(request_id)
@@ -281,15 +283,11 @@ def _start_followers(
     with socket.socket() as sock:  # the group's rendezvous port, on loopback
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    group = TensorParallelGroup(size, port, tuple(_SPAWN.Queue() for _ in range(size - 1)))
+    group = TensorParallelGroup(size, port, tuple(processes.CONTEXT.Queue() for _ in range(size - 1)))
     followers = [
-        _SPAWN.Process(
-            target=serve_follower, args=(rank, group, folder, name, options), name=f"engine[{name}]#{rank}", daemon=True
-        )
+        processes.start(serve_follower, (rank, group, folder, name, options), name=f"engine[{name}]#{rank}")
         for rank in range(1, size)
     ]
-    for follower in followers:
-        follower.start()
     return group, followers
 
 

@@ -54,7 +54,7 @@ Engine = BatchedEngine | SpeechEngine | PoolingEngine
 def serve(
     conn: Connection, folder: str, name: str, options: LoadOptions, group: TensorParallelGroup | None = None
 ) -> None:
-    """Entry point of the engine process (``multiprocessing`` spawn target); with ``group``, rank 0 of a
+    """Entry point of the engine process (through ``entry.serve``); with ``group``, rank 0 of a
     tensor-parallel model."""
     if options.log_setup is not None:
         options.log_setup()
@@ -132,7 +132,7 @@ def _paged(model: Any, info: ModelInfo, options: LoadOptions, make: Any = None) 
 
 
 def serve_follower(rank: int, group: TensorParallelGroup, folder: str, name: str, options: LoadOptions) -> None:
-    """Entry point of a follower rank (1, 2, ...) of a tensor-parallel model (``multiprocessing`` spawn target):
+    """Entry point of a follower rank (1, 2, ...) of a tensor-parallel model (through ``entry.serve_follower``):
     load this rank's shard, then replay rank 0's model-runner calls on it."""
     if options.log_setup is not None:
         options.log_setup()

@@ -54,8 +54,10 @@ async def test_a_killed_engine_process_ends_open_requests_with_an_error(loaded: 
     assert refused.value.status == 503 and "Retry-After" in refused.value.headers
 
 
-def _rogue_engine(conn: Connection, folder: str, name: str, options: LoadOptions, group: object = None) -> None:
-    """An engine process speaking the old tuple protocol (a spawn target, so at module level)."""
+def _rogue_engine(
+    environ: object, conn: Connection, folder: str, name: str, options: LoadOptions, group: object = None
+) -> None:
+    """An engine process speaking the old tuple protocol (a start target, so at module level)."""
     conn.send(Progress("config", None, None))
     conn.send(("ready", None, 1))
     conn.recv()  # until the parent gives up on it
