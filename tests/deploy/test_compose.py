@@ -168,6 +168,7 @@ def test_cpu_stack_up_demo_model_and_down(stack: Stack, docker_client: Any) -> N
         f"{url}/v1/chat/completions",
         json={
             "messages": [{"role": "user", "content": "What is the capital of France?"}],
+            "temperature": 0,  # the exact answer is asserted: greedy, not a sample at the default temperature 1
             "chat_template_kwargs": {"enable_thinking": False},
         },
         timeout=60,

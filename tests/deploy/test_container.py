@@ -134,6 +134,7 @@ def test_ready_then_models_and_streaming_chat(served: Served) -> None:
         messages=[{"role": "user", "content": "What is the capital of France?"}],
         stream=True,
         stream_options={"include_usage": True},
+        temperature=0,  # the exact answer is asserted: greedy, not a sample at the default temperature 1
         extra_body={"chat_template_kwargs": {"enable_thinking": False}},
     )
     chunks = list(stream)
@@ -185,6 +186,7 @@ def test_stored_responses_live_on_the_volume_across_a_restart(served: Served) ->
     first = client.responses.create(
         model=CHAT_MODEL_ID,
         input="What is the capital of France?",
+        temperature=0,
         extra_body={"chat_template_kwargs": {"enable_thinking": False}},
     )
     assert first.output_text == CAPITAL_ANSWER
