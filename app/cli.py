@@ -50,6 +50,11 @@ def _serve_parser(sub: Any) -> None:
     p.add_argument("--max-batch-size", type=int, help="Most sequences decoded together (default 32).")
     p.add_argument("--max-model-len", type=int, help="Cap on prompt + completion tokens.")
     p.add_argument("--max-num-batched-tokens", type=int, help="Prompt tokens prefilled per step (default 2048).")
+    p.add_argument(
+        "--cpu-prefill-ms",
+        type=float,
+        help="On CPU, a step prefills about this many ms of prompt, at its measured cost (default 80; 0: off).",
+    )
     p.add_argument("--max-kv-tokens", type=int, help="Tokens the KV cache holds (paged: its block pool's size).")
     p.add_argument(
         "--gpu-memory-utilization", type=float, help="On CUDA, the share of GPU memory the model and its KV cache use."

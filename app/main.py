@@ -101,6 +101,7 @@ def load_options(settings: Settings, telemetry: Telemetry, engine_log_setup: Cal
         limits=BatchLimits(
             max_batch_size=settings.max_batch_size,
             max_num_batched_tokens=settings.max_num_batched_tokens,
+            cpu_prefill_s=settings.cpu_prefill_ms / 1000,
             max_kv_tokens=settings.max_kv_tokens,
             gpu_memory_utilization=settings.gpu_memory_utilization,
             prefix_caching=settings.prefix_caching,

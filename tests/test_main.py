@@ -27,8 +27,11 @@ def test_media_config_caps_the_default_frames_and_the_connect_timeout(clean_env:
 
 
 def test_load_options_carry_the_batch_limits_in_engine_units(clean_env: pytest.MonkeyPatch) -> None:
-    options = load_options(settings(clean_env, stream_interval_ms=25, max_batch_size=4), Telemetry(), None)
+    options = load_options(
+        settings(clean_env, stream_interval_ms=25, max_batch_size=4, cpu_prefill_ms=50), Telemetry(), None
+    )
     assert options.limits.stream_interval == 0.025 and options.limits.max_batch_size == 4
+    assert options.limits.cpu_prefill_s == 0.05
     assert options.trace_steps is False  # no exporter: the engine records no steps
 
 

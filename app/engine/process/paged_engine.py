@@ -9,6 +9,7 @@ prompt's blocks; each gets its own copy of a partial last block.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -18,6 +19,7 @@ import torch
 from app.engine.process.batched_engine import BatchedEngine
 from app.engine.process.kv_blocks import BlockPool, root_hash
 from app.engine.process.paged_scheduler import PagedScheduler, Work, seq_of
+from app.engine.process.prefill_budget import PrefillBudget
 from app.engine.process.rows import EngineRequest, KVSeq, Row
 
 log = structlog.get_logger(__name__)
@@ -30,6 +32,8 @@ class PagedEngine(BatchedEngine):
         self._pool = BlockPool(runner.kv.num_blocks, runner.kv.block_size, prefix_caching=prefix_caching)
         self._root = root_hash(kwargs["name"])
         super().__init__(runner, tokenizer, **kwargs)
+        on_cpu = runner.kv.device.type == "cpu"
+        self._budget = PrefillBudget(self._limits.max_num_batched_tokens, self._limits.cpu_prefill_s if on_cpu else 0)
 
     def _make_scheduler(self) -> PagedScheduler:
         return PagedScheduler(self._limits, self._max_rows, self._pool, self._root)
@@ -47,8 +51,7 @@ class PagedEngine(BatchedEngine):
     # -- one step -------------------------------------------------------------------------------
     def _step(self) -> None:
         decodes = self._schedule_decodes()
-        budget = self._limits.max_num_batched_tokens - len(decodes)
-        planned = self._scheduler.plan(budget, running=len(self._rows))
+        planned = self._scheduler.plan(self._budget.tokens(len(decodes)), running=len(self._rows))
         if not decodes and not planned:
             return
         work = [(row, 1) for row in decodes] + planned
@@ -57,10 +60,13 @@ class PagedEngine(BatchedEngine):
             seq = seq_of(item)
             entries.append((list(seq.blocks), seq.computed, seq.tokens[seq.computed : seq.computed + tokens]))
         prompts = [item for item, _ in planned if isinstance(item, EngineRequest)]
-        self._steps.prefilling(prompts, sum(tokens for _, tokens in planned))
+        prefill_tokens = sum(tokens for _, tokens in planned)
+        self._steps.prefilling(prompts, prefill_tokens)
         self._steps.decoding(decodes)
         try:
+            started = time.perf_counter()
             logits = self._runner.forward(entries)
+            self._budget.observe(prefill_tokens, len(decodes), time.perf_counter() - started)
         except Exception as exc:  # the forward pass cannot tell whose fault: everything in it fails
             log.exception("step_failed", rows=len(decodes), prefills=len(planned))
             self._fail_step(decodes, [item for item, _ in planned], str(exc))
