@@ -53,7 +53,7 @@ def _serve_parser(sub: Any) -> None:
     p.add_argument(
         "--cpu-prefill-ms",
         type=float,
-        help="On CPU, a step prefills about this many ms of prompt, at its measured cost (default 80; 0: off).",
+        help="On CPU, a step prefills about this many ms of prompt, at its measured cost (e.g. 80; default 0: off).",
     )
     p.add_argument("--max-kv-tokens", type=int, help="Tokens the KV cache holds (paged: its block pool's size).")
     p.add_argument(

@@ -55,7 +55,7 @@ class Settings(BaseSettings):
     max_model_len: int | None = Field(None, ge=1)
     max_num_batched_tokens: int = Field(2048, ge=16, description="Prompt tokens prefilled per engine step.")
     cpu_prefill_ms: float = Field(
-        80, ge=0, description="CPU: a step prefills about this many milliseconds of prompt, measured (0: off)."
+        0, ge=0, description="CPU: a step prefills about this many milliseconds of prompt, measured (0: off)."
     )
     max_kv_tokens: int | None = Field(None, ge=16, description="Tokens the KV cache holds (paged: the pool's size).")
     gpu_memory_utilization: float = Field(0.9, gt=0, le=1, description="CUDA: share of memory for weights and KV.")

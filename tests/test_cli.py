@@ -91,7 +91,7 @@ def test_no_flags_give_the_defaults(served: list[Settings]) -> None:
         (["--no-prefix-caching"], "prefix_caching", False),
         (["--gpu-memory-utilization", "0.5"], "gpu_memory_utilization", 0.5),
         (["--max-kv-tokens", "4096"], "max_kv_tokens", 4096),
-        (["--cpu-prefill-ms", "0"], "cpu_prefill_ms", 0),
+        (["--cpu-prefill-ms", "80"], "cpu_prefill_ms", 80),
     ],
 )
 def test_flag_maps_to_setting(served: list[Settings], argv: list[str], field: str, expected: Any) -> None:

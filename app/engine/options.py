@@ -14,7 +14,7 @@ ProgressFn = Callable[[str, int | None, int | None], None]  # (stage, current, t
 class BatchLimits:
     max_batch_size: int = 32  # rows (choices) decoded together
     max_num_batched_tokens: int = 2048  # tokens per step (decode rows and prompt chunks)
-    cpu_prefill_s: float = 0.08  # CPU, paged: a step's prompt tokens cut to about this much measured work (0: off)
+    cpu_prefill_s: float = 0.0  # CPU, paged: a step's prompt tokens cut to about this much measured work (0: off)
     max_kv_tokens: int | None = None  # tokens the KV cache holds (paged: the pool; padded: rows x cache width)
     gpu_memory_utilization: float = 0.9  # CUDA, without max_kv_tokens: share of memory for weights and the pool
     prefix_caching: bool = True  # paged models reuse cached prompt prefixes

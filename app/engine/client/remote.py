@@ -169,12 +169,10 @@ class RemoteEngine:
 
     def _ended(self, reason: str) -> None:
         """On the loop: the engine is gone (its pipe ended first, or its process's sentinel, or it broke the
-        protocol): end what is open, then tell the watcher once. Not on shutdown."""
-        if self._stopping:
-            return
+        protocol): end what is open, then tell the watcher, once, unless this is a shutdown."""
         self._close_pipe(reason)
         on_exit, self._on_exit = self._on_exit, None
-        if on_exit is not None:
+        if on_exit is not None and not self._stopping:
             on_exit()
 
     def _unwatch_exit(self) -> None:

@@ -10,7 +10,9 @@ arrival order, one step apart, while the running streams take a token every step
 from __future__ import annotations
 
 MEASURED_FROM = 64  # prompt tokens a step prefills before its time says what a token costs
-SMALLEST = 16  # a step always has room for this many prompt tokens (one block), so every prompt moves on
+# A step always has room for this many prompt tokens. Fewer would not save a large model any time: its step is
+# bound by reading all of its weights, so it would prefill a handful of tokens per read (and so much slower).
+SMALLEST = 128
 _WEIGHT = 0.2  # of each new measurement in the running average
 
 

@@ -53,15 +53,15 @@ def never_eos(hf_home: Path) -> tuple[Any, Any]:
 async def test_a_burst_of_newcomers_gets_first_tokens_one_after_another(
     hf_home: Path, never_eos: tuple[Any, Any]
 ) -> None:
-    """With a step target far below what a token costs, every step prefills the smallest chunk: newcomers that
-    arrive together start in arrival order, each its own steps later, and decode exactly as alone."""
+    """With a step target far below what a token costs, every step prefills the smallest chunk (128 tokens):
+    newcomers that arrive together start in arrival order, each its own steps later, and decode exactly as alone."""
     model, _ = never_eos
     engine = make_engine(snapshot_path(hf_home, NEVER_EOS_MODEL_ID), "budget", cpu_prefill_s=1e-9)
     try:
         await collect(engine.generate(request(list(range(400, 480)), 2)))  # one 80-token step: the cost is measured
         busy = asyncio.ensure_future(collect(engine.generate(request([7, 8, 9], 200))))  # newcomers wait for a step
         await asyncio.sleep(0.2)
-        prompts = [list(range(start, start + 40)) for start in (100, 200, 300)]  # three chunks of 16 each
+        prompts = [list(range(start, start + 150)) for start in (100, 300, 500)]  # 450 tokens: four steps at least
         results = await asyncio.gather(*(collect(engine.generate(request(p, 6))) for p in prompts))
         await busy
     finally:
