@@ -21,6 +21,7 @@ from transformers import (
 
 from app.engine.architectures import EMBED, IMAGE_TEXT, MULTIMODAL, POOLING_TASKS, SCORE, SPEECH, TEXT, served_task
 from app.engine.options import LoadOptions, ProgressFn
+from app.engine.process import cpu_dtype
 from app.engine.process.cpu_threads import cpu_threads
 from app.engine.process.pooling import pooling_info
 from app.engine.progress import weights_progress
@@ -121,6 +122,7 @@ def load_weights(
         model.to(device)
     if device == "cpu":
         cpu_threads.sized(model.num_parameters() // opts.tensor_parallel_size)
+        cpu_dtype.advise(model.dtype)
     model.eval()
     info = ModelInfo(
         name=name,
