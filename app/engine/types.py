@@ -52,6 +52,9 @@ class SamplingParams:
     grammar: str | None = None
     skip_special_tokens: bool = True  # False keeps special-token text (a tool-call marker that is one)
     reasoning: ReasoningMarkers | None = None  # the model's reasoning block, which stop strings skip
+    # At most this many output tokens inside the reasoning block; then its end marker is forced (Anthropic's
+    # ``thinking.budget_tokens``, vLLM's ``thinking_token_budget``). Only with ``reasoning``, never with a grammar.
+    reasoning_budget: int | None = None
 
     @property
     def greedy(self) -> bool:

@@ -43,6 +43,7 @@ class ChatCompletionRequest(ConstrainedRequest):
     logprobs: bool | None = None
     top_logprobs: int | None = Field(None, ge=0, le=20)
     prompt_logprobs: int | None = Field(None, ge=0, le=20)  # vLLM's: see ``PromptLogprobs``
+    thinking_token_budget: int | None = Field(None, ge=1)  # vLLM's: at most this many tokens of reasoning
     response_format: dict[str, Any] | None = None
     tools: list[FunctionTool] | None = None
     tool_choice: ToolChoice | None = None

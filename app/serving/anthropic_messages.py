@@ -28,7 +28,8 @@ from app.serving.prepare import GenerationSpec, Preparer
 def sampling(req: MessagesRequest) -> dict[str, Any]:
     """The sampling fields under the names ``params.to_sampling_params`` takes. ``max_tokens`` is capped to
     what the context has room for (Claude Code asks for more than most local models hold); a message cut
-    short by the context ends with ``model_context_window_exceeded``, as Anthropic's does."""
+    short by the context ends with ``model_context_window_exceeded``, as Anthropic's does. With thinking enabled,
+    ``budget_tokens`` caps the thinking block: its end is forced once that many tokens are spent in it."""
     return {
         "temperature": req.temperature,
         "top_p": req.top_p,
@@ -37,6 +38,7 @@ def sampling(req: MessagesRequest) -> dict[str, Any]:
         "max_tokens": req.max_tokens,
         "fit_max_tokens": True,
         "logprobs": None,
+        "reasoning_budget": req.thinking.budget_tokens if req.thinking and req.thinking.type == "enabled" else None,
     }
 
 

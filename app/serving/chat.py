@@ -62,6 +62,8 @@ def to_generation_spec(req: ChatCompletionRequest) -> GenerationSpec:
         logprobs=(req.top_logprobs or 0) if req.logprobs else None,
         prompt_logprobs=req.prompt_logprobs,
     )
+    if req.thinking_token_budget is not None:
+        fields["reasoning_budget"] = req.thinking_token_budget
     guided = req.model_dump(include=set(GUIDED_FIELDS))
     grammar = output_constraint(req.response_format, req.structured_outputs, **guided)
     return GenerationSpec(f"chatcmpl-{uuid.uuid4().hex}", req.model, chat, fields, grammar)

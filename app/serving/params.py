@@ -180,4 +180,6 @@ def to_sampling_params(
         grammar=grammar,
         skip_special_tokens=skip_special_tokens,
         reasoning=reasoning,
+        # the budget ends a reasoning block; a grammar decides every token itself
+        reasoning_budget=merged.get("reasoning_budget") if reasoning is not None and grammar is None else None,
     )

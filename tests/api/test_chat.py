@@ -11,7 +11,7 @@ import httpx
 import httpx_sse
 import pytest
 from huggingface_hub import InferenceClient
-from openai import AsyncOpenAI, OpenAI
+from openai import AsyncOpenAI, BadRequestError, OpenAI
 
 from app.demo.canned_chats import CANNED_CHATS, CAPITAL_ANSWER, GREETING
 from app.parsers.reasoning import THINK
@@ -147,6 +147,24 @@ def test_chat_template_kwargs_toggle_thinking(client: OpenAI) -> None:
     assert thinking.choices[0].message.reasoning_content == canned["reasoning"]
     assert plain.choices[0].message.content == CAPITAL_ANSWER
     assert getattr(plain.choices[0].message, "reasoning_content", None) is None
+
+
+def test_thinking_token_budget_ends_the_reasoning_early(client: OpenAI) -> None:
+    thinking = {"chat_template_kwargs": {"enable_thinking": True}}
+    whole = client.chat.completions.create(model=CHAT_MODEL_ID, messages=CAPITAL, temperature=0, extra_body=thinking)
+    cut = client.chat.completions.create(
+        model=CHAT_MODEL_ID, messages=CAPITAL, temperature=0, extra_body={**thinking, "thinking_token_budget": 6}
+    )
+    full = _canned("capital-thinking")["reasoning"]
+    assert whole.choices[0].message.reasoning_content == full
+    reasoning = cut.choices[0].message.reasoning_content
+    assert reasoning and full.startswith(reasoning) and len(reasoning) < len(full)
+    assert cut.choices[0].message.content  # the model answers after the forced end (what it says is its own)
+    spent = cut.usage.completion_tokens_details.reasoning_tokens
+    assert spent < whole.usage.completion_tokens_details.reasoning_tokens
+    with pytest.raises(BadRequestError) as refused:
+        client.chat.completions.create(model=CHAT_MODEL_ID, messages=CAPITAL, extra_body={"thinking_token_budget": 0})
+    assert refused.value.body["param"] == "thinking_token_budget"
 
 
 def test_stop_string_is_trimmed(client: OpenAI) -> None:

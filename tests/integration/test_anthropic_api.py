@@ -121,6 +121,11 @@ def test_thinking_blocks(client: Anthropic) -> None:
     assert thinking.signature
     plain = client.messages.create(thinking=NO_THINKING, **kwargs)
     assert [block.type for block in plain.content] == ["text"] and plain.content[0].text == CAPITAL_ANSWER
+    budget = {"type": "enabled", "budget_tokens": 6}  # spent before the reasoning ends: its end is forced
+    [cut, answer] = client.messages.create(thinking=budget, **kwargs).content
+    assert cut.type == "thinking" and cut.thinking and cut.signature
+    assert CAPITAL["reasoning"].startswith(cut.thinking) and len(cut.thinking) < len(CAPITAL["reasoning"])
+    assert answer.type == "text" and answer.text  # the model answers after the forced end (what it says is its own)
 
 
 def test_stream_adds_up_to_the_non_streaming_message(client: Anthropic) -> None:

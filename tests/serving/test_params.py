@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from app.engine.types import ModelInfo, SamplingParams
+from app.engine.types import ModelInfo, ReasoningMarkers, SamplingParams
 from app.errors import InvalidRequest, PromptTooLong
 from app.serving.params import parse_generation_config, to_sampling_params
 
@@ -282,3 +282,10 @@ def test_stop_token_ids_come_from_the_model_eos_ids() -> None:
     assert params().stop_token_ids == EOS
     other = ModelInfo(name="m", max_context=10, eos_token_ids=(), generation_defaults={})
     assert params(model=other, prompt_tokens=1).stop_token_ids == ()
+
+
+def test_a_reasoning_budget_needs_a_block_and_no_grammar() -> None:
+    think = ReasoningMarkers("<think>", "</think>")
+    assert params({"reasoning_budget": 64}, reasoning=think).reasoning_budget == 64
+    assert params({"reasoning_budget": 64}).reasoning_budget is None  # no reasoning block to end
+    assert params({"reasoning_budget": 64}, reasoning=think, grammar="g").reasoning_budget is None

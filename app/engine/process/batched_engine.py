@@ -289,6 +289,7 @@ class BatchedEngine:
             self._finish(row, "stop")
             return True
         piece, stopped = row.text.add(draw.token_id)
+        row.sampling.force(row.text.reasoning_overrun(params.reasoning_budget))  # a spent budget ends the block
         logprobs, top = self._logprobs(draw)
         first = self._prompt_logprobs_once(row)
         self._emit(row, TokenEvent(row.owner.id, (draw.token_id,), piece, row.index, logprobs, top, first))

@@ -144,6 +144,8 @@ class TextAssembler:
         self._detok = IncrementalDetokenizer(tokenizer, skip_special_tokens)
         self._stops = StopMatcher(stops)
         self._split = ReasoningSplitter(reasoning) if reasoning is not None else None
+        self._tokenizer, self._reasoning = tokenizer, reasoning
+        self._overrun = False  # the reasoning budget was spent (its end marker was asked for)
         self._stopped = False
         self.reasoning_tokens = 0  # tokens inside the reasoning block (its markers and trailing whitespace too)
 
@@ -175,6 +177,16 @@ class TextAssembler:
                 self._stopped = True
                 return "".join(out), True
         return "".join(out), False
+
+    def reasoning_overrun(self, budget: int | None) -> list[int]:
+        """The reasoning block's end marker as token ids, once: when the output is inside the block and has spent
+        ``budget`` tokens there. Else none."""
+        if budget is None or self._overrun or self._split is None or self._reasoning is None:
+            return []
+        if not self._split.inside or self.reasoning_tokens < budget:
+            return []
+        self._overrun = True
+        return self._tokenizer.encode(self._reasoning.end, add_special_tokens=False)
 
     @property
     def stop_string(self) -> str | None:

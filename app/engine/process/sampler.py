@@ -10,6 +10,7 @@ reproduces its output whatever else is in the batch. torch's global RNG is never
 from __future__ import annotations
 
 import secrets
+from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -40,6 +41,7 @@ class SequenceSampling:
         self._seen: torch.Tensor | None = None
         self._counts: torch.Tensor | None = None
         self._bias: tuple[torch.Tensor, torch.Tensor] | None = None
+        self._forced: deque[int] = deque()  # tokens this row must take next, in order (a reasoning budget's end)
         if params.repetition_penalty != 1.0:
             self._seen = torch.zeros(vocab_size, dtype=torch.bool, device=device)
             ids = [i for i in prompt_ids if 0 <= i < vocab_size]
@@ -53,9 +55,21 @@ class SequenceSampling:
 
     @property
     def adjusts_logits(self) -> bool:
-        return self._seen is not None or self._counts is not None or self._bias is not None or self.grammar is not None
+        return (
+            self._seen is not None
+            or self._counts is not None
+            or self._bias is not None
+            or self.grammar is not None
+            or bool(self._forced)
+        )
+
+    def force(self, token_ids: Sequence[int]) -> None:
+        """The next tokens of this row are ``token_ids``, whatever the model prefers (drawn with all else masked)."""
+        self._forced.extend(token_ids)
 
     def observe(self, token_id: int) -> None:
+        if self._forced and self._forced[0] == token_id:
+            self._forced.popleft()
         if self.grammar is not None:
             self.grammar.consume(token_id)
         if self._seen is not None:
@@ -75,6 +89,10 @@ class SequenceSampling:
             scores = scores.index_add(0, self._bias[0], self._bias[1])
         if self.grammar is not None:  # last: a bias must not re-allow what the grammar forbids
             scores = self.grammar.apply(scores)
+        if self._forced:  # only the forced token remains
+            forced = torch.full_like(scores, float("-inf"))
+            forced[self._forced[0]] = 0.0
+            return forced
         return scores
 
 

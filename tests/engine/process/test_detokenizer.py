@@ -291,3 +291,27 @@ def test_the_tokens_inside_the_block_are_counted_one_by_one(tokenizer: Any) -> N
     opened, _ = _reasoning_tokens(tokenizer, REASONED.removeprefix("<think>"), THINK_OPEN)
     assert opened == len(encode(tokenizer, block.removeprefix("<think>")))
     assert _reasoning_tokens(tokenizer, REASONED, None)[0] == 0  # no reasoning parser: nothing is reasoning
+
+
+def test_a_spent_reasoning_budget_asks_for_the_blocks_end_once(tokenizer: Any) -> None:
+    assembler = TextAssembler(tokenizer, [], reasoning=THINK_OPEN)
+    end = tokenizer.encode("</think>", add_special_tokens=False)
+    asked = []
+    for token in encode(tokenizer, "\nCount: one\n\ntwo.\n"):
+        assembler.add(token)
+        asked.append(assembler.reasoning_overrun(3))
+    assert asked[:2] == [[], []]  # two tokens into the block: within the budget
+    assert asked[2] == end  # the third spends it
+    assert all(ids == [] for ids in asked[3:])  # asked for once
+    assert assembler.reasoning_overrun(None) == []
+
+
+def test_no_budget_is_spent_outside_a_block(tokenizer: Any) -> None:
+    assembler = TextAssembler(tokenizer, [], reasoning=THINK)
+    for token in encode(tokenizer, "one, two, three"):
+        assembler.add(token)
+        assert assembler.reasoning_overrun(1) == []
+    plain = TextAssembler(tokenizer, [])  # no reasoning parser
+    for token in encode(tokenizer, "<think>\none"):
+        plain.add(token)
+        assert plain.reasoning_overrun(1) == []

@@ -258,3 +258,24 @@ def test_logprobs_only_for_rows_that_ask() -> None:
     assert second.logprob == pytest.approx(float(expected[ARGMAX]))
     assert [t for t, _ in second.top] == [3, 5]
     assert second.top[1][1] == pytest.approx(float(expected[5]))
+
+
+@pytest.mark.parametrize("settings", [{"temperature": 0.0}, {"temperature": 1.0, "seed": 3}])
+def test_forced_tokens_are_drawn_in_order_whatever_the_logits(settings: dict[str, Any]) -> None:
+    s = sampler(**settings)
+    s.row.force([7, 0])  # the two least likely tokens
+    for expected in (7, 0):
+        token = s.sample(LOGITS)
+        assert token == expected
+        s.observe(token)
+    assert not s.row.adjusts_logits  # nothing left to force: the row samples as before
+
+
+def test_a_forced_token_beats_bias_and_penalties_then_greedy_resumes() -> None:
+    s = sampler(temperature=0.0, logit_bias={ARGMAX: 100.0}, repetition_penalty=2.0)
+    s.row.force([0])
+    token = s.sample(LOGITS)
+    assert token == 0
+    s.observe(token)
+    assert s.row.adjusts_logits  # bias and penalty still apply
+    assert s.sample(LOGITS) == ARGMAX
