@@ -52,9 +52,7 @@ class SamplingParams:
     grammar: str | None = None
     skip_special_tokens: bool = True  # False keeps special-token text (a tool-call marker that is one)
     reasoning: ReasoningMarkers | None = None  # the model's reasoning block, which stop strings skip
-    # At most this many output tokens inside the reasoning block; then its end marker is forced (Anthropic's
-    # ``thinking.budget_tokens``, vLLM's ``thinking_token_budget``). Only with ``reasoning``, never with a grammar.
-    reasoning_budget: int | None = None
+    reasoning_budget: int | None = None  # tokens the reasoning block may hold before its end marker is forced
 
     @property
     def greedy(self) -> bool:
@@ -68,11 +66,9 @@ class GenerationRequest:
     request_id: str
     prompt_ids: Sequence[int]
     params: SamplingParams
-    # Processor outputs the model's forward takes besides the ids (pixel_values, input_features, ...), as
-    # numpy arrays; None for text.
+    # Processor outputs the forward takes besides the ids (pixel_values, ...), as numpy arrays; None for text.
     inputs: Mapping[str, Any] | None = None
-    # Task options of speech-to-text models (language, task, prompt_ids, timestamps).
-    options: Mapping[str, Any] | None = None
+    options: Mapping[str, Any] | None = None  # a speech-to-text model's (language, task, prompt_ids, timestamps)
     # How many engine requests the client's one request became (a completions call's prompts), all
     # admitted together: a group larger than the waiting line could never be admitted.
     group: int = 1
