@@ -22,8 +22,8 @@ from transformers.generation.configuration_utils import ContinuousBatchingConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
-from compare import MODEL, snapshot  # noqa: E402
 from loadgen import make_prompt  # noqa: E402
+from servers import MODEL, snapshot  # noqa: E402
 
 from app.engine.messages import Events  # noqa: E402
 from app.engine.options import BatchLimits  # noqa: E402
