@@ -220,8 +220,7 @@ class BatchedEngine:
         return len(chunk)
 
     def _join(self, requests: list[EngineRequest], logits: torch.Tensor) -> None:
-        """New rows (one per choice), prefilled and staged by the runner, sample their first token and join the
-        running batch."""
+        """New rows (one per choice), prefilled and staged by the runner, sample their first token and join."""
         try:
             rows = [Row(req, i, self._sampling(req, i), self._text(req)) for req in requests for i in range(req.open)]
         except Exception as exc:  # e.g. a sampling state that cannot be built: only these requests fail
@@ -289,7 +288,8 @@ class BatchedEngine:
             self._finish(row, "stop")
             return True
         piece, stopped = row.text.add(draw.token_id)
-        row.sampling.force(row.text.reasoning_overrun(params.reasoning_budget))  # a spent budget ends the block
+        if params.reasoning_budget is not None:  # a spent budget ends the block: its end marker comes next
+            row.sampling.force(row.text.reasoning_overrun(params.reasoning_budget))
         logprobs, top = self._logprobs(draw)
         first = self._prompt_logprobs_once(row)
         self._emit(row, TokenEvent(row.owner.id, (draw.token_id,), piece, row.index, logprobs, top, first))

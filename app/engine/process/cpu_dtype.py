@@ -4,7 +4,7 @@ Most checkpoints are bfloat16, and ``--dtype auto`` keeps it. On CPU which of bf
 on the chip in ways its flags do not tell: a 2-vCPU AMD EPYC (AVX512-BF16) ran bfloat16 products three times
 faster than float32, a 2-vCPU Intel Xeon VM that also reports AVX512-BF16 (but exposes no AMX) at half the float32
 rate (bench/README.md). So a model loaded on CPU in another dtype than float32 times one prefill-shaped product in
-both (a few ms), and the engine says so when its dtype is the slower one: ``--dtype float32`` is then worth trying,
+both (45-70 ms here), and the engine says so when its dtype is the slower one: ``--dtype float32`` is then worth trying,
 at twice the weights' memory. Nothing is changed on its own: that memory may not be there.
 """
 

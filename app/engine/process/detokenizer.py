@@ -178,10 +178,10 @@ class TextAssembler:
                 return "".join(out), True
         return "".join(out), False
 
-    def reasoning_overrun(self, budget: int | None) -> list[int]:
+    def reasoning_overrun(self, budget: int) -> list[int]:
         """The reasoning block's end marker as token ids, once: when the output is inside the block and has spent
         ``budget`` tokens there. Else none."""
-        if budget is None or self._overrun or self._split is None or self._reasoning is None:
+        if self._overrun or self._split is None or self._reasoning is None:
             return []
         if not self._split.inside or self.reasoning_tokens < budget:
             return []

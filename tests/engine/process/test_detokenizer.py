@@ -303,7 +303,6 @@ def test_a_spent_reasoning_budget_asks_for_the_blocks_end_once(tokenizer: Any) -
     assert asked[:2] == [[], []]  # two tokens into the block: within the budget
     assert asked[2] == end  # the third spends it
     assert all(ids == [] for ids in asked[3:])  # asked for once
-    assert assembler.reasoning_overrun(None) == []
 
 
 def test_no_budget_is_spent_outside_a_block(tokenizer: Any) -> None:
